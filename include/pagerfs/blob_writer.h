@@ -1,0 +1,39 @@
+// Writing a blob: stream any input (file, pipe; any size, including 0 and
+// more than 4 GiB) into a blob file in one pass.
+//
+// The input is cut into chunks that are compressed on a pool of threads
+// while the calling thread reads ahead and hashes; frames are written in
+// order, so memory stays bounded by ~2 chunks per thread whatever the input
+// size. The header is finalised last (the digest is known only at the end).
+//
+// Thread safety: write_blob() may be called from several threads at once on
+// distinct inputs and outputs; `on_progress` is called on the calling thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "pagerfs/blob_format.h"
+#include "pagerfs/chunk_codec.h"
+#include "pagerfs/error.h"
+#include "pagerfs/file.h"
+
+namespace pagerfs {
+
+struct BlobWriterOptions {
+  uint32_t chunk_size = format::kDefaultChunkSize;
+  int level = kDefaultCompressionLevel;  // zstd level
+  unsigned threads = 0;                  // compression threads; 0 = one per core
+  // Called after each chunk is read with the input bytes consumed so far.
+  std::function<void(uint64_t)> on_progress;
+};
+
+// Checks chunk size, level and threads; errc::invalid_argument with the reason.
+Result<void> validate(const BlobWriterOptions& options);
+
+// Reads `input` to its end and writes a complete blob to `output` (which
+// must be empty). Returns the final header.
+Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
+                                      const BlobWriterOptions& options);
+
+}  // namespace pagerfs

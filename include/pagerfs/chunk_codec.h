@@ -1,0 +1,32 @@
+// Compressing and verified decompressing of single chunks (one zstd frame each).
+//
+// Thread safety: both functions may run concurrently on any threads; they
+// borrow zstd contexts from a shared pool.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "pagerfs/blob_format.h"
+#include "pagerfs/error.h"
+
+namespace pagerfs {
+
+inline constexpr int kDefaultCompressionLevel = 3;
+
+// Compresses `data` into one zstd frame (content size recorded, no zstd
+// checksum: the seek table holds one) and replaces `*out` with it.
+Result<void> compress_chunk(std::span<const std::byte> data, int level, std::vector<std::byte>* out);
+
+// Decodes chunk `index` of a blob from its frame into `out`, which must be
+// exactly header.chunk_length(index) bytes. Fails with errc::corrupt_blob if
+// the frame is not one zstd frame of that content size, and with
+// errc::checksum_mismatch if the decoded bytes differ from the seek table's
+// checksum: no byte of a damaged chunk is ever accepted.
+Result<void> decompress_chunk(const format::BlobHeader& header, uint64_t index,
+                              const format::ChunkEntry& entry, std::span<const std::byte> frame,
+                              std::span<std::byte> out);
+
+}  // namespace pagerfs

@@ -1,0 +1,348 @@
+// pagerfsctl: pack, inspect, verify and read pagerfs stores and blobs.
+//
+// Exit status: 0 success; 1 failure (for verify: corruption found); 2 usage
+// or I/O error. Errors are one line on stderr: "pagerfsctl: error: ...".
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pagerfs/blob_reader.h"
+#include "pagerfs/chunk_stream.h"
+#include "pagerfs/digest.h"
+#include "pagerfs/store.h"
+#include "pagerfs/units.h"
+#include "pagerfs/verify.h"
+
+namespace pagerfs {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "pagerfsctl: error: %s\n", message.c_str());
+}
+
+// Validates a size option given as text ("64K"), for CLI11.
+Result<uint64_t> size_option(const std::string& name, const std::string& text) {
+  auto size = parse_size(text);
+  if (!size) return size.error().with_context(name);
+  return size;
+}
+
+// A one-line progress display on a terminal, redrawn at most 5 times a second.
+class Progress {
+ public:
+  Progress(std::string label, std::optional<uint64_t> total)
+      : label_(std::move(label)), total_(total), enabled_(::isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()), last_(start_) {}
+  ~Progress() {
+    if (drawn_) std::fprintf(stderr, "\r\033[K");
+  }
+
+  void update(uint64_t done) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const auto rate = static_cast<uint64_t>(static_cast<double>(done) / std::max(seconds, 1e-3));
+    std::string line = "\r\033[K" + label_ + "  " + format_size(done);
+    if (total_ && *total_ > 0) {
+      line += " / " + format_size(*total_) + "  " + std::to_string(done * 100 / *total_) + "%";
+    }
+    line += "  " + format_size(rate) + "/s";
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+ private:
+  std::string label_;
+  std::optional<uint64_t> total_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+std::optional<uint64_t> regular_file_size(const std::string& path) {
+  struct stat st {};
+  if (path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+// ---- pack -------------------------------------------------------------------
+
+struct PackArgs {
+  std::string store;
+  std::string chunk_size = "128K";
+  int level = kDefaultCompressionLevel;
+  unsigned threads = 0;
+  std::vector<std::string> inputs;
+};
+
+int run_pack(const PackArgs& args) {
+  BlobWriterOptions options;
+  auto chunk = size_option("--chunk-size", args.chunk_size);
+  if (!chunk) return print_error(chunk.error().message()), kExitUsage;
+  if (chunk.value() > UINT32_MAX) return print_error("--chunk-size: too large"), kExitUsage;
+  options.chunk_size = static_cast<uint32_t>(chunk.value());
+  options.level = args.level;
+  options.threads = args.threads;
+  if (auto valid = validate(options); !valid) return print_error(valid.error().message()), kExitUsage;
+  if (std::count(args.inputs.begin(), args.inputs.end(), "-") > 1) {
+    return print_error("standard input ('-') can be packed only once"), kExitUsage;
+  }
+
+  auto store = Store::create(args.store);
+  if (!store) return print_error(store.error().message()), kExitFailure;
+  int status = kExitOk;
+  for (const std::string& input_path : args.inputs) {
+    auto input = open_input_stream(input_path);
+    if (!input) {
+      print_error(input.error().message());
+      status = kExitFailure;
+      continue;
+    }
+    const std::optional<uint64_t> total = regular_file_size(input_path);
+    // Small inputs finish before a progress line would help.
+    const bool show = !total || *total >= (64u << 20);
+    Progress progress("packing " + input_path, total);
+    if (show) options.on_progress = [&progress](uint64_t done) { progress.update(done); };
+    auto packed = store.value().pack(*input.value(), options);
+    options.on_progress = nullptr;
+    if (!packed) {
+      print_error(packed.error().with_context("pack '" + input_path + "'").message());
+      status = kExitFailure;
+      continue;
+    }
+    std::printf("%s  %s\n", packed.value().header.digest.str().c_str(), input_path.c_str());
+    std::fflush(stdout);
+  }
+  return status;
+}
+
+// ---- inspect ----------------------------------------------------------------
+
+int run_inspect(const std::string& path, bool json) {
+  auto reader = BlobReader::open(path);
+  if (!reader) return print_error(reader.error().message()), kExitFailure;
+  const BlobReader& r = *reader.value();
+  const format::BlobHeader& h = r.header();
+  uint64_t min_frame = 0, max_frame = 0, total_frames = 0;
+  for (const format::ChunkEntry& e : r.chunks()) {
+    min_frame = total_frames == 0 ? e.compressed_size : std::min<uint64_t>(min_frame, e.compressed_size);
+    max_frame = std::max<uint64_t>(max_frame, e.compressed_size);
+    total_frames += e.compressed_size;
+  }
+  const double ratio = r.file_size() == 0 ? 0.0 : static_cast<double>(h.byte_size) / static_cast<double>(r.file_size());
+  const uint64_t mean_frame = h.chunk_count == 0 ? 0 : total_frames / h.chunk_count;
+  const uint64_t last_chunk = h.chunk_count == 0 ? 0 : h.chunk_length(h.chunk_count - 1);
+  if (json) {
+    nlohmann::json out = {
+        {"path", path},
+        {"format_version", format::kVersion},
+        {"codec", "zstd"},
+        {"digest", h.digest.str()},
+        {"byte_size", h.byte_size},
+        {"file_size", r.file_size()},
+        {"ratio", ratio},
+        {"chunk_size", h.chunk_size},
+        {"chunk_count", h.chunk_count},
+        {"last_chunk_size", last_chunk},
+        {"seek_table_offset", h.seek_table_offset},
+        {"seek_table_size", h.seek_table_size()},
+        {"frames", {{"total", total_frames}, {"min", min_frame}, {"mean", mean_frame}, {"max", max_frame}}},
+    };
+    std::cout << out.dump(2) << '\n';
+    return kExitOk;
+  }
+  std::printf("blob        %s\n", path.c_str());
+  std::printf("digest      %s\n", h.digest.str().c_str());
+  std::printf("format      pagerfs blob v%u, zstd\n", unsigned{format::kVersion});
+  std::printf("size        %llu bytes (%s)\n", static_cast<unsigned long long>(h.byte_size),
+              format_size(h.byte_size).c_str());
+  std::printf("stored      %llu bytes (%s), ratio %.2f\n",
+              static_cast<unsigned long long>(r.file_size()), format_size(r.file_size()).c_str(), ratio);
+  std::printf("chunks      %llu x %s (last %llu bytes)\n", static_cast<unsigned long long>(h.chunk_count),
+              format_size(h.chunk_size).c_str(), static_cast<unsigned long long>(last_chunk));
+  std::printf("frames      min %llu, mean %llu, max %llu bytes\n",
+              static_cast<unsigned long long>(min_frame), static_cast<unsigned long long>(mean_frame),
+              static_cast<unsigned long long>(max_frame));
+  std::printf("seek table  %llu bytes at offset %llu\n",
+              static_cast<unsigned long long>(h.seek_table_size()),
+              static_cast<unsigned long long>(h.seek_table_offset));
+  return kExitOk;
+}
+
+// ---- verify -----------------------------------------------------------------
+
+int run_verify(const std::string& store_path, const std::vector<std::string>& digests, unsigned threads) {
+  auto store = Store::open(store_path);
+  if (!store) return print_error(store.error().message()), kExitUsage;
+  std::vector<Digest> targets;
+  if (digests.empty()) {
+    auto all = store.value().list_blobs();
+    if (!all) return print_error(all.error().message()), kExitUsage;
+    targets = std::move(all).value();
+  } else {
+    for (const std::string& text : digests) {
+      auto d = Digest::parse(text);
+      if (!d) return print_error(d.error().message()), kExitUsage;
+      targets.push_back(d.value());
+    }
+  }
+  size_t corrupt = 0, failed = 0;
+  for (const Digest& digest : targets) {
+    auto verified = verify_blob(store.value().blob_path(digest), digest, threads);
+    if (verified) {
+      std::printf("ok       %s\n", digest.str().c_str());
+    } else if (is_corruption(verified.error().code())) {
+      ++corrupt;
+      std::printf("CORRUPT  %s\n", digest.str().c_str());
+      std::fprintf(stderr, "pagerfsctl: corrupt blob %s: %s\n", digest.str().c_str(),
+                   verified.error().message().c_str());
+    } else {
+      ++failed;
+      std::printf("ERROR    %s\n", digest.str().c_str());
+      std::fprintf(stderr, "pagerfsctl: cannot verify %s: %s\n", digest.str().c_str(),
+                   verified.error().message().c_str());
+    }
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr, "pagerfsctl: %zu blob(s) checked: %zu ok, %zu corrupt, %zu unreadable\n",
+               targets.size(), targets.size() - corrupt - failed, corrupt, failed);
+  if (corrupt > 0) return kExitFailure;
+  return failed > 0 ? kExitUsage : kExitOk;
+}
+
+// ---- cat --------------------------------------------------------------------
+
+Result<void> write_all(int fd, std::span<const std::byte> data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno(errno, "write to standard output");
+    }
+    data = data.subspan(static_cast<size_t>(n));
+  }
+  return ok();
+}
+
+int run_cat(const std::string& path, const std::string& offset_text,
+            const std::optional<std::string>& length_text, unsigned threads) {
+  auto offset = size_option("--offset", offset_text);
+  if (!offset) return print_error(offset.error().message()), kExitUsage;
+  std::optional<uint64_t> length;
+  if (length_text) {
+    auto parsed = size_option("--length", *length_text);
+    if (!parsed) return print_error(parsed.error().message()), kExitUsage;
+    length = parsed.value();
+  }
+  auto reader = BlobReader::open(path);
+  if (!reader) return print_error(reader.error().message()), kExitFailure;
+  const BlobReader& r = *reader.value();
+  const uint64_t begin = std::min(offset.value(), r.byte_size());
+  const uint64_t end = begin + std::min(length.value_or(UINT64_MAX), r.byte_size() - begin);
+  if (begin == end) return kExitOk;
+  const uint64_t chunk_size = r.chunk_size();
+  auto sink = [&](uint64_t index, std::span<const std::byte> data) -> Result<void> {
+    const uint64_t chunk_start = index * chunk_size;
+    const uint64_t from = std::max(begin, chunk_start) - chunk_start;
+    const uint64_t to = std::min(end, chunk_start + data.size()) - chunk_start;
+    return write_all(STDOUT_FILENO, data.subspan(from, to - from));
+  };
+  if (auto streamed = stream_chunks(r, begin / chunk_size, (end - 1) / chunk_size + 1, threads, sink);
+      !streamed) {
+    return print_error(streamed.error().message()), kExitFailure;
+  }
+  return kExitOk;
+}
+
+int main_impl(int argc, char** argv) {
+  CLI::App app{"pagerfsctl: pack, inspect, verify and read pagerfs blob stores.\n"
+               "See pagerfsctl(1) and pagerfs-store(5)."};
+  app.name("pagerfsctl");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("pagerfsctl ") + PAGERFS_VERSION);
+
+  PackArgs pack;
+  auto* pack_cmd = app.add_subcommand("pack", "Compress files or standard input into blobs in a store");
+  pack_cmd->add_option("--store,-s", pack.store, "Store directory (created if missing)")->required();
+  pack_cmd->add_option("--chunk-size", pack.chunk_size,
+                       "Chunk size: a power of two from 4K to 4M (K/M suffixes)")
+      ->capture_default_str();
+  pack_cmd->add_option("--level,-l", pack.level, "zstd compression level")->capture_default_str();
+  pack_cmd->add_option("--threads,-j", pack.threads, "Compression threads (0: one per core)")
+      ->capture_default_str();
+  pack_cmd->add_option("inputs", pack.inputs, "Files to pack; '-' for standard input")->required();
+  pack_cmd->footer("Prints 'sha256:<hex>  <input>' for each input. A blob already in the store is kept.");
+
+  std::string inspect_path;
+  bool inspect_json = false;
+  auto* inspect_cmd = app.add_subcommand("inspect", "Show a blob's header and chunk table (no data check)");
+  inspect_cmd->add_option("blob", inspect_path, "Blob file")->required();
+  inspect_cmd->add_flag("--json", inspect_json, "Machine-readable output");
+
+  std::string verify_store;
+  std::vector<std::string> verify_digests;
+  unsigned verify_threads = 0;
+  auto* verify_cmd = app.add_subcommand("verify", "Check blobs completely: structure, chunks, digests");
+  verify_cmd->add_option("store", verify_store, "Store directory")->required();
+  verify_cmd->add_option("digests", verify_digests, "Blobs to check (default: all)");
+  verify_cmd->add_option("--threads,-j", verify_threads, "Decoding threads (0: one per core)");
+  verify_cmd->footer("Exit status: 0 all good; 1 corruption found; 2 usage or I/O error.");
+
+  std::string cat_path;
+  std::string cat_offset = "0";
+  std::optional<std::string> cat_length;
+  unsigned cat_threads = 0;
+  auto* cat_cmd = app.add_subcommand("cat", "Write a blob's decompressed bytes to standard output");
+  cat_cmd->add_option("blob", cat_path, "Blob file")->required();
+  cat_cmd->add_option("--offset", cat_offset, "First byte (K/M/G suffixes)");
+  cat_cmd->add_option("--length", cat_length, "Bytes to write (default: to the end)");
+  cat_cmd->add_option("--threads,-j", cat_threads, "Decoding threads (0: one per core)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    print_error(e.what());
+    std::fprintf(stderr, "Run 'pagerfsctl --help' for usage.\n");
+    return kExitUsage;
+  }
+
+  if (pack_cmd->parsed()) return run_pack(pack);
+  if (inspect_cmd->parsed()) return run_inspect(inspect_path, inspect_json);
+  if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
+  if (cat_cmd->parsed()) return run_cat(cat_path, cat_offset, cat_length, cat_threads);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace pagerfs
+
+int main(int argc, char** argv) {
+  try {
+    return pagerfs::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    pagerfs::print_error(e.what());
+    return 1;
+  }
+}
