@@ -70,7 +70,7 @@ std::unique_ptr<WritableFile> memory_writable_file(std::vector<std::byte>* out);
 std::unique_ptr<WritableFile> fd_writable_file(int fd, std::string name);
 
 // Whole-buffer helpers over std::byte for the common case.
-inline std::span<const std::byte> as_bytes(const std::string& s) noexcept {
+inline std::span<const std::byte> bytes_of(const std::string& s) noexcept {
   return std::as_bytes(std::span(s.data(), s.size()));
 }
 

@@ -1,0 +1,201 @@
+// pagerfsctl through the real binary: exit codes, messages, and byte-exact output.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "pagerfs/digest.h"
+#include "pagerfs/file.h"
+#include "support/subprocess.h"
+#include "support/test_data.h"
+
+namespace pagerfs {
+namespace {
+
+using testing::ProcessResult;
+using testing::TempDir;
+
+class CliTest : public ::testing::Test {
+ protected:
+  ProcessResult ctl(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), testing::binary_from_env("PAGERFSCTL"));
+    return testing::run(args, input);
+  }
+
+  // Packs `content` from a file; returns the blob's path.
+  std::string pack_file(const std::string& name, const std::string& content,
+                        const std::string& chunk = "4K") {
+    const std::string path = dir_ / name;
+    testing::write_file(path, content);
+    const auto r = ctl({"pack", "--store", store(), "--chunk-size", chunk, path});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::string hex = Sha256::of(bytes_of(content)).hex();
+    EXPECT_EQ(r.out, "sha256:" + hex + "  " + path + "\n");
+    return store() + "/blobs/sha256/" + hex;
+  }
+
+  // A failed run: the given status, no signal, one line on stderr.
+  static void expect_failure(const ProcessResult& r, int code, const std::string& needle) {
+    EXPECT_FALSE(r.signaled) << "signal " << r.signal;
+    EXPECT_EQ(r.exit_code, code) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("pagerfsctl: "), std::string::npos) << r.err;
+  }
+
+  std::string store() const { return dir_ / "store"; }
+
+  TempDir dir_;
+};
+
+TEST_F(CliTest, PackThenCatReproducesTheInput) {
+  for (size_t size : {0, 1, 4095, 4096, 4097, 100000}) {
+    const std::string content = testing::to_string(testing::random_bytes(size, size));
+    const std::string blob = pack_file("in" + std::to_string(size), content);
+    const auto r = ctl({"cat", blob});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(r.out == content) << "size " << size;
+  }
+}
+
+TEST_F(CliTest, DigestMatchesSha256sum) {
+  const std::string path = dir_ / "text";
+  testing::write_file(path, testing::to_string(testing::compressible_bytes(300000)));
+  const auto packed = ctl({"pack", "--store", store(), path});
+  ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  const auto sum = testing::run({"sha256sum", path});
+  ASSERT_EQ(sum.exit_code, 0);
+  const std::string hex = sum.out.substr(0, 64);
+  EXPECT_EQ(packed.out, "sha256:" + hex + "  " + path + "\n");
+  struct stat st {};
+  EXPECT_EQ(::stat((store() + "/blobs/sha256/" + hex).c_str(), &st), 0);
+}
+
+TEST_F(CliTest, PacksStandardInput) {
+  const std::string content = testing::to_string(testing::compressible_bytes(70000));
+  const auto r = ctl({"pack", "-s", store(), "-"}, content);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string hex = Sha256::of(bytes_of(content)).hex();
+  EXPECT_EQ(r.out, "sha256:" + hex + "  -\n");
+  EXPECT_TRUE(ctl({"cat", store() + "/blobs/sha256/" + hex}).out == content);
+}
+
+TEST_F(CliTest, CatHonoursOffsetAndLength) {
+  const std::string content = testing::to_string(testing::random_bytes(20000));
+  const std::string blob = pack_file("f", content);
+  const std::tuple<std::string, std::string, size_t, size_t> cases[] = {
+      {"0", "10", 0, 10},        {"4090", "20", 4090, 20}, {"19990", "100", 19990, 10},
+      {"20000", "5", 20000, 0},  {"1K", "1K", 1024, 1024}, {"99999", "1", 20000, 0},
+  };
+  for (const auto& [off, len, expect_off, expect_len] : cases) {
+    const auto r = ctl({"cat", blob, "--offset", off, "--length", len});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(r.out == content.substr(expect_off, expect_len)) << off << "+" << len;
+  }
+  EXPECT_TRUE(ctl({"cat", blob, "--offset", "15000"}).out == content.substr(15000));
+}
+
+TEST_F(CliTest, VerifyAcceptsAGoodStore) {
+  pack_file("a", "hello");
+  pack_file("b", testing::to_string(testing::random_bytes(50000)));
+  const auto r = ctl({"verify", store()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("2 blob(s) checked: 2 ok, 0 corrupt"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, AFlippedByteIsCaughtByVerifyAndCat) {
+  const std::string content = testing::to_string(testing::random_bytes(30000));
+  const std::string blob = pack_file("victim", content);
+  const std::string intact = pack_file("intact", "other content");
+  const std::string hex = blob.substr(blob.size() - 64);
+  // Flip one byte in the middle of the second chunk's frame.
+  ::chmod(blob.c_str(), 0644);
+  {
+    std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(128 + 4096 + 2000);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x40);
+    f.seekp(128 + 4096 + 2000);
+    f.write(&c, 1);
+  }
+  const auto v = ctl({"verify", store()});
+  expect_failure(v, 1, "corrupt blob sha256:" + hex);
+  EXPECT_NE(v.out.find("CORRUPT  sha256:" + hex), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("ok       sha256:"), std::string::npos) << v.out;
+
+  const auto c = ctl({"cat", blob});
+  expect_failure(c, 1, "chunk 1: checksum mismatch");
+  // The good chunk before the damage is still readable on its own.
+  EXPECT_EQ(ctl({"cat", blob, "--length", "4096"}).out, content.substr(0, 4096));
+  EXPECT_EQ(ctl({"verify", store(), intact.substr(intact.size() - 64)}).exit_code, 0);
+}
+
+TEST_F(CliTest, TruncatedAndGarbageBlobsFailCleanly) {
+  const std::string content = testing::to_string(testing::random_bytes(30000));
+  const std::string blob = pack_file("t", content);
+  const std::string whole = testing::read_file(blob);
+  for (size_t len : {size_t{0}, size_t{5}, size_t{127}, size_t{128}, size_t{4000}, whole.size() - 1}) {
+    const std::string cut = dir_ / "cut";
+    testing::write_file(cut, whole.substr(0, len));
+    for (const char* cmd : {"cat", "inspect"}) {
+      const auto r = ctl({cmd, cut});
+      expect_failure(r, 1, "'" + cut + "'");
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+  }
+  const std::string garbage = dir_ / "garbage";
+  testing::write_file(garbage, testing::to_string(testing::random_bytes(10000, 3)));
+  expect_failure(ctl({"cat", garbage}), 1, "not a pagerfs blob");
+  expect_failure(ctl({"inspect", garbage}), 1, "bad magic");
+  expect_failure(ctl({"cat", dir_ / "missing"}), 1, "No such file");
+}
+
+TEST_F(CliTest, InspectShowsGeometry) {
+  const std::string blob = pack_file("g", testing::to_string(testing::compressible_bytes(10000)));
+  const auto text = ctl({"inspect", blob});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("chunks      3 x 4.0 KiB (last 1808 bytes)"), std::string::npos) << text.out;
+  const auto json = ctl({"inspect", "--json", blob});
+  ASSERT_EQ(json.exit_code, 0);
+  EXPECT_NE(json.out.find("\"byte_size\": 10000"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"chunk_count\": 3"), std::string::npos) << json.out;
+}
+
+TEST_F(CliTest, BadUsageExitsTwo) {
+  const std::string input = dir_ / "x";
+  testing::write_file(input, "x");
+  expect_failure(ctl({}), 2, "A subcommand is required");
+  expect_failure(ctl({"frobnicate"}), 2, "subcommand");
+  expect_failure(ctl({"pack", input}), 2, "--store");
+  expect_failure(ctl({"pack", "-s", store(), "--chunk-size", "3K", input}), 2, "chunk size 3072");
+  expect_failure(ctl({"pack", "-s", store(), "--chunk-size", "lots", input}), 2, "bad size 'lots'");
+  expect_failure(ctl({"pack", "-s", store(), "--level", "42", input}), 2, "compression level 42");
+  expect_failure(ctl({"pack", "-s", store(), "-", "-"}), 2, "only once");
+  expect_failure(ctl({"verify", dir_ / "nostore"}), 2, "No such file");
+  expect_failure(ctl({"verify", dir_.path()}), 2, "not a pagerfs store");
+  pack_file("y", "y");
+  expect_failure(ctl({"verify", store(), "sha256:xyz"}), 2, "bad digest");
+  expect_failure(ctl({"cat", input, "--offset", "-1"}), 2, "bad size");
+  for (const char* sub : {"pack", "inspect", "verify", "cat"}) {
+    const auto help = ctl({sub, "--help"});
+    EXPECT_EQ(help.exit_code, 0) << sub;
+    EXPECT_NE(help.out.find("Usage"), std::string::npos) << sub;
+  }
+}
+
+TEST_F(CliTest, VerifyOfAMissingBlobIsAnIoError) {
+  pack_file("z", "z");
+  const std::string absent(64, 'a');
+  expect_failure(ctl({"verify", store(), absent}), 2, "cannot verify sha256:" + absent);
+}
+
+TEST_F(CliTest, PackFailureOfOneInputStillPacksTheOthers) {
+  const std::string good = dir_ / "good";
+  testing::write_file(good, "good");
+  const auto r = ctl({"pack", "-s", store(), dir_ / "absent", good});
+  expect_failure(r, 1, "absent");
+  EXPECT_NE(r.out.find("  " + good), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pagerfs
