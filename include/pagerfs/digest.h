@@ -45,6 +45,15 @@ class Digest {
   std::array<uint8_t, kSize> bytes_{};
 };
 
+// For unordered containers: the digest's first 8 bytes are already uniform.
+struct DigestHash {
+  size_t operator()(const Digest& d) const noexcept {
+    size_t h = 0;
+    for (size_t i = 0; i < sizeof h; ++i) h = h << 8 | d.bytes()[i];
+    return h;
+  }
+};
+
 // Streaming SHA-256 (OpenSSL libcrypto underneath).
 class Sha256 {
  public:

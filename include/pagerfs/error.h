@@ -81,7 +81,10 @@ inline auto ok() noexcept { return boost::outcome_v2::success(); }
 }  // namespace pagerfs
 
 // PAGERFS_TRY(auto&& v, expr): evaluate expr; on failure return its error.
-// PAGERFS_TRYV(expr): the same for a Result<void>.
-// Both expand to several statements: always use them inside braces.
+// PAGERFS_TRYV(expr): the same for a Result<void>; one statement.
+// PAGERFS_TRY declares `v` in the enclosing scope, so it needs a block.
 #define PAGERFS_TRY(v, ...) BOOST_OUTCOME_TRYA(v, __VA_ARGS__)
-#define PAGERFS_TRYV(...) BOOST_OUTCOME_TRYV(__VA_ARGS__)
+#define PAGERFS_TRYV(...)            \
+  do {                               \
+    BOOST_OUTCOME_TRYV(__VA_ARGS__); \
+  } while (false)

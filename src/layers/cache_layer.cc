@@ -1,0 +1,570 @@
+#include "pagerfs/cache_layer.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "util/endian.h"
+#include "util/fd_cache.h"
+#include "util/unique_fd.h"
+
+namespace pagerfs {
+namespace {
+
+constexpr char kVersionText[] = "pagerfs-cache 1\n";
+constexpr std::array<uint8_t, 8> kMapMagic = {'P', 'G', 'F', 'S', 'C', 'M', 'A', 'P'};
+constexpr uint32_t kMapVersion = 1;
+constexpr size_t kMapHeaderSize = 64;
+constexpr size_t kMapChecksumOffset = 56;
+// Map entry values: 0 absent; 1 (in memory only) a fill in progress; else
+// the checksum of the stored sector, never 0 or 1.
+constexpr uint64_t kAbsent = 0;
+constexpr uint64_t kPending = 1;
+
+uint64_t sector_checksum(std::span<const std::byte> data, uint64_t sector) noexcept {
+  const uint64_t h = XXH3_64bits_withSeed(data.data(), data.size(), sector);
+  return h <= kPending ? h + 2 : h;
+}
+
+std::array<std::byte, kMapHeaderSize> encode_map_header(uint32_t sector_size, uint64_t blob_size) {
+  std::array<std::byte, kMapHeaderSize> h{};
+  std::memcpy(h.data(), kMapMagic.data(), kMapMagic.size());
+  store_le32(h.data() + 8, kMapVersion);
+  store_le32(h.data() + 12, sector_size);
+  store_le64(h.data() + 16, blob_size);
+  store_le64(h.data() + kMapChecksumOffset, XXH3_64bits(h.data(), kMapChecksumOffset));
+  return h;
+}
+
+Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno(errno, "write " + what);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+// Reads up to out.size() bytes; returns how many (short at end of file).
+Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno(errno, "read " + what);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+class CacheLayer;
+
+struct CachedBlob;
+using Lru = std::list<std::pair<CachedBlob*, uint64_t>>;  // (blob, extent), most recent first
+
+struct CachedBlob {
+  CachedBlob(const Digest& d, uint64_t blob_size, uint64_t sector_count, uint64_t extents)
+      : digest(d), size(blob_size), sectors(sector_count),
+        entries(new std::atomic<uint64_t>[sector_count]()), extent_held(extents, 0),
+        extent_pos(extents), in_lru(extents, false) {}
+
+  const Digest digest;
+  const uint64_t size;
+  const uint64_t sectors;
+  std::unique_ptr<std::atomic<uint64_t>[]> entries;  // lock-free; see kAbsent/kPending
+  // Guarded by CacheLayer::mu_:
+  std::vector<uint32_t> extent_held;  // sectors present or pending, per extent
+  std::vector<Lru::iterator> extent_pos;
+  std::vector<bool> in_lru;
+};
+
+class CacheLayer final : public Layer {
+ public:
+  CacheLayer(std::string dir, const CacheLayerOptions& options, std::shared_ptr<spdlog::logger> logger)
+      : dir_(std::move(dir)), blobs_dir_(dir_ + "/blobs"), options_(options),
+        logger_(logger ? std::move(logger) : spdlog::default_logger()),
+        fds_(options.max_open_files) {}
+
+  Result<void> init();
+
+  std::string_view type() const noexcept override { return "cache"; }
+  uint32_t sector_size() const noexcept override { return options_.sector_size; }
+  bool is_read_cache() const noexcept override { return true; }
+
+  Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
+    std::lock_guard lock(mu_);
+    auto it = blobs_.find(digest);
+    if (it == blobs_.end()) return std::optional<uint64_t>();
+    return std::optional<uint64_t>(it->second->size);
+  }
+
+  Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override;
+  Result<void> write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
+                                  std::span<const std::byte> data) override;
+  Result<void> sync() override;
+  Result<void> drop() override {
+    std::lock_guard lock(mu_);
+    while (!lru_.empty()) {
+      auto [b, extent] = lru_.back();
+      if (evict_extent(b, extent) == 0) break;  // only pending fills left
+    }
+    return ok();
+  }
+
+ private:
+  std::string data_path(const Digest& d) const { return blobs_dir_ + "/" + d.hex() + ".data"; }
+  std::string map_path(const Digest& d) const { return blobs_dir_ + "/" + d.hex() + ".map"; }
+  uint64_t extent_count(uint64_t sectors) const {
+    return (sectors + options_.extent_sectors - 1) / options_.extent_sectors;
+  }
+
+  std::shared_ptr<CachedBlob> find(const Digest& digest) {
+    std::lock_guard lock(mu_);
+    auto it = blobs_.find(digest);
+    return it == blobs_.end() ? nullptr : it->second;
+  }
+  Result<std::shared_ptr<CachedBlob>> find_or_create(const BlobExtent& blob);
+  Result<void> load_map(const std::string& hex);
+
+  // All below require mu_.
+  void touch(CachedBlob* b, uint64_t extent);
+  uint64_t evict_extent(CachedBlob* b, uint64_t extent);
+  void forget_blob(const Digest& digest);
+  void publish_usage() { stats().bytes_cached.store(used_, std::memory_order_relaxed); }
+
+  // Drops one sector whose stored bytes failed their check.
+  void drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected);
+
+  const std::string dir_;
+  const std::string blobs_dir_;
+  const CacheLayerOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  FdCache fds_;
+
+  std::mutex mu_;
+  std::unordered_map<Digest, std::shared_ptr<CachedBlob>, DigestHash> blobs_;  // guarded by mu_
+  Lru lru_;                                                                   // guarded by mu_
+  uint64_t used_ = 0;  // bytes of present and pending sectors; guarded by mu_
+};
+
+Result<void> CacheLayer::init() {
+  for (const std::string& d : {dir_, blobs_dir_}) {
+    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Error::from_errno(errno, "cache directory '" + d + "'");
+    }
+    struct stat st {};
+    if (::stat(d.c_str(), &st) != 0) return Error::from_errno(errno, "cache directory '" + d + "'");
+    if (!S_ISDIR(st.st_mode)) return Error::from_errno(ENOTDIR, "cache directory '" + d + "'");
+    if (::access(d.c_str(), R_OK | W_OK | X_OK) != 0) {
+      return Error::from_errno(errno, "cache directory '" + d + "' is not usable");
+    }
+  }
+  // The version file: a cache of another format version is wiped.
+  const std::string version_path = dir_ + "/VERSION";
+  std::string version(64, '\0');
+  {
+    UniqueFd fd(::open(version_path.c_str(), O_RDONLY | O_CLOEXEC));
+    const ssize_t n = fd ? ::read(fd.get(), version.data(), version.size()) : -1;
+    version.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  }
+  if (version != kVersionText) {
+    if (!version.empty()) logger_->warn("cache '{}': unknown format, starting empty", dir_);
+    // Remove our files only.
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(blobs_dir_.c_str()), ::closedir);
+    while (const dirent* e = d ? ::readdir(d.get()) : nullptr) {
+      const std::string name = e->d_name;
+      if (name.ends_with(".map") || name.ends_with(".data")) ::unlink((blobs_dir_ + "/" + name).c_str());
+    }
+    UniqueFd fd(::open(version_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) return Error::from_errno(errno, "write '" + version_path + "'");
+    PAGERFS_TRYV(pwrite_all(fd.get(), std::as_bytes(std::span(kVersionText, sizeof kVersionText - 1)), 0,
+                            "'" + version_path + "'"));
+  }
+
+  // Index what the cache holds. The map entries are trusted only as far as
+  // the checksum check on every read: no rebuild is needed after a crash.
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(blobs_dir_.c_str()), ::closedir);
+  if (!d) return Error::from_errno(errno, "open '" + blobs_dir_ + "'");
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d.get())) names.emplace_back(e->d_name);
+  for (const std::string& name : names) {
+    const std::string hex = name.substr(0, name.find('.'));
+    if (!Digest::is_canonical_hex(hex)) continue;
+    if (name == hex + ".map") {
+      if (auto loaded = load_map(hex); !loaded) {
+        logger_->warn("cache '{}': dropping {}: {}", dir_, hex, loaded.error().message());
+        ::unlink((blobs_dir_ + "/" + hex + ".map").c_str());
+        ::unlink((blobs_dir_ + "/" + hex + ".data").c_str());
+      }
+    } else if (name == hex + ".data" && ::access((blobs_dir_ + "/" + hex + ".map").c_str(), F_OK) != 0) {
+      ::unlink((blobs_dir_ + "/" + name).c_str());  // data without a map holds nothing usable
+    }
+  }
+  std::lock_guard lock(mu_);
+  while (used_ > options_.budget_bytes && !lru_.empty()) {
+    auto [b, extent] = lru_.back();
+    evict_extent(b, extent);
+  }
+  publish_usage();
+  return ok();
+}
+
+Result<void> CacheLayer::load_map(const std::string& hex) {
+  const std::string path = blobs_dir_ + "/" + hex + ".map";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::from_errno(errno, "open map");
+  std::array<std::byte, kMapHeaderSize> h{};
+  PAGERFS_TRY(n, pread_some(fd.get(), h, 0, "map"));
+  if (n != h.size() || std::memcmp(h.data(), kMapMagic.data(), kMapMagic.size()) != 0 ||
+      load_le32(h.data() + 8) != kMapVersion ||
+      load_le64(h.data() + kMapChecksumOffset) != XXH3_64bits(h.data(), kMapChecksumOffset)) {
+    return Error(errc::corrupt_blob, "bad map header");
+  }
+  if (load_le32(h.data() + 12) != options_.sector_size) {
+    return Error(errc::corrupt_blob, "map of another sector size");
+  }
+  const uint64_t size = load_le64(h.data() + 16);
+  const uint64_t sectors = BlobExtent{Digest(), size}.sector_count(options_.sector_size);
+  std::vector<uint64_t> entries(sectors);
+  PAGERFS_TRY(got, pread_some(fd.get(), std::as_writable_bytes(std::span(entries)), kMapHeaderSize, "map"));
+  if (got != sectors * 8) return Error(errc::corrupt_blob, "truncated map");
+  auto b = std::make_shared<CachedBlob>(Digest::parse(hex).value(), size, sectors, extent_count(sectors));
+  std::lock_guard lock(mu_);
+  for (uint64_t s = 0; s < sectors; ++s) {
+    if (entries[s] <= kPending) continue;
+    b->entries[s].store(entries[s], std::memory_order_relaxed);
+    ++b->extent_held[s / options_.extent_sectors];
+    used_ += options_.sector_size;
+  }
+  for (uint64_t e = 0; e < b->extent_held.size(); ++e) {
+    if (b->extent_held[e] > 0) touch(b.get(), e);
+  }
+  blobs_[b->digest] = b;
+  return ok();
+}
+
+Result<std::shared_ptr<CachedBlob>> CacheLayer::find_or_create(const BlobExtent& blob) {
+  std::lock_guard lock(mu_);
+  if (auto it = blobs_.find(blob.digest); it != blobs_.end()) {
+    if (it->second->size == blob.size) return it->second;
+    // The store's blob file changed size (repacked): what we hold is stale.
+    logger_->warn("cache '{}': {} changed size, dropping it", dir_, blob.digest.str());
+    forget_blob(blob.digest);
+  }
+  const uint64_t sectors = blob.sector_count(options_.sector_size);
+  const std::string map = map_path(blob.digest), data = data_path(blob.digest);
+  fds_.forget(map);
+  fds_.forget(data);
+  {
+    UniqueFd d(::open(data.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!d) return Error::from_errno(errno, "create '" + data + "'");
+    UniqueFd m(::open(map.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!m) return Error::from_errno(errno, "create '" + map + "'");
+    PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header(options_.sector_size, blob.size), 0, "'" + map + "'"));
+    if (::ftruncate(m.get(), static_cast<off_t>(kMapHeaderSize + 8 * sectors)) != 0) {
+      return Error::from_errno(errno, "extend '" + map + "'");
+    }
+  }
+  auto b = std::make_shared<CachedBlob>(blob.digest, blob.size, sectors, extent_count(sectors));
+  blobs_[blob.digest] = b;
+  return b;
+}
+
+void CacheLayer::forget_blob(const Digest& digest) {
+  auto it = blobs_.find(digest);
+  if (it == blobs_.end()) return;
+  CachedBlob* b = it->second.get();
+  for (uint64_t e = 0; e < b->extent_held.size(); ++e) {
+    if (b->in_lru[e]) evict_extent(b, e);
+    if (b->in_lru[e]) {  // pending fills: their bytes are released by the filler
+      lru_.erase(b->extent_pos[e]);
+      b->in_lru[e] = false;
+    }
+  }
+  blobs_.erase(it);
+}
+
+void CacheLayer::touch(CachedBlob* b, uint64_t extent) {
+  if (b->in_lru[extent]) {
+    lru_.splice(lru_.begin(), lru_, b->extent_pos[extent]);
+  } else {
+    lru_.emplace_front(b, extent);
+    b->extent_pos[extent] = lru_.begin();
+    b->in_lru[extent] = true;
+  }
+}
+
+uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
+  const uint64_t ss = options_.sector_size;
+  const uint64_t first = extent * options_.extent_sectors;
+  const uint64_t end = std::min(b->sectors, first + options_.extent_sectors);
+  auto map_fd = fds_.open(map_path(b->digest), O_RDWR);
+  auto data_fd = fds_.open(data_path(b->digest), O_RDWR);
+  uint64_t freed = 0;
+  for (uint64_t s = first; s < end;) {
+    uint64_t v = b->entries[s].load(std::memory_order_acquire);
+    if (v <= kPending || !b->entries[s].compare_exchange_strong(v, kAbsent)) {
+      ++s;
+      continue;
+    }
+    // A run of present sectors: absent in memory first, then on disk (map
+    // before data, so no crash leaves an entry over a punched hole that
+    // would pass its check).
+    uint64_t run_end = s + 1;
+    while (run_end < end) {
+      uint64_t w = b->entries[run_end].load(std::memory_order_acquire);
+      if (w <= kPending || !b->entries[run_end].compare_exchange_strong(w, kAbsent)) break;
+      ++run_end;
+    }
+    const uint64_t n = run_end - s;
+    if (map_fd) {
+      std::vector<std::byte> zeros(n * 8);
+      (void)pwrite_all(map_fd.value()->get(), zeros, kMapHeaderSize + 8 * s, "map");
+    }
+    if (data_fd) {
+      ::fallocate(data_fd.value()->get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(s * ss), static_cast<off_t>(n * ss));
+    }
+    freed += n;
+    s = run_end;
+  }
+  b->extent_held[extent] -= static_cast<uint32_t>(freed);
+  used_ -= freed * ss;
+  if (b->extent_held[extent] == 0) {
+    lru_.erase(b->extent_pos[extent]);
+    b->in_lru[extent] = false;
+  } else {
+    lru_.splice(lru_.begin(), lru_, b->extent_pos[extent]);  // pending fills: retry later
+  }
+  if (freed > 0) {
+    stats().evictions.fetch_add(1, std::memory_order_relaxed);
+    stats().bytes_evicted.fetch_add(freed * ss, std::memory_order_relaxed);
+  }
+  publish_usage();
+  return freed;
+}
+
+void CacheLayer::drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) {
+  if (!b.entries[sector].compare_exchange_strong(expected, kAbsent)) return;  // evicted meanwhile
+  std::lock_guard lock(mu_);
+  const uint64_t extent = sector / options_.extent_sectors;
+  if (auto map_fd = fds_.open(map_path(b.digest), O_RDWR)) {
+    const std::array<std::byte, 8> zero{};
+    (void)pwrite_all(map_fd.value()->get(), zero, kMapHeaderSize + 8 * sector, "map");
+  }
+  --b.extent_held[extent];
+  used_ -= options_.sector_size;
+  if (b.extent_held[extent] == 0 && b.in_lru[extent]) {
+    lru_.erase(b.extent_pos[extent]);
+    b.in_lru[extent] = false;
+  }
+  publish_usage();
+}
+
+Result<void> CacheLayer::read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) {
+  std::shared_ptr<CachedBlob> b = find(blob.digest);
+  if (!b || b->size != blob.size) return ok();
+  const uint64_t ss = options_.sector_size;
+  const uint64_t first = marker.first();
+  std::shared_ptr<const UniqueFd> fd;
+  std::vector<uint64_t> touched;
+  for (uint64_t i = 0; i < marker.count();) {
+    if (b->entries[first + i].load(std::memory_order_acquire) <= kPending) {
+      ++i;
+      continue;
+    }
+    uint64_t j = i + 1;
+    while (j < marker.count() && b->entries[first + j].load(std::memory_order_acquire) > kPending) ++j;
+    if (!fd) {
+      PAGERFS_TRY(opened, fds_.open(data_path(b->digest), O_RDWR));
+      fd = opened;
+    }
+    const uint64_t from = i * ss;
+    const uint64_t to = std::min<uint64_t>(out.size(), j * ss);
+    PAGERFS_TRY(got, pread_some(fd->get(), out.subspan(from, to - from), (first + i) * ss,
+                                "'" + data_path(b->digest) + "'"));
+    for (uint64_t k = i; k < j; ++k) {
+      const uint64_t s_from = k * ss;
+      const uint64_t s_to = std::min<uint64_t>(to, s_from + ss);
+      const uint64_t expected = b->entries[first + k].load(std::memory_order_acquire);
+      if (expected <= kPending) continue;
+      if (from + got < s_to ||
+          sector_checksum(out.subspan(s_from, s_to - s_from), first + k) != expected) {
+        drop_sector(*b, first + k, expected);  // torn, evicted meanwhile, or damaged on disk
+        continue;
+      }
+      marker.mark(first + k);
+      const uint64_t extent = (first + k) / options_.extent_sectors;
+      if (touched.empty() || touched.back() != extent) touched.push_back(extent);
+    }
+    i = j;
+  }
+  if (!touched.empty()) {
+    std::lock_guard lock(mu_);
+    if (blobs_.contains(blob.digest) && blobs_[blob.digest] == b) {
+      for (uint64_t e : touched) {
+        if (b->in_lru[e]) touch(b.get(), e);
+      }
+    }
+  }
+  return ok();
+}
+
+Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
+                                            std::span<const std::byte> data) {
+  const uint64_t ss = options_.sector_size;
+  const uint64_t count = (data.size() + ss - 1) / ss;
+  if (count == 0) return ok();
+  PAGERFS_TRY(b, find_or_create(blob));
+  if (first_sector + count > b->sectors) return Error(errc::invalid_argument, "fill past the end of the blob");
+
+  // Claim the absent sectors; the ones another fill holds or claimed are skipped.
+  std::vector<bool> claimed(count, false);
+  uint64_t claimed_count = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t expected = kAbsent;
+    if (b->entries[first_sector + i].compare_exchange_strong(expected, kPending)) {
+      claimed[i] = true;
+      ++claimed_count;
+    }
+  }
+  if (claimed_count == 0) return ok();
+  auto release = [&](bool accounted) {
+    std::lock_guard lock(mu_);
+    for (uint64_t i = 0; i < count; ++i) {
+      if (!claimed[i]) continue;
+      uint64_t pending = kPending;
+      b->entries[first_sector + i].compare_exchange_strong(pending, kAbsent);
+      if (accounted) {
+        const uint64_t e = (first_sector + i) / options_.extent_sectors;
+        --b->extent_held[e];
+        used_ -= ss;
+        if (b->extent_held[e] == 0 && b->in_lru[e]) {
+          lru_.erase(b->extent_pos[e]);
+          b->in_lru[e] = false;
+        }
+      }
+    }
+    publish_usage();
+  };
+
+  // Make room, least recently used extents first.
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t needed = claimed_count * ss;
+    size_t attempts = lru_.size();
+    while (used_ + needed > options_.budget_bytes && !lru_.empty() && attempts-- > 0) {
+      auto [victim, extent] = lru_.back();
+      evict_extent(victim, extent);
+    }
+    if (used_ + needed > options_.budget_bytes) {
+      // Larger than the budget: cache nothing rather than thrash.
+      for (uint64_t i = 0; i < count; ++i) {
+        if (claimed[i]) b->entries[first_sector + i].store(kAbsent, std::memory_order_release);
+      }
+      return ok();
+    }
+    used_ += needed;
+    for (uint64_t i = 0; i < count; ++i) {
+      if (!claimed[i]) continue;
+      const uint64_t e = (first_sector + i) / options_.extent_sectors;
+      ++b->extent_held[e];
+      touch(b.get(), e);
+    }
+    publish_usage();
+  }
+
+  auto data_fd = fds_.open(data_path(b->digest), O_RDWR);
+  auto map_fd = fds_.open(map_path(b->digest), O_RDWR);
+  if (!data_fd || !map_fd) {
+    release(true);
+    return (!data_fd ? data_fd.error() : map_fd.error());
+  }
+  // Runs of claimed sectors: data first, then the map entries, then publish.
+  for (uint64_t i = 0; i < count;) {
+    if (!claimed[i]) {
+      ++i;
+      continue;
+    }
+    // One extent at most per write, so a disk that fills up keeps what fit.
+    uint64_t j = i + 1;
+    while (j < count && claimed[j] && (first_sector + j) % options_.extent_sectors != 0) ++j;
+    const uint64_t from = i * ss;
+    const uint64_t to = std::min<uint64_t>(data.size(), j * ss);
+    std::vector<uint64_t> sums(j - i);
+    for (uint64_t k = i; k < j; ++k) {
+      const uint64_t s_from = k * ss;
+      sums[k - i] = sector_checksum(data.subspan(s_from, std::min<uint64_t>(to, s_from + ss) - s_from),
+                                    first_sector + k);
+    }
+    auto wrote = pwrite_all(data_fd.value()->get(), data.subspan(from, to - from), (first_sector + i) * ss,
+                            "'" + data_path(b->digest) + "'");
+    if (wrote) {
+      wrote = pwrite_all(map_fd.value()->get(), std::as_bytes(std::span(sums)),
+                         kMapHeaderSize + 8 * (first_sector + i), "'" + map_path(b->digest) + "'");
+    }
+    if (!wrote) {
+      // Sectors before this run are published and stay; release the rest.
+      for (uint64_t k = 0; k < i; ++k) claimed[k] = false;
+      release(true);
+      return wrote.error();
+    }
+    for (uint64_t k = i; k < j; ++k) {
+      b->entries[first_sector + k].store(sums[k - i], std::memory_order_release);
+    }
+    i = j;
+  }
+  stats().fills.fetch_add(1, std::memory_order_relaxed);
+  stats().bytes_filled.fetch_add(claimed_count * ss, std::memory_order_relaxed);
+  return ok();
+}
+
+Result<void> CacheLayer::sync() {
+  std::vector<std::shared_ptr<CachedBlob>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [digest, b] : blobs_) all.push_back(b);
+  }
+  for (const auto& b : all) {
+    for (const std::string& path : {data_path(b->digest), map_path(b->digest)}) {
+      PAGERFS_TRY(fd, fds_.open(path, O_RDWR));
+      if (::fdatasync(fd->get()) != 0) return Error::from_errno(errno, "sync '" + path + "'");
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Layer>> make_cache_layer(const std::string& dir, const CacheLayerOptions& options,
+                                                std::shared_ptr<spdlog::logger> logger) {
+  if (options.sector_size == 0 || (options.sector_size & (options.sector_size - 1)) != 0 ||
+      options.extent_sectors == 0) {
+    return Error(errc::invalid_argument, "bad cache geometry");
+  }
+  auto layer = std::make_shared<CacheLayer>(dir, options, std::move(logger));
+  PAGERFS_TRYV(layer->init());
+  return std::shared_ptr<Layer>(layer);
+}
+
+}  // namespace pagerfs

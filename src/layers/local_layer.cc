@@ -1,0 +1,67 @@
+#include "pagerfs/local_layer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "util/fd_cache.h"
+
+namespace pagerfs {
+namespace {
+
+class LocalLayer final : public Layer {
+ public:
+  LocalLayer(const Store& store, const LocalLayerOptions& options)
+      : store_(store), sector_size_(options.sector_size), fds_(options.max_open_files) {}
+
+  std::string_view type() const noexcept override { return "local"; }
+  uint32_t sector_size() const noexcept override { return sector_size_; }
+  bool is_complete() const noexcept override { return true; }
+
+  Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
+    PAGERFS_TRY(fd, fds_.open(store_.blob_path(digest), O_RDONLY));
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0) return Error::from_errno(errno, "stat " + digest.str());
+    return std::optional<uint64_t>(static_cast<uint64_t>(st.st_size));
+  }
+
+  Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
+    const std::string path = store_.blob_path(blob.digest);
+    PAGERFS_TRY(fd, fds_.open(path, O_RDONLY));
+    const uint64_t offset = marker.first() * sector_size_;
+    size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::pread(fd->get(), out.data() + done, out.size() - done,
+                                static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Error::from_errno(errno, "read '" + path + "'");
+      }
+      if (n == 0) {
+        // The file is shorter than the size the blob was opened with: it was
+        // truncated or replaced under us.
+        fds_.forget(path);
+        return Error(std::make_error_code(std::errc::io_error),
+                     "'" + path + "' is shorter than " + std::to_string(blob.size) + " bytes");
+      }
+      done += static_cast<size_t>(n);
+    }
+    marker.mark(marker.first(), marker.count());
+    return ok();
+  }
+
+ private:
+  const Store store_;
+  const uint32_t sector_size_;
+  FdCache fds_;
+};
+
+}  // namespace
+
+std::shared_ptr<Layer> make_local_layer(const Store& store, const LocalLayerOptions& options) {
+  return std::make_shared<LocalLayer>(store, options);
+}
+
+}  // namespace pagerfs

@@ -1,0 +1,286 @@
+#include "pagerfs/cache_layer.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "pagerfs/layer_stack.h"
+#include "support/fake_layer.h"
+#include "support/subprocess.h"
+#include "support/test_data.h"
+
+namespace pagerfs {
+namespace {
+
+using testing::FakeLayer;
+using testing::TempDir;
+constexpr uint32_t kSector = 4096;
+
+// Bytes actually allocated under `dir` (what `du` reports).
+uint64_t disk_usage(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) total += uint64_t(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+class CacheLayerTest : public ::testing::Test {
+ protected:
+  // Registers a blob of `size` bytes (content derived from `seed`) in the bottom layer.
+  BlobExtent add_blob(uint64_t size, uint64_t seed) {
+    auto content = testing::random_bytes(size, seed);
+    const Digest d = Sha256::of(content);
+    contents_[d] = content;
+    bottom_->add(d, std::move(content));
+    return {d, size};
+  }
+
+  std::shared_ptr<Layer> open_cache(uint64_t budget, const std::string& dir = "") {
+    CacheLayerOptions options;
+    options.budget_bytes = budget;
+    options.extent_sectors = 16;
+    auto cache = make_cache_layer(dir.empty() ? dir_ / "cache" : dir, options);
+    EXPECT_TRUE(cache) << cache.error().message();
+    return cache ? cache.value() : nullptr;
+  }
+
+  std::shared_ptr<LayerStack> stack(std::shared_ptr<Layer> cache) {
+    return LayerStack::create({std::move(cache), bottom_}, nullptr).value();
+  }
+
+  // Reads [offset, offset+length) through the stack and checks every byte.
+  void expect_read(const LayerStack& s, const BlobExtent& b, uint64_t offset, uint64_t length) {
+    std::vector<std::byte> out(length);
+    auto r = s.read(b, offset, out);
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_TRUE(std::equal(out.begin(), out.end(), contents_[b.digest].begin() + static_cast<ptrdiff_t>(offset)));
+  }
+
+  TempDir dir_;
+  std::shared_ptr<FakeLayer> bottom_ = std::make_shared<FakeLayer>("bottom", true, false);
+  std::map<Digest, std::vector<std::byte>> contents_;
+};
+
+TEST_F(CacheLayerTest, FillsOnMissAndServesAfterReopen) {
+  const BlobExtent b = add_blob(100 * kSector - 42, 1);
+  {
+    auto cache = open_cache(64 << 20);
+    auto s = stack(cache);
+    expect_read(*s, b, 0, b.size);
+    EXPECT_EQ(cache->stats().snapshot().sectors_hit, 0u);
+    EXPECT_EQ(cache->stats().snapshot().bytes_cached, 100u * kSector);
+    expect_read(*s, b, 5000, 70000);
+    EXPECT_EQ(cache->stats().snapshot().sectors_hit, 18u);
+  }
+  // A new cache over the same directory (a remount) serves what it holds,
+  // even when the store lost its copy.
+  auto cache = open_cache(64 << 20);
+  auto empty_bottom = std::make_shared<FakeLayer>("bottom", true, false);
+  auto s = LayerStack::create({cache, empty_bottom}, nullptr).value();
+  EXPECT_EQ(s->blob_size(b.digest).value(), b.size);
+  expect_read(*s, b, 0, b.size);
+  EXPECT_EQ(cache->stats().snapshot().sectors_hit, 100u);
+  EXPECT_TRUE(empty_bottom->reads().empty());
+}
+
+TEST_F(CacheLayerTest, NeverOverwritesStoredSectors) {
+  const BlobExtent b = add_blob(8 * kSector, 2);
+  auto cache = open_cache(64 << 20);
+  const auto& content = contents_[b.digest];
+  ASSERT_TRUE(cache->write_no_overwrite(b, 2, std::span(content).subspan(2 * kSector, 3 * kSector)));
+  const std::vector<std::byte> junk(6 * kSector, std::byte{0xee});
+  ASSERT_TRUE(cache->write_no_overwrite(b, 0, junk));
+  std::vector<std::byte> out(8 * kSector);
+  SectorMarker marker(0, 8);
+  ASSERT_TRUE(cache->read(b, out, marker));
+  EXPECT_TRUE(marker.all() == false);
+  EXPECT_EQ(marker.runs(true), (std::vector<SectorMarker::Run>{{0, 6}}));
+  EXPECT_TRUE(std::equal(out.begin() + 2 * kSector, out.begin() + 5 * kSector, content.begin() + 2 * kSector));
+  EXPECT_EQ(out[0], std::byte{0xee});
+  EXPECT_EQ(out[5 * kSector], std::byte{0xee});
+}
+
+TEST_F(CacheLayerTest, DamagedSectorsAreDroppedAndRefetched) {
+  const BlobExtent b = add_blob(20 * kSector, 3);
+  auto cache = open_cache(64 << 20);
+  auto s = stack(cache);
+  expect_read(*s, b, 0, b.size);
+  {
+    std::fstream f(dir_ / "cache/blobs/" + b.digest.hex() + ".data", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(7 * kSector + 100);
+    f.put('\x42');
+  }
+  const auto reads_before = bottom_->reads().size();
+  expect_read(*s, b, 0, b.size);
+  EXPECT_EQ(bottom_->reads().size(), reads_before + 1);
+  EXPECT_EQ(bottom_->reads().back(), (FakeLayer::Call{7, 1}));
+  expect_read(*s, b, 0, b.size);  // refilled: all hits again
+  EXPECT_EQ(bottom_->reads().size(), reads_before + 1);
+}
+
+TEST_F(CacheLayerTest, EvictionKeepsTheBudgetUnderConcurrentLoad) {
+  const uint64_t budget = 256 * kSector;  // 1 MiB
+  std::vector<BlobExtent> blobs;
+  for (int i = 0; i < 8; ++i) blobs.push_back(add_blob(100 * kSector + 7 * i, 10 + i));
+  auto cache = open_cache(budget);
+  auto s = stack(cache);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      for (int i = 0; i < 300; ++i) {
+        const BlobExtent& b = blobs[rng() % blobs.size()];
+        const uint64_t offset = rng() % b.size;
+        const uint64_t length = std::min<uint64_t>(b.size - offset, 1 + rng() % (40 * kSector));
+        std::vector<std::byte> out(length);
+        if (!s->read(b, offset, out) ||
+            !std::equal(out.begin(), out.end(), contents_[b.digest].begin() + static_cast<ptrdiff_t>(offset))) {
+          ++failures;
+        }
+        if (cache->stats().snapshot().bytes_cached > budget) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  const auto stats = cache->stats().snapshot();
+  EXPECT_LE(stats.bytes_cached, budget);
+  EXPECT_GT(stats.evictions, 0u);
+  EXPECT_GT(stats.sectors_hit, 0u);
+  // Holes are punched: the disk holds the budget plus the maps, not more.
+  EXPECT_LE(disk_usage(dir_ / "cache"), budget + 64 * 1024);
+  // Reopening recounts the same usage from the maps.
+  const uint64_t held = stats.bytes_cached;
+  cache.reset();
+  s.reset();
+  EXPECT_EQ(open_cache(budget)->stats().snapshot().bytes_cached, held);
+  // A smaller budget on reopen evicts down to it.
+  EXPECT_LE(open_cache(budget / 4)->stats().snapshot().bytes_cached, budget / 4);
+}
+
+TEST_F(CacheLayerTest, DropEmptiesTheCache) {
+  const BlobExtent b = add_blob(50 * kSector, 4);
+  auto cache = open_cache(64 << 20);
+  auto s = stack(cache);
+  expect_read(*s, b, 0, b.size);
+  ASSERT_TRUE(s->drop_caches());
+  EXPECT_EQ(cache->stats().snapshot().bytes_cached, 0u);
+  EXPECT_LE(disk_usage(dir_ / "cache"), 16u * 1024);
+  expect_read(*s, b, 0, b.size);
+}
+
+TEST_F(CacheLayerTest, AnotherFormatVersionIsWiped) {
+  const BlobExtent b = add_blob(10 * kSector, 5);
+  {
+    auto s = stack(open_cache(64 << 20));
+    expect_read(*s, b, 0, b.size);
+  }
+  testing::write_file(dir_ / "cache/VERSION", "pagerfs-cache 99\n");
+  auto cache = open_cache(64 << 20);
+  EXPECT_EQ(cache->stats().snapshot().bytes_cached, 0u);
+  EXPECT_EQ(testing::read_file(dir_ / "cache/VERSION"), "pagerfs-cache 1\n");
+}
+
+TEST_F(CacheLayerTest, UnusableDirectoriesAreRejected) {
+  testing::write_file(dir_ / "file", "x");
+  CacheLayerOptions options;
+  auto not_dir = make_cache_layer(dir_ / "file", options);
+  ASSERT_FALSE(not_dir);
+  EXPECT_NE(not_dir.error().message().find("'" + dir_ / "file'"), std::string::npos) << not_dir.error().message();
+  EXPECT_FALSE(make_cache_layer(dir_ / "missing/parent/cache", options));
+}
+
+TEST_F(CacheLayerTest, ADeletedCacheDirectoryKeepsServingFromBelow) {
+  const BlobExtent a = add_blob(10 * kSector, 6), b = add_blob(10 * kSector, 7);
+  auto cache = open_cache(64 << 20);
+  auto s = stack(cache);
+  expect_read(*s, a, 0, a.size);
+  std::filesystem::remove_all(dir_ / "cache");
+  expect_read(*s, a, 0, a.size);  // open files of deleted paths still serve
+  expect_read(*s, b, 0, b.size);  // the fill fails; the read does not
+  EXPECT_GE(cache->stats().snapshot().fill_errors, 1u);
+}
+
+TEST_F(CacheLayerTest, AFullCacheDiskKeepsServingFromBelow) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a tiny tmpfs";
+  const std::string mnt = dir_ / "tiny";
+  std::filesystem::create_directory(mnt);
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  const BlobExtent b = add_blob(200 * kSector, 8);  // 800 KiB: more than the disk
+  auto cache = open_cache(64 << 20, mnt + "/cache");
+  auto s = stack(cache);
+  expect_read(*s, b, 0, b.size);
+  expect_read(*s, b, 0, b.size);
+  EXPECT_GE(cache->stats().snapshot().fill_errors, 1u);
+  EXPECT_GT(cache->stats().snapshot().sectors_hit, 0u) << "what fit is served";
+}
+
+// kill -9 of a process that is filling the cache, at many points: the
+// reopened cache serves only bytes that were completely stored.
+TEST_F(CacheLayerTest, KillDuringFillNeverServesIncompleteBytes) {
+  std::vector<BlobExtent> blobs;
+  for (int i = 0; i < 4; ++i) blobs.push_back(add_blob(300 * kSector + 11 * i, 20 + i));
+  std::mt19937_64 rng(99);
+  uint64_t served = 0;
+  for (int round = 0; round < 25; ++round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // Fill forever in random pieces; the parent kills us somewhere.
+      CacheLayerOptions options;
+      options.budget_bytes = 600 * kSector;
+      options.extent_sectors = 16;
+      auto cache = make_cache_layer(dir_ / "cache", options);
+      if (!cache) ::_exit(3);
+      std::mt19937_64 child_rng(round);
+      for (;;) {
+        const BlobExtent& b = blobs[child_rng() % blobs.size()];
+        const uint64_t first = child_rng() % b.sector_count(kSector);
+        const uint64_t n = std::min<uint64_t>(b.sector_count(kSector) - first, 1 + child_rng() % 64);
+        const uint64_t end = std::min<uint64_t>(b.size, (first + n) * kSector);
+        const auto& c = contents_[b.digest];
+        (void)cache.value()->write_no_overwrite(
+            b, first, std::span(c).subspan(first * kSector, end - first * kSector));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 20000));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited " << WEXITSTATUS(status);
+
+    auto cache = open_cache(600 * kSector);
+    ASSERT_NE(cache, nullptr);
+    for (const BlobExtent& b : blobs) {
+      std::vector<std::byte> out(b.size);
+      SectorMarker marker(0, b.sector_count(kSector));
+      ASSERT_TRUE(cache->read(b, out, marker));
+      for (const auto& run : marker.runs(true)) {
+        const uint64_t from = run.first * kSector;
+        const uint64_t to = std::min<uint64_t>(b.size, (run.first + run.count) * kSector);
+        ASSERT_TRUE(std::equal(out.begin() + static_cast<ptrdiff_t>(from), out.begin() + static_cast<ptrdiff_t>(to),
+                               contents_[b.digest].begin() + static_cast<ptrdiff_t>(from)))
+            << "round " << round << " served wrong bytes in sectors " << run.first << "+" << run.count;
+        served += run.count;
+      }
+    }
+  }
+  EXPECT_GT(served, 0u) << "the child must have stored something";
+}
+
+}  // namespace
+}  // namespace pagerfs
