@@ -35,6 +35,8 @@ class BlobReader {
 
   // Reads the compressed frame of chunk `index` (< chunk_count) unverified.
   Result<std::vector<std::byte>> read_frame(uint64_t index) const;
+  // Reads the frames of chunks [first, end) in one read (they are contiguous).
+  Result<std::vector<std::byte>> read_frames(uint64_t first, uint64_t end) const;
   // Decodes and verifies chunk `index`; `out` must be header().chunk_length(index) bytes.
   Result<void> read_chunk(uint64_t index, std::span<std::byte> out) const;
   // Reads decompressed bytes at `offset`; returns how many, fewer only at the

@@ -45,6 +45,18 @@ Result<std::vector<std::byte>> BlobReader::read_frame(uint64_t index) const {
   return frame;
 }
 
+Result<std::vector<std::byte>> BlobReader::read_frames(uint64_t first, uint64_t end) const {
+  if (first >= end || end > chunks_.size()) {
+    return Error(errc::invalid_argument, "chunks " + std::to_string(first) + ".." +
+                                             std::to_string(end) + " out of range");
+  }
+  const uint64_t begin = chunks_[first].offset;
+  const uint64_t stop = chunks_[end - 1].offset + chunks_[end - 1].compressed_size;
+  std::vector<std::byte> frames(stop - begin);
+  PAGERFS_TRYV(file_->read_exact(begin, frames));
+  return frames;
+}
+
 Result<void> BlobReader::read_chunk(uint64_t index, std::span<std::byte> out) const {
   PAGERFS_TRY(frame, read_frame(index));
   if (auto r = decompress_chunk(header_, index, chunks_[index], frame, out); !r) {

@@ -1,0 +1,133 @@
+// The pager: every read() and mmap fault of every file goes through here.
+//
+// A page-in request (blob, offset, length) is widened to the read-ahead
+// window (page_range.h), mapped to chunks, and answered from decoded chunks:
+//   * a chunk already decoded (the bounded chunk cache) or being decoded (the
+//     in-flight table) is joined, never decoded twice;
+//   * missing chunks' frames come from the layer stack, one read per run of
+//     adjacent chunks, and are decoded and verified on a worker pool;
+//   * the requested bytes go to `reply` (zero-padded past byte_size to the
+//     page end); the rest of the window, clamped to byte_size, goes to
+//     `supply` (the FUSE layer pushes it into the page cache);
+//   * a failed chunk fails only the requests that need it, and is not
+//     remembered: the next request retries it.
+//
+// Failures map to errno through to_errno() (error.h): integrity and I/O
+// errors are EIO, allocation failure ENOMEM, shutdown ESHUTDOWN.
+//
+// Thread safety: all methods may be called concurrently from any threads;
+// callbacks run on the calling thread before page_in() returns.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pagerfs/blob_reader.h"
+#include "pagerfs/digest.h"
+#include "pagerfs/error.h"
+#include "pagerfs/latency_histogram.h"
+#include "pagerfs/layer_stack.h"
+#include "pagerfs/page_range.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace pagerfs {
+
+struct PagerOptions {
+  // Read-ahead window; rounded up to a power of two and to each blob's chunk
+  // size. Chosen by measurement (README, "Tuning").
+  uint64_t readahead = 512 * 1024;
+  uint64_t chunk_cache_bytes = 64 * 1024 * 1024;  // decoded chunks kept
+  unsigned threads = 0;                           // decode workers; 0 = one per core
+};
+
+// Validates options; errc::invalid_argument with the reason.
+Result<void> validate(const PagerOptions& options);
+
+// One blob's pager state: its geometry and seek table. Released when the
+// last holder drops it (on_zero_children).
+class PagedBlob {
+ public:
+  const Digest& digest() const noexcept { return reader_->header().digest; }
+  uint64_t byte_size() const noexcept { return reader_->byte_size(); }
+  uint32_t chunk_size() const noexcept { return reader_->chunk_size(); }
+  const BlobReader& reader() const noexcept { return *reader_; }
+
+ private:
+  friend class Pager;
+  explicit PagedBlob(std::unique_ptr<BlobReader> reader) : reader_(std::move(reader)) {}
+  std::unique_ptr<BlobReader> reader_;
+};
+
+struct PagerStats {
+  uint64_t faults = 0;             // page_in() calls
+  uint64_t bytes_requested = 0;    // bytes asked for (after clamping)
+  uint64_t bytes_supplied = 0;     // bytes handed to supply() beyond the request
+  uint64_t chunks_decoded = 0;
+  uint64_t readahead_chunks = 0;   // chunks decoded only for the read-ahead part
+  uint64_t chunk_cache_hits = 0;
+  uint64_t chunk_cache_misses = 0;
+  uint64_t coalesced_waits = 0;    // chunks joined while another request decoded them
+  uint64_t fetches = 0;            // layer stack reads of frame runs
+  uint64_t bytes_fetched = 0;
+  uint64_t chunk_cache_bytes = 0;
+  uint64_t open_blobs = 0;
+  std::map<int, uint64_t> failures;  // by errno
+  LatencyHistogram::Snapshot decode_latency;
+  LatencyHistogram::Snapshot fault_latency;
+};
+
+class Pager {
+ public:
+  using ReplyFn = std::function<void(std::span<const std::byte> data)>;
+  using SupplyFn = std::function<void(uint64_t offset, std::span<const std::byte> data)>;
+
+  static Result<std::shared_ptr<Pager>> create(std::shared_ptr<const LayerStack> stack,
+                                               const PagerOptions& options,
+                                               std::shared_ptr<spdlog::logger> logger = nullptr);
+  ~Pager();
+  Pager(const Pager&) = delete;
+  Pager& operator=(const Pager&) = delete;
+
+  // The pager state of blob `digest`, shared with other holders.
+  Result<std::shared_ptr<PagedBlob>> open(const Digest& digest);
+
+  // Serves [offset, offset + length) of `blob`: calls `reply` once with the
+  // requested bytes and returns success, or returns the error and does not
+  // call it. An empty reply means offset is at or past the end.
+  Result<void> page_in(const PagedBlob& blob, uint64_t offset, uint64_t length,
+                       const ReplyFn& reply, const SupplyFn& supply = nullptr);
+
+  // Convenience: the requested bytes as a vector (tests, tools).
+  Result<std::vector<std::byte>> read(const PagedBlob& blob, uint64_t offset, uint64_t length);
+
+  // Fetches and decodes the chunks of `ranges` ahead of need.
+  Result<void> prewarm(const PagedBlob& blob, const std::vector<range::ByteRange>& ranges);
+
+  PagerStats stats() const;
+
+  // A one-line-per-item description of the pager's state (in-flight chunks,
+  // open blobs, cache use), like PageSource::Dump.
+  std::string dump() const;
+
+  // Drops every decoded chunk (not in-flight ones).
+  void drop_chunk_cache();
+
+  // Stops accepting work: new and waiting requests fail with ESHUTDOWN;
+  // workers are joined. Idempotent; also run by the destructor.
+  void request_shutdown();
+
+ private:
+  struct Impl;
+  explicit Pager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pagerfs

@@ -1,0 +1,362 @@
+#include "pagerfs/pager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <bit>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "pagerfs/chunk_codec.h"
+#include "pager/chunk_cache.h"
+
+namespace pagerfs {
+namespace {
+
+using ChunkResult = Result<DecodedChunk>;
+using ChunkFuture = std::shared_future<ChunkResult>;
+
+Error shutdown_error() { return Error(errc::shutting_down, "the pager is shutting down"); }
+
+unsigned thread_count(unsigned requested) {
+  return requested != 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+Result<void> validate(const PagerOptions& options) {
+  if (options.readahead < range::kPageSize || options.readahead > (uint64_t{64} << 20)) {
+    return Error(errc::invalid_argument, "readahead " + std::to_string(options.readahead) +
+                                             " is outside 4K..64M");
+  }
+  if (options.threads > 256) {
+    return Error(errc::invalid_argument, "threads " + std::to_string(options.threads) + " is more than 256");
+  }
+  return ok();
+}
+
+struct Pager::Impl {
+  Impl(std::shared_ptr<const LayerStack> s, const PagerOptions& o, std::shared_ptr<spdlog::logger> l)
+      : stack(std::move(s)), options(o), logger(std::move(l)), pool(thread_count(o.threads)),
+        cache(o.chunk_cache_bytes) {}
+
+  // Decoded chunks [span.first, span.end) of `blob`: one result per chunk.
+  using Promise = std::shared_ptr<std::promise<ChunkResult>>;
+
+  std::vector<ChunkResult> ensure_chunks(const PagedBlob& blob, range::ChunkSpan span);
+  // Reads the frames of chunks [first, first + promises.size()) in one layer
+  // stack read and decodes each on the pool, fulfilling its promise.
+  void fetch_and_decode(const PagedBlob& blob, uint64_t first, std::span<const Promise> promises);
+  void finish(const ChunkKey& key, const Promise& promise, ChunkResult result);
+  void count_failure(const Error& e);
+  uint64_t readahead_for(const PagedBlob& blob) const {
+    return std::max<uint64_t>(std::bit_ceil(options.readahead), blob.chunk_size());
+  }
+
+  const std::shared_ptr<const LayerStack> stack;
+  const PagerOptions options;
+  const std::shared_ptr<spdlog::logger> logger;
+  boost::asio::thread_pool pool;
+  ChunkCache cache;
+
+  mutable std::mutex mu;
+  bool shutting_down = false;                                         // guarded by mu
+  std::unordered_map<ChunkKey, ChunkFuture, ChunkKeyHash> in_flight;  // guarded by mu
+  std::unordered_map<Digest, std::weak_ptr<PagedBlob>, DigestHash> blobs;  // guarded by mu
+  std::map<int, uint64_t> failures;                                   // guarded by mu
+
+  std::atomic<uint64_t> faults{0}, bytes_requested{0}, bytes_supplied{0}, chunks_decoded{0};
+  std::atomic<uint64_t> readahead_chunks{0}, cache_hits{0}, cache_misses{0}, coalesced{0};
+  std::atomic<uint64_t> fetches{0}, bytes_fetched{0};
+  LatencyHistogram decode_latency, fault_latency;
+};
+
+void Pager::Impl::count_failure(const Error& e) {
+  std::lock_guard lock(mu);
+  ++failures[to_errno(e)];
+}
+
+void Pager::Impl::finish(const ChunkKey& key, const Promise& promise, ChunkResult result) {
+  // Cached before leaving the in-flight table, so no request decodes it again;
+  // a failure is not remembered, so the next request retries.
+  if (result) cache.put(key, result.value());
+  {
+    std::lock_guard lock(mu);
+    in_flight.erase(key);
+  }
+  promise->set_value(std::move(result));
+}
+
+std::vector<ChunkResult> Pager::Impl::ensure_chunks(const PagedBlob& blob, range::ChunkSpan span) {
+  std::vector<ChunkResult> results(span.count(), ChunkResult(shutdown_error()));
+  std::vector<ChunkFuture> waits(span.count());
+  // A promise is shared with the task that fulfils it, so it outlives set_value().
+  std::vector<Promise> owned(span.count());
+  {
+    std::lock_guard lock(mu);
+    if (shutting_down) return results;
+    for (uint64_t i = 0; i < span.count(); ++i) {
+      const ChunkKey key{blob.digest(), blob.chunk_size(), span.first + i};
+      if (DecodedChunk hit = cache.get(key)) {
+        cache_hits.fetch_add(1, std::memory_order_relaxed);
+        results[i] = hit;
+      } else if (auto it = in_flight.find(key); it != in_flight.end()) {
+        coalesced.fetch_add(1, std::memory_order_relaxed);
+        waits[i] = it->second;
+      } else {
+        cache_misses.fetch_add(1, std::memory_order_relaxed);
+        owned[i] = std::make_shared<std::promise<ChunkResult>>();
+        waits[i] = owned[i]->get_future().share();
+        in_flight.emplace(key, waits[i]);
+      }
+    }
+  }
+  // Fetch each run of chunks this request owns with one layer stack read.
+  for (uint64_t i = 0; i < span.count();) {
+    if (!owned[i]) {
+      ++i;
+      continue;
+    }
+    uint64_t j = i + 1;
+    while (j < span.count() && owned[j]) ++j;
+    fetch_and_decode(blob, span.first + i, std::span(owned).subspan(i, j - i));
+    i = j;
+  }
+  for (uint64_t i = 0; i < span.count(); ++i) {
+    if (waits[i].valid()) results[i] = waits[i].get();
+  }
+  return results;
+}
+
+void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first, std::span<const Promise> promises) {
+  const uint64_t end = first + promises.size();
+  auto key_of = [&](uint64_t index) { return ChunkKey{blob.digest(), blob.chunk_size(), index}; };
+  fetches.fetch_add(1, std::memory_order_relaxed);
+  auto fetched = blob.reader().read_frames(first, end);
+  if (!fetched) {
+    for (uint64_t c = first; c < end; ++c) finish(key_of(c), promises[c - first], fetched.error());
+    return;
+  }
+  bytes_fetched.fetch_add(fetched.value().size(), std::memory_order_relaxed);
+  auto frames = std::make_shared<const std::vector<std::byte>>(std::move(fetched).value());
+  const uint64_t frames_offset = blob.reader().chunks()[first].offset;
+  std::lock_guard lock(mu);  // no posting once shutdown has joined the pool
+  for (uint64_t c = first; c < end; ++c) {
+    const Promise& promise = promises[c - first];
+    if (shutting_down) {
+      in_flight.erase(key_of(c));
+      promise->set_value(shutdown_error());
+      continue;
+    }
+    boost::asio::post(pool, [this, &blob, c, frames, frames_offset, promise, key = key_of(c)] {
+      {
+        std::lock_guard stop_lock(mu);
+        if (shutting_down) {
+          in_flight.erase(key);
+          promise->set_value(shutdown_error());
+          return;
+        }
+      }
+      const format::ChunkEntry& entry = blob.reader().chunks()[c];
+      const auto start = std::chrono::steady_clock::now();
+      auto data = std::make_shared<std::vector<std::byte>>(blob.reader().header().chunk_length(c));
+      auto decoded = decompress_chunk(blob.reader().header(), c, entry,
+                                      std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size),
+                                      *data);
+      decode_latency.record(std::chrono::steady_clock::now() - start);
+      chunks_decoded.fetch_add(1, std::memory_order_relaxed);
+      if (!decoded) {
+        finish(key, promise, decoded.error().with_context(blob.digest().str()));
+      } else {
+        finish(key, promise, DecodedChunk(std::move(data)));
+      }
+    });
+  }
+}
+
+Pager::Pager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Pager::~Pager() { request_shutdown(); }
+
+Result<std::shared_ptr<Pager>> Pager::create(std::shared_ptr<const LayerStack> stack,
+                                             const PagerOptions& options,
+                                             std::shared_ptr<spdlog::logger> logger) {
+  PAGERFS_TRYV(validate(options));
+  if (!logger) logger = spdlog::default_logger();
+  return std::shared_ptr<Pager>(new Pager(std::make_unique<Impl>(std::move(stack), options, std::move(logger))));
+}
+
+Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->shutting_down) return shutdown_error();
+    if (auto it = impl_->blobs.find(digest); it != impl_->blobs.end()) {
+      if (auto blob = it->second.lock()) return blob;
+    }
+  }
+  // Reads header and seek table through the stack (outside the lock: I/O).
+  PAGERFS_TRY(file, open_blob_through(impl_->stack, digest));
+  PAGERFS_TRY(reader, BlobReader::open(std::move(file)));
+  if (reader->header().digest != digest) {
+    return Error(errc::digest_mismatch, "blob " + digest.str() + " has the header of " +
+                                            reader->header().digest.str());
+  }
+  if (reader->byte_size() > range::kMaxByteSize) {
+    return Error(errc::corrupt_blob, "blob " + digest.str() + " is larger than 2^63 bytes");
+  }
+  auto blob = std::shared_ptr<PagedBlob>(new PagedBlob(std::move(reader)));
+  std::lock_guard lock(impl_->mu);
+  auto& slot = impl_->blobs[digest];
+  if (auto existing = slot.lock()) return existing;  // another open won the race
+  slot = blob;
+  std::erase_if(impl_->blobs, [](const auto& entry) { return entry.second.expired(); });
+  return blob;
+}
+
+Result<void> Pager::page_in(const PagedBlob& blob, uint64_t offset, uint64_t length,
+                            const ReplyFn& reply, const SupplyFn& supply) {
+  const auto start = std::chrono::steady_clock::now();
+  Impl& p = *impl_;
+  p.faults.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t byte_size = blob.byte_size();
+  const uint64_t chunk_size = blob.chunk_size();
+  const range::ByteRange want = range::requested_range(offset, length, byte_size);
+  if (want.empty()) {
+    reply({});
+    return ok();
+  }
+  p.bytes_requested.fetch_add(want.size(), std::memory_order_relaxed);
+  const range::ByteRange window = range::readahead_window(offset, length, p.readahead_for(blob), byte_size);
+  const range::ChunkSpan span = range::chunks_for(window, chunk_size, byte_size);
+  const range::ChunkSpan required = range::chunks_for(want, chunk_size, byte_size);
+  std::vector<ChunkResult> chunks = p.ensure_chunks(blob, span);
+
+  for (uint64_t c = required.first; c < required.end; ++c) {
+    const ChunkResult& r = chunks[c - span.first];
+    if (!r) {
+      p.count_failure(r.error());
+      return r.error();
+    }
+  }
+  // The reply: straight from the chunk when one chunk holds it all, else
+  // assembled, with zeros past byte_size.
+  const range::ByteRange data_part{want.begin, std::min(want.end, byte_size)};
+  if (required.count() == 1 && data_part == want) {
+    const std::vector<std::byte>& chunk = *chunks[required.first - span.first].value();
+    reply(std::span(chunk).subspan(want.begin - required.first * chunk_size, want.size()));
+  } else {
+    std::vector<std::byte> buf(want.size(), std::byte{0});
+    for (uint64_t c = required.first; c < required.end; ++c) {
+      const range::ByteRange part = range::intersect(range::chunk_bytes(c, chunk_size, byte_size), want);
+      const std::vector<std::byte>& chunk = *chunks[c - span.first].value();
+      std::memcpy(buf.data() + (part.begin - want.begin), chunk.data() + (part.begin - c * chunk_size), part.size());
+    }
+    reply(buf);
+  }
+  // The rest of the window, chunk by chunk, never past byte_size.
+  uint64_t supplied = 0;
+  for (uint64_t c = span.first; c < span.end; ++c) {
+    const ChunkResult& r = chunks[c - span.first];
+    if (!r) continue;  // read-ahead only: the request did not need it
+    if (c < required.first || c >= required.end) p.readahead_chunks.fetch_add(1, std::memory_order_relaxed);
+    if (!supply) continue;
+    const range::ByteRange part = range::intersect(range::chunk_bytes(c, chunk_size, byte_size), window);
+    const std::vector<std::byte>& chunk = *r.value();
+    for (const range::ByteRange piece : {range::ByteRange{part.begin, std::min(part.end, want.begin)},
+                                         range::ByteRange{std::max(part.begin, want.end), part.end}}) {
+      if (piece.empty()) continue;
+      supply(piece.begin, std::span(chunk).subspan(piece.begin - c * chunk_size, piece.size()));
+      supplied += piece.size();
+    }
+  }
+  p.bytes_supplied.fetch_add(supplied, std::memory_order_relaxed);
+  p.fault_latency.record(std::chrono::steady_clock::now() - start);
+  return ok();
+}
+
+Result<std::vector<std::byte>> Pager::read(const PagedBlob& blob, uint64_t offset, uint64_t length) {
+  std::vector<std::byte> out;
+  PAGERFS_TRYV(page_in(blob, offset, length, [&](std::span<const std::byte> data) {
+    out.assign(data.begin(), data.end());
+  }));
+  return out;
+}
+
+Result<void> Pager::prewarm(const PagedBlob& blob, const std::vector<range::ByteRange>& ranges) {
+  constexpr uint64_t kBatch = 64;  // chunks per round: bounded memory in flight
+  for (const range::ByteRange& r : ranges) {
+    const range::ChunkSpan span = range::chunks_for(r, blob.chunk_size(), blob.byte_size());
+    for (uint64_t c = span.first; c < span.end; c += kBatch) {
+      const auto results = impl_->ensure_chunks(blob, {c, std::min(span.end, c + kBatch)});
+      for (const ChunkResult& result : results) {
+        if (!result) {
+          impl_->count_failure(result.error());
+          return result.error();
+        }
+      }
+    }
+  }
+  return ok();
+}
+
+PagerStats Pager::stats() const {
+  const Impl& p = *impl_;
+  PagerStats s;
+  s.faults = p.faults.load();
+  s.bytes_requested = p.bytes_requested.load();
+  s.bytes_supplied = p.bytes_supplied.load();
+  s.chunks_decoded = p.chunks_decoded.load();
+  s.readahead_chunks = p.readahead_chunks.load();
+  s.chunk_cache_hits = p.cache_hits.load();
+  s.chunk_cache_misses = p.cache_misses.load();
+  s.coalesced_waits = p.coalesced.load();
+  s.fetches = p.fetches.load();
+  s.bytes_fetched = p.bytes_fetched.load();
+  s.chunk_cache_bytes = p.cache.bytes();
+  s.decode_latency = p.decode_latency.snapshot();
+  s.fault_latency = p.fault_latency.snapshot();
+  std::lock_guard lock(p.mu);
+  s.failures = p.failures;
+  for (const auto& [digest, weak] : p.blobs) s.open_blobs += weak.expired() ? 0 : 1;
+  return s;
+}
+
+std::string Pager::dump() const {
+  const Impl& p = *impl_;
+  std::ostringstream out;
+  std::lock_guard lock(p.mu);
+  out << "pager: " << (p.shutting_down ? "shutting down" : "running") << ", chunk cache "
+      << p.cache.bytes() << "/" << p.options.chunk_cache_bytes << " bytes, " << p.in_flight.size()
+      << " chunk(s) in flight\n";
+  for (const auto& [key, future] : p.in_flight) {
+    out << "  in flight: " << key.digest.str() << " chunk " << key.index << " ("
+        << key.chunk_size << "-byte chunks)\n";
+  }
+  for (const auto& [digest, weak] : p.blobs) {
+    if (auto blob = weak.lock()) {
+      out << "  open: " << digest.str() << " " << blob->byte_size() << " bytes, "
+          << blob->reader().chunk_count() << " x " << blob->chunk_size() << "\n";
+    }
+  }
+  return out.str();
+}
+
+void Pager::drop_chunk_cache() { impl_->cache.clear(); }
+
+void Pager::request_shutdown() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->shutting_down) return;
+    impl_->shutting_down = true;
+  }
+  // Queued decode tasks see the flag and fail their chunks; running ones finish.
+  impl_->pool.join();
+}
+
+}  // namespace pagerfs

@@ -1,0 +1,285 @@
+#include "pagerfs/pager.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "pagerfs/blob_writer.h"
+#include "pagerfs/fault_layer.h"
+#include "support/fake_layer.h"
+#include "support/test_data.h"
+
+namespace pagerfs {
+namespace {
+
+using range::kPageSize;
+constexpr uint32_t kChunk = 16 * 1024;
+
+// A pager over a fake store holding blobs packed in memory.
+class PagerTest : public ::testing::Test {
+ protected:
+  Digest add_blob(const std::vector<std::byte>& content, uint32_t chunk_size = kChunk) {
+    std::vector<std::byte> file;
+    auto input = memory_input_stream(content);
+    auto output = memory_writable_file(&file);
+    BlobWriterOptions options;
+    options.chunk_size = chunk_size;
+    auto header = write_blob(*input, *output, options);
+    EXPECT_TRUE(header);
+    store_->add(header.value().digest, file);
+    files_[header.value().digest] = file;
+    return header.value().digest;
+  }
+
+  std::shared_ptr<Pager> make_pager(PagerOptions options = {}) {
+    options.threads = 2;
+    if (options.readahead == PagerOptions{}.readahead) options.readahead = 64 * 1024;
+    auto stack = LayerStack::create({make_fault_layer(store_, faults_)}, nullptr);
+    EXPECT_TRUE(stack);
+    auto pager = Pager::create(stack.value(), options);
+    EXPECT_TRUE(pager) << pager.error().message();
+    return pager.value();
+  }
+
+  std::shared_ptr<testing::FakeLayer> store_ = std::make_shared<testing::FakeLayer>("store", true, false);
+  std::shared_ptr<FaultConfig> faults_ = std::make_shared<FaultConfig>();
+  std::map<Digest, std::vector<std::byte>> files_;
+};
+
+// The expected answer: content bytes, zeros to the page end, nothing after.
+std::vector<std::byte> expected(const std::vector<std::byte>& content, uint64_t offset, uint64_t length) {
+  const range::ByteRange want = range::requested_range(offset, length, content.size());
+  std::vector<std::byte> out(want.size(), std::byte{0});
+  for (uint64_t i = want.begin; i < std::min<uint64_t>(want.end, content.size()); ++i) out[i - want.begin] = content[i];
+  return out;
+}
+
+class PagerSizeTest : public PagerTest, public ::testing::WithParamInterface<uint64_t> {};
+
+TEST_P(PagerSizeTest, RandomReadsEqualTheSource) {
+  const uint64_t size = GetParam();
+  const auto content = testing::compressible_bytes(size, size + 1);
+  auto pager = make_pager();
+  auto blob = pager->open(add_blob(content));
+  ASSERT_TRUE(blob) << blob.error().message();
+  EXPECT_EQ(blob.value()->byte_size(), size);
+  std::mt19937_64 rng(size);
+  for (int i = 0; i < 300; ++i) {
+    const uint64_t offset = rng() % (size + 2 * kPageSize);
+    const uint64_t length = rng() % 3 == 0 ? kPageSize : 1 + rng() % (3 * kChunk);
+    auto got = pager->read(*blob.value(), offset, length);
+    ASSERT_TRUE(got) << got.error().message();
+    ASSERT_TRUE(got.value() == expected(content, offset, length)) << "offset " << offset << " length " << length;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, PagerSizeTest,
+                         ::testing::Values(0, 1, kPageSize - 42, kPageSize, kChunk - 1, kChunk, kChunk + 1,
+                                           3 * 1024 * 1024 + 4096 - 42),
+                         [](const auto& info) { return "size" + std::to_string(info.param); });
+
+TEST_F(PagerTest, TheLastPageIsZeroPaddedAndNothingLies) {
+  const auto content = testing::random_bytes(kChunk + 100);
+  auto pager = make_pager();
+  auto blob = pager->open(add_blob(content)).value();
+  auto tail = pager->read(*blob, kChunk, kPageSize * 4);
+  ASSERT_TRUE(tail);
+  ASSERT_EQ(tail.value().size(), kPageSize);  // up to the page end, no further
+  EXPECT_TRUE(std::equal(tail.value().begin(), tail.value().begin() + 100, content.begin() + kChunk));
+  EXPECT_TRUE(std::all_of(tail.value().begin() + 100, tail.value().end(), [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_TRUE(pager->read(*blob, kChunk + kPageSize, 10).value().empty());
+  EXPECT_TRUE(pager->read(*blob, UINT64_MAX - 1, 10).value().empty());
+}
+
+TEST_F(PagerTest, ReplyAndSupplyCoverTheWindowExactly) {
+  const auto content = testing::random_bytes(10 * kChunk + 1234);
+  PagerOptions options;
+  options.readahead = 4 * kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  const uint64_t offset = 5 * kChunk + 300, length = 5000;
+  std::vector<std::pair<uint64_t, uint64_t>> pieces;
+  auto r = pager->page_in(
+      *blob, offset, length,
+      [&](std::span<const std::byte> data) {
+        EXPECT_TRUE(std::equal(data.begin(), data.end(), content.begin() + offset));
+        pieces.emplace_back(offset, offset + data.size());
+      },
+      [&](uint64_t at, std::span<const std::byte> data) {
+        EXPECT_TRUE(std::equal(data.begin(), data.end(), content.begin() + static_cast<ptrdiff_t>(at)));
+        pieces.emplace_back(at, at + data.size());
+      });
+  ASSERT_TRUE(r);
+  std::sort(pieces.begin(), pieces.end());
+  uint64_t pos = 4 * kChunk;  // window [4 chunks, 8 chunks)
+  for (const auto& [begin, end] : pieces) {
+    EXPECT_EQ(begin, pos) << "no gap, no overlap";
+    pos = end;
+  }
+  EXPECT_EQ(pos, 8 * kChunk);
+  // The final window stops at byte_size, never past it.
+  pieces.clear();
+  ASSERT_TRUE(pager->page_in(*blob, 10 * kChunk, 1, [&](auto) {}, [&](uint64_t at, std::span<const std::byte> d) {
+    pieces.emplace_back(at, at + d.size());
+  }));
+  for (const auto& [begin, end] : pieces) EXPECT_LE(end, content.size());
+  const auto stats = pager->stats();
+  EXPECT_GT(stats.bytes_supplied, 0u);
+  EXPECT_GT(stats.readahead_chunks, 0u);
+}
+
+TEST_F(PagerTest, ConcurrentRequestsForOneChunkDecodeItOnce) {
+  const auto content = testing::random_bytes(4 * kChunk);
+  PagerOptions options;
+  options.readahead = kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  faults_->latency_us = 50000;  // the first fetch is slow: everyone else joins it
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto got = pager->read(*blob, kChunk + t * 100, 100);
+      if (!got || got.value() != expected(content, kChunk + t * 100, 100)) ++wrong;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong, 0);
+  const auto stats = pager->stats();
+  EXPECT_EQ(stats.chunks_decoded, 1u);
+  EXPECT_EQ(stats.fetches, 1u);
+  EXPECT_EQ(stats.chunk_cache_misses, 1u);
+  EXPECT_EQ(stats.coalesced_waits + stats.chunk_cache_hits, 7u);
+}
+
+TEST_F(PagerTest, ALayerErrorFailsOnlyThatRequestAndIsRetried) {
+  const auto content = testing::random_bytes(8 * kChunk);
+  PagerOptions options;
+  options.readahead = kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  ASSERT_TRUE(pager->read(*blob, 0, 100));
+  faults_->fail_reads = true;
+  auto failed = pager->read(*blob, 3 * kChunk, 100);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(to_errno(failed.error()), EIO);
+  EXPECT_TRUE(pager->read(*blob, 0, 100)) << "cached chunks still serve";
+  faults_->fail_reads = false;
+  auto retried = pager->read(*blob, 3 * kChunk, 100);
+  ASSERT_TRUE(retried) << "a failure is not remembered";
+  EXPECT_TRUE(retried.value() == expected(content, 3 * kChunk, 100));
+  EXPECT_EQ(pager->stats().failures.at(EIO), 1u);
+}
+
+TEST_F(PagerTest, CorruptBytesAreEioAndNeverCached) {
+  const auto content = testing::random_bytes(4 * kChunk);
+  PagerOptions options;
+  options.readahead = kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  faults_->corrupt = true;
+  auto bad = pager->read(*blob, kChunk, 10);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(to_errno(bad.error()), EIO);
+  EXPECT_NE(bad.error().message().find("chunk 1"), std::string::npos) << bad.error().message();
+  faults_->corrupt = false;
+  auto good = pager->read(*blob, kChunk, 10);
+  ASSERT_TRUE(good);
+  EXPECT_TRUE(good.value() == expected(content, kChunk, 10));
+}
+
+TEST_F(PagerTest, ReadAheadFailuresDoNotFailTheRequest) {
+  const auto content = testing::random_bytes(4 * kChunk);
+  PagerOptions options;
+  options.readahead = 4 * kChunk;
+  auto pager = make_pager(options);
+  const Digest d = add_blob(content);
+  auto blob = pager->open(d).value();
+  faults_->fail_every = 2;  // the single window read fails every other time
+  // Whatever happens, a returned answer is right and an error is EIO.
+  for (int i = 0; i < 20; ++i) {
+    pager->drop_chunk_cache();
+    auto got = pager->read(*blob, 0, 100);
+    if (got) {
+      EXPECT_TRUE(got.value() == expected(content, 0, 100));
+    } else {
+      EXPECT_EQ(to_errno(got.error()), EIO);
+    }
+  }
+}
+
+TEST_F(PagerTest, ShutdownWithRequestsInFlightNeitherHangsNorCrashes) {
+  const auto content = testing::random_bytes(64 * kChunk);
+  PagerOptions options;
+  options.readahead = kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  faults_->latency_us = 20000;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok_count{0}, shutdown_count{0}, other{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) {
+        auto got = pager->read(*blob, (t * 8 + i) * kChunk, 10);
+        if (got) ++ok_count;
+        else if (to_errno(got.error()) == ESHUTDOWN) ++shutdown_count;
+        else ++other;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  pager->request_shutdown();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other, 0);
+  EXPECT_GT(shutdown_count, 0);
+  EXPECT_EQ(ok_count + shutdown_count, 40);
+  auto after = pager->read(*blob, 0, 10);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(to_errno(after.error()), ESHUTDOWN);
+  EXPECT_FALSE(pager->open(blob->digest()));
+  pager->request_shutdown();  // idempotent
+}
+
+TEST_F(PagerTest, PrewarmDecodesAheadOfNeed) {
+  const auto content = testing::random_bytes(20 * kChunk);
+  auto pager = make_pager();
+  auto blob = pager->open(add_blob(content)).value();
+  ASSERT_TRUE(pager->prewarm(*blob, {{0, content.size()}}));
+  EXPECT_EQ(pager->stats().chunks_decoded, 20u);
+  const uint64_t fetches = pager->stats().fetches;
+  for (uint64_t off = 0; off < content.size(); off += 7000) ASSERT_TRUE(pager->read(*blob, off, 3000));
+  EXPECT_EQ(pager->stats().fetches, fetches) << "everything was decoded already";
+  EXPECT_EQ(pager->stats().chunks_decoded, 20u);
+}
+
+TEST_F(PagerTest, OpenSharesStateAndReleasesIt) {
+  auto pager = make_pager();
+  const Digest d = add_blob(testing::random_bytes(1000));
+  auto a = pager->open(d).value();
+  auto b = pager->open(d).value();
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_EQ(pager->stats().open_blobs, 1u);
+  EXPECT_NE(pager->dump().find("open: " + d.str()), std::string::npos);
+  a.reset();
+  b.reset();
+  EXPECT_EQ(pager->stats().open_blobs, 0u) << "on_zero_children releases the state";
+  auto missing = pager->open(Digest());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(to_errno(missing.error()), ENOENT);
+}
+
+TEST_F(PagerTest, ChunkCacheIsBounded) {
+  const auto content = testing::random_bytes(40 * kChunk);
+  PagerOptions options;
+  options.chunk_cache_bytes = 4 * kChunk;
+  options.readahead = kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  for (uint64_t c = 0; c < 40; ++c) ASSERT_TRUE(pager->read(*blob, c * kChunk, 10));
+  EXPECT_LE(pager->stats().chunk_cache_bytes, 4u * kChunk);
+  EXPECT_EQ(pager->stats().chunks_decoded, 40u);
+}
+
+}  // namespace
+}  // namespace pagerfs
