@@ -1,0 +1,42 @@
+// The daemon's control socket server (Boost.Asio, one I/O thread).
+//
+// bind() happens before daemonizing, so a bad path is reported on the
+// terminal; start() runs the I/O thread after daemonizing, so the thread
+// survives the fork.
+//
+// Thread safety: bind/start/stop from the daemon's main thread; the handler
+// runs on the I/O thread, one command at a time.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "pagerfs/error.h"
+
+namespace pagerfs {
+
+class ControlServer {
+ public:
+  // Answers one command line with a body, or an error.
+  using Handler = std::function<Result<std::string>(const std::string& command)>;
+
+  // Creates the socket (mode 0600; its directory 0700 if missing). A stale
+  // socket file is replaced; a live one (another daemon) is an error.
+  static Result<std::unique_ptr<ControlServer>> bind(const std::string& path);
+  ~ControlServer();
+
+  void start(Handler handler);
+  // Stops the I/O thread and removes the socket file. Idempotent.
+  void stop();
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  struct Impl;
+  ControlServer(std::string path, int fd);
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pagerfs

@@ -1,0 +1,107 @@
+// The FUSE file system: the low-level operations over a mount view, the
+// layer stack and the pager, with per-operation counters.
+//
+// Content is immutable, so the kernel may cache everything forever: entry
+// and attribute timeouts are DBL_MAX, files keep their page cache across
+// opens (keep_cache), and reads are answered through the page cache (no
+// direct_io, which would break shared mmap). After each READ reply the rest
+// of the decoded read-ahead window is pushed into the page cache with
+// fuse_lowlevel_notify_store, so later faults there never reach us.
+//
+// Thread safety: the operations run concurrently on the session's worker
+// threads; every member is either immutable after start or synchronised.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fuse/mount_view.h"
+#include "pagerfs/layer_stack.h"
+#include "pagerfs/pager.h"
+#include "pagerfs/store.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace pagerfs {
+
+class Filesystem {
+ public:
+  enum class Op { lookup, getattr, open, read, release, opendir, readdir, statfs, getxattr, listxattr, denied, count };
+
+  Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
+             std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger);
+
+  // Set once, before the session loop starts.
+  void set_session(fuse_session* session) { session_ = session; }
+  void set_pager(std::shared_ptr<Pager> pager) { pager_ = std::move(pager); }
+  Pager& pager() { return *pager_; }
+
+  // The operations (fuse_ops.cc routes the table here).
+  void init(fuse_conn_info* conn);
+  void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void getattr(fuse_req_t req, fuse_ino_t ino);
+  void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
+  void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
+  void statfs(fuse_req_t req, fuse_ino_t ino);
+  void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
+  // Counts an operation (and its failure) for stats.
+  void count(Op op, std::chrono::nanoseconds elapsed, bool failed);
+
+  // Control commands.
+  nlohmann::json stats_json() const;
+  std::string dump() const;
+  // `path` is relative to the mount root: blobs/sha256/<hex>.
+  Result<void> prewarm(const std::string& path, uint64_t offset, uint64_t length);
+  Result<void> drop_caches();
+
+ private:
+  struct BlobInfo {
+    uint64_t byte_size = 0;
+    uint32_t chunk_size = 0;
+    uint64_t stored_size = 0;  // of the blob file
+    struct timespec mtime {};
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  struct OpStats {
+    std::atomic<uint64_t> calls{0}, errors{0};
+    LatencyHistogram latency;
+  };
+
+  Result<BlobInfo> blob_info(fuse_ino_t ino);
+  Result<struct stat> attributes(fuse_ino_t ino);
+  Result<std::shared_ptr<PagedBlob>> open_blob(fuse_ino_t ino);
+
+  const Store store_;
+  const std::shared_ptr<LayerStack> stack_;
+  MountView view_;
+  const std::string control_path_;
+  const uint64_t readahead_;
+  std::shared_ptr<spdlog::logger> logger_;
+  fuse_session* session_ = nullptr;
+  std::shared_ptr<Pager> pager_;
+  struct stat store_stat_ {};
+
+  std::mutex info_mu_;
+  std::unordered_map<fuse_ino_t, BlobInfo> info_;  // guarded by info_mu_
+
+  std::array<OpStats, static_cast<size_t>(Op::count)> ops_;
+  std::atomic<uint64_t> notify_stores_{0}, notify_store_bytes_{0}, notify_store_failures_{0};
+};
+
+}  // namespace pagerfs
