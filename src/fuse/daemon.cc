@@ -148,7 +148,12 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
   }
-  if (raw.cache) c.cache_dir = raw.cache;
+  // Absolute paths: fuse_daemonize() changes the directory to /.
+  if (::realpath(raw.store.c_str(), resolved) != nullptr) c.store = resolved;
+  if (raw.cache) {
+    c.cache_dir = raw.cache;
+    if (::realpath(raw.cache, resolved) != nullptr) c.cache_dir = resolved;
+  }
   if (raw.cache_size) {
     PAGERFS_TRY(v, size_opt("cache_size", raw.cache_size));
     if (!raw.cache) return Error(errc::invalid_argument, "-o cache_size needs -o cache=DIR");
@@ -334,7 +339,6 @@ int run_daemon(int argc, char** argv) {
   const fuse_lowlevel_ops ops = make_fuse_ops();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (se == nullptr) return fail("invalid FUSE options (see pagerfs --help)");
-  fs.set_session(se);
 
   // Signals are taken by a supervisor thread (sigwait), never by workers.
   sigset_t signals;
@@ -367,7 +371,7 @@ int run_daemon(int argc, char** argv) {
     fuse_session_destroy(se);
     return fail(pager.error().message());
   }
-  fs.set_pager(pager.value());
+  fs.start(se, pager.value());
   control_server.value()->start([&fs](const std::string& line) { return handle_command(fs, line); });
 
   std::atomic<bool> stopping{false};
@@ -405,6 +409,7 @@ int run_daemon(int argc, char** argv) {
   stopping = true;
   supervisor.join();
   control_server.value()->stop();
+  fs.stop();
   pager.value()->request_shutdown();
   fuse_session_unmount(se);
   fuse_session_destroy(se);

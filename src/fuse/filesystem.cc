@@ -196,21 +196,8 @@ void Filesystem::read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     const size_t n = off >= byte_size ? 0 : static_cast<size_t>(std::min<uint64_t>(data.size(), byte_size - off));
     fuse_reply_buf(req, reinterpret_cast<const char*>(data.data()), n);
   };
-  auto supply = [&](uint64_t at, std::span<const std::byte> data) {
-    fuse_bufvec buf{};  // FUSE_BUFVEC_INIT is a C compound literal
-    buf.count = 1;
-    buf.buf[0].size = data.size();
-    buf.buf[0].fd = -1;
-    buf.buf[0].mem = const_cast<std::byte*>(data.data());
-    const int rc = fuse_lowlevel_notify_store(session_, ino, static_cast<off_t>(at), &buf,
-                                              static_cast<fuse_buf_copy_flags>(0));
-    if (rc == 0) {
-      notify_stores_.fetch_add(1, std::memory_order_relaxed);
-      notify_store_bytes_.fetch_add(data.size(), std::memory_order_relaxed);
-    } else {
-      notify_store_failures_.fetch_add(1, std::memory_order_relaxed);
-    }
-  };
+  // The rest of the window goes to the page cache, from the supplier's thread.
+  auto supply = [&](uint64_t at, std::span<const std::byte> data) { supplier_.offer(ino, at, data); };
   auto result = pager_->page_in(blob, static_cast<uint64_t>(offset), size, reply, supply);
   if (!result) {
     logger_->error("read {} at {}: {}", blob.digest().str(), offset, result.error().message());
@@ -297,8 +284,9 @@ nlohmann::json Filesystem::stats_json() const {
     fuse[op_name(static_cast<Op>(i))] = {{"calls", s.calls.load()}, {"errors", s.errors.load()},
                                          {"latency", histogram_json(s.latency.snapshot())}};
   }
-  fuse["notify_store"] = {{"calls", notify_stores_.load()}, {"bytes", notify_store_bytes_.load()},
-                          {"failures", notify_store_failures_.load()}};
+  const PageCacheSupplier::Stats supplied = supplier_.stats();
+  fuse["notify_store"] = {{"calls", supplied.stored}, {"bytes", supplied.bytes},
+                          {"dropped", supplied.dropped}, {"failures", supplied.failed}};
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& layer : stack_->layers()) {
     const LayerStats::Snapshot s = layer->stats().snapshot();

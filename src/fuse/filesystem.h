@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fuse/mount_view.h"
+#include "fuse/page_cache_supplier.h"
 #include "pagerfs/layer_stack.h"
 #include "pagerfs/pager.h"
 #include "pagerfs/store.h"
@@ -41,9 +42,13 @@ class Filesystem {
   Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
              std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger);
 
-  // Set once, before the session loop starts.
-  void set_session(fuse_session* session) { session_ = session; }
-  void set_pager(std::shared_ptr<Pager> pager) { pager_ = std::move(pager); }
+  // Set once, before the session loop starts (after daemonizing: threads).
+  void start(fuse_session* session, std::shared_ptr<Pager> pager) {
+    pager_ = std::move(pager);
+    supplier_.start(session);
+  }
+  // Stops the page cache supplier; before the session is destroyed.
+  void stop() { supplier_.stop(); }
   Pager& pager() { return *pager_; }
 
   // The operations (fuse_ops.cc routes the table here).
@@ -93,15 +98,14 @@ class Filesystem {
   const std::string control_path_;
   const uint64_t readahead_;
   std::shared_ptr<spdlog::logger> logger_;
-  fuse_session* session_ = nullptr;
   std::shared_ptr<Pager> pager_;
+  PageCacheSupplier supplier_{32u << 20};
   struct stat store_stat_ {};
 
   std::mutex info_mu_;
   std::unordered_map<fuse_ino_t, BlobInfo> info_;  // guarded by info_mu_
 
   std::array<OpStats, static_cast<size_t>(Op::count)> ops_;
-  std::atomic<uint64_t> notify_stores_{0}, notify_store_bytes_{0}, notify_store_failures_{0};
 };
 
 }  // namespace pagerfs

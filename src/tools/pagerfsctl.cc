@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <cstring>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@
 
 #include "pagerfs/blob_reader.h"
 #include "pagerfs/chunk_stream.h"
+#include "pagerfs/control.h"
 #include "pagerfs/digest.h"
 #include "pagerfs/store.h"
 #include "pagerfs/units.h"
@@ -270,8 +273,58 @@ int run_cat(const std::string& path, const std::string& offset_text,
   return kExitOk;
 }
 
+// ---- stats, dump, prewarm, drop-caches: the control socket of a mount --------
+
+int run_control(const std::string& mountpoint, const std::string& command, bool print_body = true) {
+  auto socket = control::socket_for_mount(mountpoint);
+  if (!socket) return print_error(socket.error().message()), kExitFailure;
+  auto answer = control::request(socket.value(), command);
+  if (!answer) return print_error(answer.error().message()), kExitFailure;
+  if (print_body) std::fputs(answer.value().c_str(), stdout);
+  return kExitOk;
+}
+
+int run_stats(const std::string& mountpoint, bool json) {
+  auto socket = control::socket_for_mount(mountpoint);
+  if (!socket) return print_error(socket.error().message()), kExitFailure;
+  auto answer = control::request(socket.value(), "stats");
+  if (!answer) return print_error(answer.error().message()), kExitFailure;
+  if (json) {
+    std::fputs(answer.value().c_str(), stdout);
+    return kExitOk;
+  }
+  const auto s = nlohmann::json::parse(answer.value());
+  const auto& p = s["pager"];
+  std::printf("store        %s (%llu blobs)\n", s["store"].get<std::string>().c_str(),
+              s["blobs"].get<unsigned long long>());
+  std::printf("pager        %llu faults, %llu chunks decoded, %llu read ahead, chunk cache %s\n",
+              p["faults"].get<unsigned long long>(), p["chunks_decoded"].get<unsigned long long>(),
+              p["readahead_chunks"].get<unsigned long long>(),
+              format_size(p["chunk_cache_bytes"].get<uint64_t>()).c_str());
+  std::printf("             cache hits %llu, misses %llu, coalesced %llu; decode p50 %llu us, p99 %llu us\n",
+              p["chunk_cache_hits"].get<unsigned long long>(), p["chunk_cache_misses"].get<unsigned long long>(),
+              p["coalesced_waits"].get<unsigned long long>(),
+              p["decode_latency"]["p50_us"].get<unsigned long long>(),
+              p["decode_latency"]["p99_us"].get<unsigned long long>());
+  for (const auto& l : s["layers"]) {
+    std::printf("layer %-6s %llu reads, %s served, %llu sectors missed, %llu errors, %s cached\n",
+                l["type"].get<std::string>().c_str(), l["reads"].get<unsigned long long>(),
+                format_size(l["bytes_read"].get<uint64_t>()).c_str(),
+                l["sectors_missed"].get<unsigned long long>(), l["errors"].get<unsigned long long>(),
+                format_size(l["bytes_cached"].get<uint64_t>()).c_str());
+  }
+  for (const auto& [name, op] : s["fuse"].items()) {
+    if (!op.contains("calls") || op["calls"].get<uint64_t>() == 0 || !op.contains("latency")) continue;
+    std::printf("fuse %-8s %llu calls, %llu errors, p50 %llu us, p99 %llu us\n", name.c_str(),
+                op["calls"].get<unsigned long long>(), op["errors"].get<unsigned long long>(),
+                op["latency"]["p50_us"].get<unsigned long long>(),
+                op["latency"]["p99_us"].get<unsigned long long>());
+  }
+  return kExitOk;
+}
+
 int main_impl(int argc, char** argv) {
-  CLI::App app{"pagerfsctl: pack, inspect, verify and read pagerfs blob stores.\n"
+  CLI::App app{"pagerfsctl: pack, inspect, verify and read pagerfs blob stores, and control mounts.\n"
                "See pagerfsctl(1) and pagerfs-store(5)."};
   app.name("pagerfsctl");
   app.require_subcommand(1);
@@ -314,6 +367,22 @@ int main_impl(int argc, char** argv) {
   cat_cmd->add_option("--length", cat_length, "Bytes to write (default: to the end)");
   cat_cmd->add_option("--threads,-j", cat_threads, "Decoding threads (0: one per core)");
 
+  std::string mountpoint;
+  bool stats_json = false;
+  auto* stats_cmd = app.add_subcommand("stats", "Show a mount's counters (pager, layers, FUSE operations)");
+  stats_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  stats_cmd->add_flag("--json", stats_json, "Machine-readable output");
+  auto* dump_cmd = app.add_subcommand("dump", "Show a mount's state: requests in flight, open blobs");
+  dump_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  std::vector<std::string> prewarm_items;
+  auto* prewarm_cmd = app.add_subcommand("prewarm", "Fetch and decode files ahead of need");
+  prewarm_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  prewarm_cmd->add_option("files", prewarm_items,
+                          "FILE or FILE:OFFSET:LENGTH, FILE under the mount point or relative to it")
+      ->required();
+  auto* drop_cmd = app.add_subcommand("drop-caches", "Empty a mount's chunk cache and cache layers");
+  drop_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -332,6 +401,22 @@ int main_impl(int argc, char** argv) {
   if (inspect_cmd->parsed()) return run_inspect(inspect_path, inspect_json);
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
   if (cat_cmd->parsed()) return run_cat(cat_path, cat_offset, cat_length, cat_threads);
+  if (stats_cmd->parsed()) return run_stats(mountpoint, stats_json);
+  if (dump_cmd->parsed()) return run_control(mountpoint, "dump");
+  if (drop_cmd->parsed()) return run_control(mountpoint, "drop-caches");
+  if (prewarm_cmd->parsed()) {
+    // Paths may be given under the mount point or relative to it.
+    char root[PATH_MAX];
+    if (::realpath(mountpoint.c_str(), root) == nullptr) {
+      return print_error("'" + mountpoint + "': " + std::strerror(errno)), kExitFailure;
+    }
+    std::string command = "prewarm";
+    for (std::string item : prewarm_items) {
+      if (item.starts_with(std::string(root) + "/")) item = item.substr(std::strlen(root) + 1);
+      command += " " + item;
+    }
+    return run_control(mountpoint, command);
+  }
   return kExitUsage;
 }
 

@@ -1,0 +1,108 @@
+#include "support/mount_fixture.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "support/subprocess.h"
+
+extern char** environ;
+
+namespace pagerfs::testing {
+
+bool fuse_available() { return ::access("/dev/fuse", R_OK | W_OK) == 0; }
+
+bool is_pagerfs_mount(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mnt;
+    fields >> id >> parent >> dev >> root >> mnt;
+    if (mnt != path) continue;
+    const size_t dash = line.find(" - ");
+    if (dash != std::string::npos && line.compare(dash + 3, 12, "fuse.pagerfs") == 0) return true;
+  }
+  return false;
+}
+
+MountedStore::MountedStore(const std::string& store, const std::string& mountpoint,
+                           const std::vector<std::string>& options)
+    : mountpoint_(mountpoint), log_path_(mountpoint + ".log") {
+  ::mkdir(mountpoint.c_str(), 0755);
+  std::vector<std::string> argv = {binary_from_env("PAGERFS"), store, mountpoint, "-f"};
+  for (const std::string& o : options) {
+    argv.push_back("-o");
+    argv.push_back(o);
+  }
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start pagerfs");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!is_pagerfs_mount(mountpoint_)) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("pagerfs exited before mounting:\n" + log());
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("pagerfs did not mount within 10 s:\n" + log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+MountedStore::~MountedStore() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    if (wait_exit(std::chrono::seconds(10)) == -1 && pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait_exit(std::chrono::seconds(5));
+    }
+  }
+  if (is_pagerfs_mount(mountpoint_)) run({"fusermount3", "-u", "-z", mountpoint_});
+  ::rmdir(mountpoint_.c_str());
+}
+
+std::string MountedStore::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void MountedStore::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int MountedStore::wait_exit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace pagerfs::testing
