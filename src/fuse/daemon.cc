@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -148,12 +149,10 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
   }
-  // Absolute paths: fuse_daemonize() changes the directory to /.
-  if (::realpath(raw.store.c_str(), resolved) != nullptr) c.store = resolved;
-  if (raw.cache) {
-    c.cache_dir = raw.cache;
-    if (::realpath(raw.cache, resolved) != nullptr) c.cache_dir = resolved;
-  }
+  // Absolute paths: fuse_daemonize() changes the directory to / (even with -f).
+  const auto absolute = [](const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); };
+  c.store = absolute(raw.store);
+  if (raw.cache) c.cache_dir = absolute(raw.cache);
   if (raw.cache_size) {
     PAGERFS_TRY(v, size_opt("cache_size", raw.cache_size));
     if (!raw.cache) return Error(errc::invalid_argument, "-o cache_size needs -o cache=DIR");
@@ -186,7 +185,7 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
       return Error(errc::invalid_argument, std::string("-o log_level: unknown level '") + raw.log_level + "'");
     }
   }
-  c.control_path = raw.control ? raw.control : control::default_socket_path(c.mountpoint);
+  c.control_path = raw.control ? absolute(raw.control) : control::default_socket_path(c.mountpoint);
   c.foreground = cmd.foreground != 0;
   c.debug = cmd.debug != 0;
   if (c.debug) c.log_level = std::min(c.log_level, spdlog::level::debug);
@@ -222,9 +221,10 @@ void lazy_unmount(const std::string& mountpoint, spdlog::logger& log) {
 }
 
 // Raises the mount's kernel read-ahead to ours (root only; best effort).
-void set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog::logger& log) {
+// Returns the mount's device number (0 if unknown).
+dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog::logger& log) {
   struct stat st {};
-  if (::stat(mountpoint.c_str(), &st) != 0) return;
+  if (::stat(mountpoint.c_str(), &st) != 0) return 0;
   const std::string path = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
                            std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
   std::ofstream out(path);
@@ -235,6 +235,18 @@ void set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog
   } else if (::geteuid() == 0) {
     log.warn("could not set {}", path);
   }
+  return st.st_dev;
+}
+
+// Ends the FUSE connection at once (root only): every waiting request fails
+// with ENOTCONN and the session loop returns.
+bool abort_connection(dev_t dev, spdlog::logger& log) {
+  if (dev == 0) return false;
+  std::ofstream abort("/sys/fs/fuse/connections/" + std::to_string(minor(dev)) + "/abort");
+  abort << "1";
+  abort.flush();
+  if (!abort) log.warn("could not abort the FUSE connection");
+  return static_cast<bool>(abort);
 }
 
 Result<std::string> handle_command(Filesystem& fs, const std::string& line) {
@@ -376,7 +388,8 @@ int run_daemon(int argc, char** argv) {
 
   std::atomic<bool> stopping{false};
   std::thread supervisor([&] {
-    set_bdi_readahead(c.mountpoint, c.pager.readahead, *log);
+    // The mount's device number names its bdi and its connection in sysfs.
+    const dev_t connection = set_bdi_readahead(c.mountpoint, c.pager.readahead, *log);
     bool unmounting = false;
     while (!stopping.load()) {
       const timespec timeout{0, 200'000'000};
@@ -388,9 +401,9 @@ int run_daemon(int argc, char** argv) {
         unmounting = true;
         lazy_unmount(c.mountpoint, *log);
       } else if (sig > 0) {
-        log->warn("signal {} again: stopping now", sig);
+        log->warn("signal {} again: stopping now; open files get ENOTCONN", sig);
         fuse_session_exit(se);
-        lazy_unmount(c.mountpoint, *log);
+        if (!abort_connection(connection, *log)) std::_Exit(1);  // no other way to wake the workers
       }
     }
   });

@@ -46,15 +46,18 @@ LayerStack::LayerStack(std::vector<std::shared_ptr<Layer>> layers,
       fault_log_(std::make_unique<FaultLog>()) {}
 
 Result<uint64_t> LayerStack::blob_size(const Digest& digest) const {
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    auto size = layers_[i]->blob_size(digest);
-    if (!size) {
-      if (i + 1 == layers_.size()) return size.error();
-      report_layer_fault(i, "size lookup", size.error());
-      continue;
-    }
-    if (size.value()) return *size.value();
+  // The store (bottom) is the truth about which blobs exist and their size;
+  // caches answer only when the store cannot (an I/O error), so a blob that
+  // was repacked or removed is never served from stale cached sectors.
+  auto size = layers_.back()->blob_size(digest);
+  if (size && size.value()) return *size.value();
+  const bool absent = size && !size.value();
+  if (!size && size.error().code() == std::errc::no_such_file_or_directory) return size.error();
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
+    auto cached = layers_[i]->blob_size(digest);
+    if (cached && cached.value()) return *cached.value();
   }
+  if (!absent) return size.error();
   return Error::from_errno(ENOENT, "blob " + digest.str());
 }
 

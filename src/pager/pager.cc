@@ -146,38 +146,49 @@ void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first, std::s
   bytes_fetched.fetch_add(fetched.value().size(), std::memory_order_relaxed);
   auto frames = std::make_shared<const std::vector<std::byte>>(std::move(fetched).value());
   const uint64_t frames_offset = blob.reader().chunks()[first].offset;
-  std::lock_guard lock(mu);  // no posting once shutdown has joined the pool
-  for (uint64_t c = first; c < end; ++c) {
-    const Promise& promise = promises[c - first];
-    if (shutting_down) {
-      in_flight.erase(key_of(c));
-      promise->set_value(shutdown_error());
-      continue;
+  // Decodes chunk c and fulfils its promise (on a pool thread or inline).
+  auto decode = [this, &blob, frames, frames_offset](uint64_t c, const Promise& promise) {
+    const ChunkKey key{blob.digest(), blob.chunk_size(), c};
+    const format::ChunkEntry& entry = blob.reader().chunks()[c];
+    const auto start = std::chrono::steady_clock::now();
+    auto data = std::make_shared<std::vector<std::byte>>(blob.reader().header().chunk_length(c));
+    auto decoded = decompress_chunk(blob.reader().header(), c, entry,
+                                    std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size),
+                                    *data);
+    decode_latency.record(std::chrono::steady_clock::now() - start);
+    chunks_decoded.fetch_add(1, std::memory_order_relaxed);
+    if (!decoded) {
+      finish(key, promise, decoded.error().with_context(blob.digest().str()));
+    } else {
+      finish(key, promise, DecodedChunk(std::move(data)));
     }
-    boost::asio::post(pool, [this, &blob, c, frames, frames_offset, promise, key = key_of(c)] {
-      {
-        std::lock_guard stop_lock(mu);
-        if (shutting_down) {
-          in_flight.erase(key);
-          promise->set_value(shutdown_error());
-          return;
+  };
+  // All but the last chunk go to the pool, to decode in parallel; the
+  // calling thread decodes the last one itself rather than sleep: a
+  // single-chunk fault pays no thread hand-off.
+  {
+    std::lock_guard lock(mu);  // no posting once shutdown has joined the pool
+    for (uint64_t c = first; c + 1 < end; ++c) {
+      const Promise& promise = promises[c - first];
+      if (shutting_down) {
+        in_flight.erase(key_of(c));
+        promise->set_value(shutdown_error());
+        continue;
+      }
+      boost::asio::post(pool, [this, decode, c, promise, key = key_of(c)] {
+        {
+          std::lock_guard stop_lock(mu);
+          if (shutting_down) {
+            in_flight.erase(key);
+            promise->set_value(shutdown_error());
+            return;
+          }
         }
-      }
-      const format::ChunkEntry& entry = blob.reader().chunks()[c];
-      const auto start = std::chrono::steady_clock::now();
-      auto data = std::make_shared<std::vector<std::byte>>(blob.reader().header().chunk_length(c));
-      auto decoded = decompress_chunk(blob.reader().header(), c, entry,
-                                      std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size),
-                                      *data);
-      decode_latency.record(std::chrono::steady_clock::now() - start);
-      chunks_decoded.fetch_add(1, std::memory_order_relaxed);
-      if (!decoded) {
-        finish(key, promise, decoded.error().with_context(blob.digest().str()));
-      } else {
-        finish(key, promise, DecodedChunk(std::move(data)));
-      }
-    });
+        decode(c, promise);
+      });
+    }
   }
+  decode(end - 1, promises[end - first - 1]);
 }
 
 Pager::Pager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

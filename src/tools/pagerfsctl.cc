@@ -412,8 +412,18 @@ int main_impl(int argc, char** argv) {
     }
     std::string command = "prewarm";
     for (std::string item : prewarm_items) {
-      if (item.starts_with(std::string(root) + "/")) item = item.substr(std::strlen(root) + 1);
-      command += " " + item;
+      // FILE or FILE:OFFSET:LENGTH; FILE may be relative to the current directory.
+      std::string file = item, range;
+      if (const size_t b = item.rfind(':'); b != std::string::npos && b > 0) {
+        if (const size_t a = item.rfind(':', b - 1); a != std::string::npos) {
+          file = item.substr(0, a);
+          range = item.substr(a);
+        }
+      }
+      char resolved[PATH_MAX];
+      if (::realpath(file.c_str(), resolved) != nullptr) file = resolved;
+      if (file.starts_with(std::string(root) + "/")) file = file.substr(std::strlen(root) + 1);
+      command += " " + file + range;
     }
     return run_control(mountpoint, command);
   }

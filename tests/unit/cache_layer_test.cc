@@ -81,15 +81,20 @@ TEST_F(CacheLayerTest, FillsOnMissAndServesAfterReopen) {
     expect_read(*s, b, 5000, 70000);
     EXPECT_EQ(cache->stats().snapshot().sectors_hit, 18u);
   }
-  // A new cache over the same directory (a remount) serves what it holds,
-  // even when the store lost its copy.
+  // A new cache over the same directory (a remount) serves what it holds:
+  // the store is not read again.
   auto cache = open_cache(64 << 20);
-  auto empty_bottom = std::make_shared<FakeLayer>("bottom", true, false);
-  auto s = LayerStack::create({cache, empty_bottom}, nullptr).value();
+  auto fresh_bottom = std::make_shared<FakeLayer>("bottom", true, false);
+  fresh_bottom->add(b.digest, contents_[b.digest]);
+  auto s = LayerStack::create({cache, fresh_bottom}, nullptr).value();
   EXPECT_EQ(s->blob_size(b.digest).value(), b.size);
   expect_read(*s, b, 0, b.size);
   EXPECT_EQ(cache->stats().snapshot().sectors_hit, 100u);
-  EXPECT_TRUE(empty_bottom->reads().empty());
+  EXPECT_TRUE(fresh_bottom->reads().empty());
+  // The store decides which blobs exist: one it no longer has is gone.
+  auto empty_bottom = std::make_shared<FakeLayer>("bottom", true, false);
+  auto gone = LayerStack::create({cache, empty_bottom}, nullptr).value();
+  EXPECT_FALSE(gone->blob_size(b.digest));
 }
 
 TEST_F(CacheLayerTest, NeverOverwritesStoredSectors) {
