@@ -19,6 +19,7 @@
 
 #include "util/endian.h"
 #include "util/fd_cache.h"
+#include "util/posix_io.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -47,34 +48,6 @@ std::array<std::byte, kMapHeaderSize> encode_map_header(uint32_t sector_size, ui
   store_le64(h.data() + 16, blob_size);
   store_le64(h.data() + kMapChecksumOffset, XXH3_64bits(h.data(), kMapChecksumOffset));
   return h;
-}
-
-Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset, const std::string& what) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, "write " + what);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return ok();
-}
-
-// Reads up to out.size() bytes; returns how many (short at end of file).
-Result<size_t> pread_some(int fd, std::span<std::byte> out, uint64_t offset, const std::string& what) {
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::from_errno(errno, "read " + what);
-    }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  return done;
 }
 
 class CacheLayer;

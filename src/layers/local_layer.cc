@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "util/fd_cache.h"
+#include "util/posix_io.h"
 
 namespace pagerfs {
 namespace {
@@ -30,23 +31,13 @@ class LocalLayer final : public Layer {
   Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
     const std::string path = store_.blob_path(blob.digest);
     PAGERFS_TRY(fd, fds_.open(path, O_RDONLY));
-    const uint64_t offset = marker.first() * sector_size_;
-    size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t n = ::pread(fd->get(), out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error::from_errno(errno, "read '" + path + "'");
-      }
-      if (n == 0) {
-        // The file is shorter than the size the blob was opened with: it was
-        // truncated or replaced under us.
-        fds_.forget(path);
-        return Error(std::make_error_code(std::errc::io_error),
-                     "'" + path + "' is shorter than " + std::to_string(blob.size) + " bytes");
-      }
-      done += static_cast<size_t>(n);
+    PAGERFS_TRY(got, pread_some(fd->get(), out, marker.first() * sector_size_, "'" + path + "'"));
+    if (got < out.size()) {
+      // The file is shorter than the size the blob was opened with: it was
+      // truncated or replaced under us.
+      fds_.forget(path);
+      return Error(std::make_error_code(std::errc::io_error),
+                   "'" + path + "' is shorter than " + std::to_string(blob.size) + " bytes");
     }
     marker.mark(marker.first(), marker.count());
     return ok();

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/posix_io.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -27,20 +28,11 @@ class PosixRandomAccessFile final : public RandomAccessFile {
                        std::to_string(offset) + " is past the end (" + std::to_string(size_) +
                        " bytes)");
     }
-    size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error::from_errno(errno, "read " + quoted(name_));
-      }
-      if (n == 0) {
-        return Error(std::make_error_code(std::errc::io_error),
-                     quoted(name_) + ": file shrank while open (short read at " +
-                         std::to_string(offset + done) + ")");
-      }
-      done += static_cast<size_t>(n);
+    PAGERFS_TRY(got, pread_some(fd_.get(), out, offset, quoted(name_)));
+    if (got < out.size()) {
+      return Error(std::make_error_code(std::errc::io_error),
+                   quoted(name_) + ": file shrank while open (short read at " +
+                       std::to_string(offset + got) + ")");
     }
     return ok();
   }
@@ -144,16 +136,7 @@ class FdWritableFile final : public WritableFile {
     return ok();
   }
   Result<void> write_at(uint64_t offset, std::span<const std::byte> data) override {
-    size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
-                                 static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error::from_errno(errno, "write " + quoted(name_));
-      }
-      done += static_cast<size_t>(n);
-    }
+    PAGERFS_TRYV(pwrite_all(fd_.get(), data, offset, quoted(name_)));
     size_ = std::max(size_, offset + data.size());
     return ok();
   }
