@@ -90,6 +90,35 @@ std::vector<std::byte> read_all(const std::string& path) {
   return {p, p + s.size()};
 }
 
+// A read-only shared mapping of a whole file, unmapped and closed on scope exit.
+class Mapping {
+ public:
+  explicit Mapping(const std::string& path, size_t length = 0, int advice = MADV_NORMAL) {
+    fd_ = ::open(path.c_str(), O_RDONLY);
+    EXPECT_GE(fd_, 0) << path;
+    struct stat st {};
+    ::fstat(fd_, &st);
+    size_ = length != 0 ? length : static_cast<size_t>(st.st_size);
+    void* map = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+    EXPECT_NE(map, MAP_FAILED) << std::strerror(errno);
+    data_ = map == MAP_FAILED ? nullptr : static_cast<const std::byte*>(map);
+    if (data_ != nullptr) ::madvise(const_cast<std::byte*>(data_), size_, advice);
+  }
+  ~Mapping() {
+    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  const std::byte* data() const { return data_; }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  size_t size_ = 0;
+  const std::byte* data_ = nullptr;
+};
+
 // Maps the file and copies it out page by page through faults.
 std::vector<std::byte> mmap_all(const std::string& path, int advice = MADV_NORMAL) {
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -166,11 +195,8 @@ TEST_F(MountTest, TheLastPageTailReadsZeroThroughMmap) {
 TEST_F(MountTest, FourThreadsOfRandomMmapReads) {
   auto m = mount();
   const PackedBlob& b = blobs_[1];
-  const int fd = ::open(m->blob(b.hex).c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  auto* p = static_cast<const std::byte*>(::mmap(nullptr, b.content.size(), PROT_READ, MAP_SHARED, fd, 0));
-  ASSERT_NE(p, MAP_FAILED);
-  ::madvise(const_cast<std::byte*>(p), b.content.size(), MADV_RANDOM);
+  Mapping map(m->blob(b.hex), 0, MADV_RANDOM);
+  ASSERT_NE(map.data(), nullptr);
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -178,14 +204,12 @@ TEST_F(MountTest, FourThreadsOfRandomMmapReads) {
       std::mt19937_64 rng(t);
       for (int i = 0; i < 2000; ++i) {
         const size_t page = rng() % (b.content.size() / 4096);
-        if (std::memcmp(p + page * 4096, b.content.data() + page * 4096, 4096) != 0) ++wrong;
+        if (std::memcmp(map.data() + page * 4096, b.content.data() + page * 4096, 4096) != 0) ++wrong;
       }
     });
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(wrong, 0);
-  ::munmap(const_cast<std::byte*>(p), b.content.size());
-  ::close(fd);
 }
 
 TEST_F(MountTest, TheMountIsReadOnly) {
@@ -282,24 +306,22 @@ TEST_F(MountTest, EightConcurrentReadersMixingMmapAndRead) {
 TEST_F(MountTest, SigtermDetachesButKeepsServingAnOpenMapping) {
   auto m = mount();
   const PackedBlob& b = blobs_[1];
-  const int fd = ::open(m->blob(b.hex).c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  auto* p = static_cast<const std::byte*>(::mmap(nullptr, b.content.size(), PROT_READ, MAP_SHARED, fd, 0));
-  ASSERT_NE(p, MAP_FAILED);
-  ::madvise(const_cast<std::byte*>(p), b.content.size(), MADV_RANDOM);
-  EXPECT_EQ(std::memcmp(p, b.content.data(), 4096), 0);
-  m->signal(SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (testing::is_pagerfs_mount(m->path()) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  {
+    Mapping map(m->blob(b.hex), 0, MADV_RANDOM);
+    const std::byte* p = map.data();
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(std::memcmp(p, b.content.data(), 4096), 0);
+    m->signal(SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (testing::is_pagerfs_mount(m->path()) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_FALSE(testing::is_pagerfs_mount(m->path())) << "lazily unmounted";
+    // Pages never touched before still fault in correctly.
+    EXPECT_EQ(std::memcmp(p + b.content.size() / 2, b.content.data() + b.content.size() / 2, 4096), 0);
+    EXPECT_EQ(std::memcmp(p, b.content.data(), b.content.size()), 0);
+    EXPECT_EQ(m->wait_exit(std::chrono::milliseconds(300)), -1) << "still serving the mapping";
   }
-  EXPECT_FALSE(testing::is_pagerfs_mount(m->path())) << "lazily unmounted";
-  // Pages never touched before still fault in correctly.
-  EXPECT_EQ(std::memcmp(p + b.content.size() / 2, b.content.data() + b.content.size() / 2, 4096), 0);
-  EXPECT_EQ(std::memcmp(p, b.content.data(), b.content.size()), 0);
-  EXPECT_EQ(m->wait_exit(std::chrono::milliseconds(300)), -1) << "still serving the mapping";
-  ::munmap(const_cast<std::byte*>(p), b.content.size());
-  ::close(fd);
   EXPECT_EQ(m->wait_exit(std::chrono::seconds(10)), 0) << m->log();
 }
 
