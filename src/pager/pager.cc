@@ -46,12 +46,13 @@ struct Pager::Impl {
       : stack(std::move(s)), options(o), logger(std::move(l)), pool(thread_count(o.threads)),
         cache(o.chunk_cache_bytes) {}
 
-  // Decoded chunks [span.first, span.end) of `blob`: one result per chunk.
   using Promise = std::shared_ptr<std::promise<ChunkResult>>;
 
+  // Decoded chunks [span.first, span.end) of `blob`: one result per chunk.
   std::vector<ChunkResult> ensure_chunks(const PagedBlob& blob, range::ChunkSpan span);
   // Reads the frames of chunks [first, first + promises.size()) in one layer
-  // stack read and decodes each on the pool, fulfilling its promise.
+  // stack read and decodes them (on the pool, the last one on the caller),
+  // fulfilling their promises.
   void fetch_and_decode(const PagedBlob& blob, uint64_t first, std::span<const Promise> promises);
   void finish(const ChunkKey& key, const Promise& promise, ChunkResult result);
   void count_failure(const Error& e);

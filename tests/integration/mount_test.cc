@@ -388,6 +388,12 @@ TEST_F(MountTest, StatsCountersMoveAsReadsHappen) {
   EXPECT_NE(text.out.find("layer local"), std::string::npos) << text.out;
   const auto dump = testing::run({testing::binary_from_env("PAGERFSCTL"), "dump", m->path()});
   EXPECT_NE(dump.out.find("pager: running"), std::string::npos) << dump.out;
+  // SIGUSR1 writes the same dump to the log.
+  m->signal(SIGUSR1);
+  for (int i = 0; i < 100 && m->log().find("pager: running") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(m->log().find("pager: running"), std::string::npos) << m->log();
 }
 
 TEST_F(MountTest, PrewarmDecodesAheadOfReads) {
