@@ -19,6 +19,7 @@
 // callbacks run on the calling thread before page_in() returns.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,6 +47,11 @@ struct PagerOptions {
   uint64_t readahead = 512 * 1024;
   uint64_t chunk_cache_bytes = 64 * 1024 * 1024;  // decoded chunks kept
   unsigned threads = 0;                           // decode workers; 0 = one per core
+  // Widen only streaming requests to the full window: a small request that
+  // does not continue the previous one on its blob (a random fault) gets
+  // just the chunks it touches, so random readers do not pay for read-ahead
+  // they never use. Off: every request gets the full window.
+  bool adaptive_readahead = true;
 };
 
 // Validates options; errc::invalid_argument with the reason.
@@ -64,6 +70,8 @@ class PagedBlob {
   friend class Pager;
   explicit PagedBlob(std::unique_ptr<BlobReader> reader) : reader_(std::move(reader)) {}
   std::unique_ptr<BlobReader> reader_;
+  // Where a sequential reader asks next: an access-pattern hint, not state.
+  mutable std::atomic<uint64_t> next_offset_{0};
 };
 
 struct PagerStats {
@@ -72,6 +80,7 @@ struct PagerStats {
   uint64_t bytes_supplied = 0;     // bytes handed to supply() beyond the request
   uint64_t chunks_decoded = 0;
   uint64_t readahead_chunks = 0;   // chunks decoded only for the read-ahead part
+  uint64_t random_faults = 0;      // requests served without read-ahead (adaptive)
   uint64_t chunk_cache_hits = 0;
   uint64_t chunk_cache_misses = 0;
   uint64_t coalesced_waits = 0;    // chunks joined while another request decoded them

@@ -97,7 +97,7 @@ Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino) {
 Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   struct stat st {};
   st.st_ino = ino;
-  st.st_blksize = 4096;
+  st.st_blksize = 128 * 1024;  // invites large reads (cat, cp size their buffers by it)
   if (MountView::is_dir(ino)) {
     st.st_mode = S_IFDIR | 0555;
     st.st_nlink = ino == MountView::kShaDir ? 2 : 3;
@@ -312,6 +312,7 @@ nlohmann::json Filesystem::stats_json() const {
                           {"bytes_supplied", p.bytes_supplied},
                           {"chunks_decoded", p.chunks_decoded},
                           {"readahead_chunks", p.readahead_chunks},
+                          {"random_faults", p.random_faults},
                           {"chunk_cache_hits", p.chunk_cache_hits},
                           {"chunk_cache_misses", p.chunk_cache_misses},
                           {"coalesced_waits", p.coalesced_waits},

@@ -56,9 +56,16 @@ struct Pager::Impl {
   void fetch_and_decode(const PagedBlob& blob, uint64_t first, std::span<const Promise> promises);
   void finish(const ChunkKey& key, const Promise& promise, ChunkResult result);
   void count_failure(const Error& e);
-  uint64_t readahead_for(const PagedBlob& blob) const {
-    return std::max<uint64_t>(std::bit_ceil(options.readahead), blob.chunk_size());
+  // The read-ahead window size for this request (see PagerOptions).
+  uint64_t readahead_for(const PagedBlob& blob, uint64_t offset, uint64_t length) {
+    const uint64_t full = std::max<uint64_t>(std::bit_ceil(options.readahead), blob.chunk_size());
+    const uint64_t previous_end = blob.next_offset_.exchange(range::saturating_add(offset, length));
+    if (!options.adaptive_readahead || length >= kStreamingRequest || offset == previous_end) return full;
+    random_faults.fetch_add(1, std::memory_order_relaxed);
+    return blob.chunk_size();
   }
+  // The kernel's read-ahead and sequential read() calls ask for at least this.
+  static constexpr uint64_t kStreamingRequest = 32 * 1024;
 
   const std::shared_ptr<const LayerStack> stack;
   const PagerOptions options;
@@ -73,7 +80,7 @@ struct Pager::Impl {
   std::map<int, uint64_t> failures;                                   // guarded by mu
 
   std::atomic<uint64_t> faults{0}, bytes_requested{0}, bytes_supplied{0}, chunks_decoded{0};
-  std::atomic<uint64_t> readahead_chunks{0}, cache_hits{0}, cache_misses{0}, coalesced{0};
+  std::atomic<uint64_t> readahead_chunks{0}, cache_hits{0}, cache_misses{0}, coalesced{0}, random_faults{0};
   std::atomic<uint64_t> fetches{0}, bytes_fetched{0};
   LatencyHistogram decode_latency, fault_latency;
 };
@@ -244,7 +251,8 @@ Result<void> Pager::page_in(const PagedBlob& blob, uint64_t offset, uint64_t len
     return ok();
   }
   p.bytes_requested.fetch_add(want.size(), std::memory_order_relaxed);
-  const range::ByteRange window = range::readahead_window(offset, length, p.readahead_for(blob), byte_size);
+  const range::ByteRange window =
+      range::readahead_window(offset, length, p.readahead_for(blob, offset, length), byte_size);
   const range::ChunkSpan span = range::chunks_for(window, chunk_size, byte_size);
   const range::ChunkSpan required = range::chunks_for(want, chunk_size, byte_size);
   std::vector<ChunkResult> chunks = p.ensure_chunks(blob, span);
@@ -325,6 +333,7 @@ PagerStats Pager::stats() const {
   s.bytes_supplied = p.bytes_supplied.load();
   s.chunks_decoded = p.chunks_decoded.load();
   s.readahead_chunks = p.readahead_chunks.load();
+  s.random_faults = p.random_faults.load();
   s.chunk_cache_hits = p.cache_hits.load();
   s.chunk_cache_misses = p.cache_misses.load();
   s.coalesced_waits = p.coalesced.load();

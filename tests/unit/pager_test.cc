@@ -96,6 +96,7 @@ TEST_F(PagerTest, ReplyAndSupplyCoverTheWindowExactly) {
   const auto content = testing::random_bytes(10 * kChunk + 1234);
   PagerOptions options;
   options.readahead = 4 * kChunk;
+  options.adaptive_readahead = false;  // every request gets the full window
   auto pager = make_pager(options);
   auto blob = pager->open(add_blob(content)).value();
   const uint64_t offset = 5 * kChunk + 300, length = 5000;
@@ -127,6 +128,30 @@ TEST_F(PagerTest, ReplyAndSupplyCoverTheWindowExactly) {
   const auto stats = pager->stats();
   EXPECT_GT(stats.bytes_supplied, 0u);
   EXPECT_GT(stats.readahead_chunks, 0u);
+}
+
+TEST_F(PagerTest, AdaptiveReadAheadWidensOnlyStreamingRequests) {
+  const auto content = testing::random_bytes(64 * kChunk);
+  PagerOptions options;
+  options.readahead = 4 * kChunk;
+  auto pager = make_pager(options);
+  auto blob = pager->open(add_blob(content)).value();
+  // Random 4 KiB faults: only the chunk touched is decoded.
+  for (uint64_t c : {40, 3, 17, 60}) {
+    auto got = pager->read(*blob, c * kChunk + 8192, 4096);
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got.value() == expected(content, c * kChunk + 8192, 4096));
+  }
+  EXPECT_EQ(pager->stats().chunks_decoded, 4u);
+  EXPECT_EQ(pager->stats().random_faults, 4u);
+  EXPECT_EQ(pager->stats().readahead_chunks, 0u);
+  // A small request continuing the previous one is sequential: full window.
+  ASSERT_TRUE(pager->read(*blob, 60 * kChunk + 12288, 4096));
+  EXPECT_EQ(pager->stats().chunks_decoded, 4u + 3u);  // chunks 61..63 of the window [60, 64)
+  // A large request is streaming: full window.
+  ASSERT_TRUE(pager->read(*blob, 20 * kChunk, 32 * 1024));
+  EXPECT_EQ(pager->stats().chunks_decoded, 7u + 4u);
+  EXPECT_EQ(pager->stats().random_faults, 4u);
 }
 
 TEST_F(PagerTest, ConcurrentRequestsForOneChunkDecodeItOnce) {
