@@ -50,6 +50,15 @@ struct RawOptions {
   int extra_args = 0;
   bool help = false;
   bool version = false;
+
+  RawOptions() = default;
+  RawOptions(const RawOptions&) = delete;
+  RawOptions& operator=(const RawOptions&) = delete;
+  ~RawOptions() {  // fuse_opt_parse strdup()s every value
+    for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control}) {
+      std::free(value);
+    }
+  }
 };
 
 enum { kKeyHelp, kKeyVersion };
@@ -421,9 +430,10 @@ int run_daemon(int argc, char** argv) {
   }
   stopping = true;
   supervisor.join();
-  control_server.value()->stop();
+  // The pager first: a long prewarm on the control thread then fails fast.
   fs.stop();
   pager.value()->request_shutdown();
+  control_server.value()->stop();
   fuse_session_unmount(se);
   fuse_session_destroy(se);
   log->info("stopped");
