@@ -50,6 +50,10 @@ Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vect
   ::stat(store_.blobs_dir().c_str(), &store_stat_);
 }
 
+Filesystem::~Filesystem() {
+  for (Handle* handle : handles_) delete handle;
+}
+
 void Filesystem::count(Op op, std::chrono::nanoseconds elapsed, bool failed) {
   OpStats& s = ops_[static_cast<size_t>(op)];
   s.calls.fetch_add(1, std::memory_order_relaxed);
@@ -175,20 +179,34 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   // The handle holds the pager state; release() drops it (on_zero_children).
-  auto handle = std::make_unique<std::shared_ptr<PagedBlob>>(std::move(blob).value());
+  auto handle = std::make_unique<Handle>(std::move(blob).value());
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
   fi->keep_cache = 1;
   fi->noflush = 1;
-  if (fuse_reply_open(req, fi) == 0) handle.release();
+  {
+    std::lock_guard lock(handles_mu_);
+    handles_.insert(handle.get());
+  }
+  if (fuse_reply_open(req, fi) == 0) {
+    handle.release();
+  } else {
+    std::lock_guard lock(handles_mu_);
+    handles_.erase(handle.get());
+  }
 }
 
 void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<std::shared_ptr<PagedBlob>*>(fi->fh);
+  auto* handle = reinterpret_cast<Handle*>(fi->fh);
+  {
+    std::lock_guard lock(handles_mu_);
+    handles_.erase(handle);
+  }
+  delete handle;
   fuse_reply_err(req, 0);
 }
 
 void Filesystem::read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
-  const PagedBlob& blob = **reinterpret_cast<std::shared_ptr<PagedBlob>*>(fi->fh);
+  const PagedBlob& blob = **reinterpret_cast<Handle*>(fi->fh);
   const uint64_t byte_size = blob.byte_size();
   auto reply = [&](std::span<const std::byte> data) {
     // The pager pads the last page with zeros; the file ends at byte_size.

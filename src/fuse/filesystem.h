@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "fuse/mount_view.h"
@@ -41,6 +42,10 @@ class Filesystem {
 
   Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
              std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger);
+  // Frees the handles of files the kernel never released (open at unmount).
+  ~Filesystem();
+  Filesystem(const Filesystem&) = delete;
+  Filesystem& operator=(const Filesystem&) = delete;
 
   // Set once, before the session loop starts (after daemonizing: threads).
   void start(fuse_session* session, std::shared_ptr<Pager> pager) {
@@ -101,6 +106,12 @@ class Filesystem {
   std::shared_ptr<Pager> pager_;
   PageCacheSupplier supplier_{32u << 20};
   struct stat store_stat_ {};
+
+  // Open file handles (fi->fh points at one), so that those still open when
+  // the session ends are freed too.
+  using Handle = std::shared_ptr<PagedBlob>;
+  std::mutex handles_mu_;
+  std::unordered_set<Handle*> handles_;  // guarded by handles_mu_
 
   std::mutex info_mu_;
   std::unordered_map<fuse_ino_t, BlobInfo> info_;  // guarded by info_mu_
