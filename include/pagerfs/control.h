@@ -11,7 +11,9 @@
 // Thread safety: pure functions and a blocking client; no shared state.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "pagerfs/error.h"
 
@@ -22,6 +24,16 @@ std::string default_socket_path(const std::string& mountpoint);
 
 // The control socket of the pagerfs mounted at `mountpoint`.
 Result<std::string> socket_for_mount(const std::string& mountpoint);
+
+// One argument of `prewarm`: PATH or PATH:OFFSET:LENGTH (sizes with suffixes).
+struct PrewarmItem {
+  std::string path;
+  uint64_t offset = 0;
+  uint64_t length = UINT64_MAX;  // to the end
+  std::string range;             // ":OFFSET:LENGTH" as given, or empty
+};
+// A path whose last two ':'-separated fields are not sizes is all path.
+PrewarmItem parse_prewarm_item(std::string_view item);
 
 // Sends `command`, returns the body of an "ok" answer or the error.
 Result<std::string> request(const std::string& socket_path, const std::string& command);

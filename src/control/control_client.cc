@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "pagerfs/control.h"
+#include "pagerfs/units.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs::control {
@@ -34,6 +35,23 @@ Result<std::string> socket_for_mount(const std::string& mountpoint) {
     return Error::from_errno(errno, "'" + mountpoint + "'");
   }
   return Error(errc::invalid_argument, "'" + mountpoint + "' is not a pagerfs mount");
+}
+
+PrewarmItem parse_prewarm_item(std::string_view item) {
+  PrewarmItem out;
+  out.path = item;
+  const size_t second = item.rfind(':');
+  if (second == std::string_view::npos || second == 0) return out;
+  const size_t first = item.rfind(':', second - 1);
+  if (first == std::string_view::npos || first == 0) return out;  // a path is never empty
+  auto offset = parse_size(item.substr(first + 1, second - first - 1));
+  auto length = parse_size(item.substr(second + 1));
+  if (!offset || !length) return out;
+  out.path = item.substr(0, first);
+  out.offset = offset.value();
+  out.length = length.value();
+  out.range = item.substr(first);
+  return out;
 }
 
 Result<std::string> request(const std::string& socket_path, const std::string& command) {

@@ -271,21 +271,8 @@ Result<std::string> handle_command(Filesystem& fs, const std::string& line) {
   if (command == "prewarm") {
     std::string item, out;
     while (in >> item) {
-      // PATH or PATH:OFFSET:LENGTH
-      std::string path = item;
-      uint64_t offset = 0, length = UINT64_MAX;
-      const size_t second = item.rfind(':');
-      const size_t first = second == std::string::npos || second == 0 ? std::string::npos : item.rfind(':', second - 1);
-      if (first != std::string::npos) {
-        auto off = parse_size(item.substr(first + 1, second - first - 1));
-        auto len = parse_size(item.substr(second + 1));
-        if (off && len) {
-          path = item.substr(0, first);
-          offset = off.value();
-          length = len.value();
-        }
-      }
-      PAGERFS_TRYV(fs.prewarm(path, offset, length));
+      const control::PrewarmItem p = control::parse_prewarm_item(item);
+      PAGERFS_TRYV(fs.prewarm(p.path, p.offset, p.length));
       out += "prewarmed " + item + "\n";
     }
     if (out.empty()) return Error(errc::invalid_argument, "prewarm needs PATH[:OFFSET:LENGTH]...");

@@ -97,9 +97,11 @@ class CacheLayer final : public Layer {
   Result<void> sync() override;
   Result<void> drop() override {
     std::lock_guard lock(mu_);
-    while (!lru_.empty()) {
+    // Extents with fills in progress move to the front and stay; each
+    // extent is visited once.
+    for (size_t n = lru_.size(); n > 0 && !lru_.empty(); --n) {
       auto [b, extent] = lru_.back();
-      if (evict_extent(b, extent) == 0) break;  // only pending fills left
+      evict_extent(b, extent);
     }
     return ok();
   }

@@ -275,24 +275,24 @@ int run_cat(const std::string& path, const std::string& offset_text,
 
 // ---- stats, dump, prewarm, drop-caches: the control socket of a mount --------
 
-int run_control(const std::string& mountpoint, const std::string& command, bool print_body = true) {
+// Sends `command` to the daemon serving `mountpoint`; returns its answer.
+Result<std::string> ask(const std::string& mountpoint, const std::string& command) {
   auto socket = control::socket_for_mount(mountpoint);
-  if (!socket) return print_error(socket.error().message()), kExitFailure;
-  auto answer = control::request(socket.value(), command);
+  if (!socket) return socket.error();
+  return control::request(socket.value(), command);
+}
+
+int run_control(const std::string& mountpoint, const std::string& command) {
+  auto answer = ask(mountpoint, command);
   if (!answer) return print_error(answer.error().message()), kExitFailure;
-  if (print_body) std::fputs(answer.value().c_str(), stdout);
+  std::fputs(answer.value().c_str(), stdout);
   return kExitOk;
 }
 
 int run_stats(const std::string& mountpoint, bool json) {
-  auto socket = control::socket_for_mount(mountpoint);
-  if (!socket) return print_error(socket.error().message()), kExitFailure;
-  auto answer = control::request(socket.value(), "stats");
+  if (json) return run_control(mountpoint, "stats");
+  auto answer = ask(mountpoint, "stats");
   if (!answer) return print_error(answer.error().message()), kExitFailure;
-  if (json) {
-    std::fputs(answer.value().c_str(), stdout);
-    return kExitOk;
-  }
   const auto s = nlohmann::json::parse(answer.value());
   const auto& p = s["pager"];
   std::printf("store        %s (%llu blobs)\n", s["store"].get<std::string>().c_str(),
@@ -411,19 +411,14 @@ int main_impl(int argc, char** argv) {
       return print_error("'" + mountpoint + "': " + std::strerror(errno)), kExitFailure;
     }
     std::string command = "prewarm";
-    for (std::string item : prewarm_items) {
+    for (const std::string& item : prewarm_items) {
       // FILE or FILE:OFFSET:LENGTH; FILE may be relative to the current directory.
-      std::string file = item, range;
-      if (const size_t b = item.rfind(':'); b != std::string::npos && b > 0) {
-        if (const size_t a = item.rfind(':', b - 1); a != std::string::npos) {
-          file = item.substr(0, a);
-          range = item.substr(a);
-        }
-      }
+      const control::PrewarmItem parsed = control::parse_prewarm_item(item);
+      std::string file = parsed.path;
       char resolved[PATH_MAX];
       if (::realpath(file.c_str(), resolved) != nullptr) file = resolved;
       if (file.starts_with(std::string(root) + "/")) file = file.substr(std::strlen(root) + 1);
-      command += " " + file + range;
+      command += " " + file + parsed.range;
     }
     return run_control(mountpoint, command);
   }

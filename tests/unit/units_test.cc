@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "pagerfs/control.h"
 #include "pagerfs/digest.h"
 #include "pagerfs/error.h"
 #include "pagerfs/file.h"
@@ -30,6 +31,23 @@ TEST(ParseSize, RejectsJunkAndOverflow) {
     EXPECT_EQ(parsed.error().code(), errc::invalid_argument);
     EXPECT_NE(parsed.error().message().find(std::string("'") + text + "'"), std::string::npos);
   }
+}
+
+TEST(PrewarmItem, PathWithOptionalRange) {
+  auto plain = control::parse_prewarm_item("blobs/sha256/ab");
+  EXPECT_EQ(plain.path, "blobs/sha256/ab");
+  EXPECT_EQ(plain.offset, 0u);
+  EXPECT_EQ(plain.length, UINT64_MAX);
+  EXPECT_EQ(plain.range, "");
+  auto ranged = control::parse_prewarm_item("dir/file:1M:64K");
+  EXPECT_EQ(ranged.path, "dir/file");
+  EXPECT_EQ(ranged.offset, 1u << 20);
+  EXPECT_EQ(ranged.length, 64u << 10);
+  EXPECT_EQ(ranged.range, ":1M:64K");
+  // Colons that are not a range belong to the path.
+  EXPECT_EQ(control::parse_prewarm_item("a:b:c").path, "a:b:c");
+  EXPECT_EQ(control::parse_prewarm_item("a:5").path, "a:5");
+  EXPECT_EQ(control::parse_prewarm_item(":1:2").path, ":1:2");
 }
 
 TEST(FormatSize, IsReadable) {
