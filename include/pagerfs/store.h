@@ -2,18 +2,23 @@
 //
 //   STORE/blobs/sha256/<64 lowercase hex>   one blob, named by the SHA-256 of
 //                                           its decompressed content
+//   STORE/images/<name>                     one image manifest (optional; see
+//                                           pagerfs/image_manifest.h)
 //
 // Blobs are immutable once written. They are written under a temporary name
 // in the same directory, fsync'd, and rename()d into place, so a crash never
 // leaves a partial file under a blob's name; leftover temporaries (names
-// starting with ".tmp-") are ignored by readers.
+// starting with ".tmp-") are ignored by readers. Image manifests are written
+// the same way, after the blobs they name are on disk.
 //
 // Thread safety: a Store is immutable after open(); all methods may be called
 // concurrently (pack() of the same content twice is safe: rename is atomic).
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagerfs/blob_format.h"
@@ -21,6 +26,7 @@
 #include "pagerfs/digest.h"
 #include "pagerfs/error.h"
 #include "pagerfs/file.h"
+#include "pagerfs/image_manifest.h"
 
 namespace pagerfs {
 
@@ -38,13 +44,34 @@ class Store {
   // Every blob in the store, sorted by digest.
   Result<std::vector<Digest>> list_blobs() const;
 
+  // Whether a blob is present and whole: its file exists and its header and
+  // seek table are valid (a blob torn by a crash before it was synced is not).
+  bool has_blob(const Digest& digest) const;
+
+  std::string images_dir() const;
+  std::string image_path(std::string_view name) const;
+  // The names of the store's images, sorted (none if there is no images/).
+  Result<std::vector<std::string>> list_images() const;
+  // Reads and validates image `name` (not its blobs).
+  Result<image::Manifest> load_image(std::string_view name) const;
+  // Writes (or atomically replaces) image `name`, durably.
+  Result<void> write_image(std::string_view name, std::span<const std::byte> manifest) const;
+
+  // How a blob reaches the disk: `each` fsyncs every blob before publishing
+  // it; `deferred` leaves that to one sync() by the caller (packing a tree of
+  // many small files), before anything that names the blobs is written.
+  enum class Durability { each, deferred };
+  // Flushes everything written to the store's file system (syncfs).
+  Result<void> sync() const;
+
   struct PackResult {
     format::BlobHeader header;  // header.digest names the blob
     uint64_t file_size = 0;     // of the blob file
     bool already_present = false;  // the store had it; nothing was written
   };
   // Writes `input` as a blob (atomically, durably); keeps an existing blob.
-  Result<PackResult> pack(InputStream& input, const BlobWriterOptions& options) const;
+  Result<PackResult> pack(InputStream& input, const BlobWriterOptions& options,
+                          Durability durability = Durability::each) const;
 
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstddef>
@@ -281,6 +282,30 @@ Result<std::string> handle_command(Filesystem& fs, const std::string& line) {
   return Error(errc::invalid_argument, "unknown command '" + command + "'");
 }
 
+// Every image of the store, each checked whole: a valid manifest whose blobs
+// are all in the store (`blobs`, sorted), so that a mount never shows a file
+// it cannot read.
+Result<std::vector<std::pair<std::string, image::Manifest>>> load_images(const Store& store,
+                                                                          const std::vector<Digest>& blobs) {
+  PAGERFS_TRY(names, store.list_images());
+  std::vector<std::pair<std::string, image::Manifest>> out;
+  for (const std::string& name : names) {
+    PAGERFS_TRY(manifest, store.load_image(name));
+    for (const Digest& digest : manifest.digests()) {
+      if (std::binary_search(blobs.begin(), blobs.end(), digest)) continue;
+      std::string path;
+      for (uint32_t i = 0; i < manifest.size() && path.empty(); ++i) {
+        const image::Entry e = manifest.entry(i);
+        if (e.type == image::EntryType::file && manifest.digest_of(e) == digest) path = manifest.path(i);
+      }
+      return Error(std::make_error_code(std::errc::no_such_file_or_directory),
+                   "image '" + name + "': '" + path + "': blob " + digest.str() + " is missing from the store");
+    }
+    out.emplace_back(name, std::move(manifest));
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_daemon(int argc, char** argv) {
@@ -338,7 +363,11 @@ int run_daemon(int argc, char** argv) {
   auto control_server = ControlServer::bind(c.control_path);
   if (!control_server) return fail(control_server.error().message());
 
+  auto images = load_images(store.value(), digests.value());
+  if (!images) return fail(images.error().message());
+
   Filesystem fs(store.value(), stack.value(), std::move(digests).value(), c.control_path, c.pager.readahead, log);
+  for (auto& [name, manifest] : images.value()) fs.add_image(name, std::move(manifest));
   char store_abs[PATH_MAX];
   if (::realpath(c.store.c_str(), store_abs) == nullptr) std::snprintf(store_abs, sizeof store_abs, "%s", c.store.c_str());
   const std::string mount_options = "-oro,default_permissions,subtype=pagerfs,fsname=" + escape_option(store_abs);

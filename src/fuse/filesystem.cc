@@ -20,8 +20,9 @@ constexpr const char* kXattrStoredSize = "user.pagerfs.stored_size";
 constexpr const char* kXattrControl = "user.pagerfs.control";
 
 const char* op_name(Filesystem::Op op) {
-  static constexpr const char* kNames[] = {"lookup", "getattr", "open", "read", "release", "opendir",
-                                           "readdir", "statfs", "getxattr", "listxattr", "denied"};
+  static constexpr const char* kNames[] = {"lookup",   "getattr", "readlink",    "open",
+                                           "read",     "release", "opendir",     "readdir",
+                                           "readdirplus", "statfs", "getxattr", "listxattr", "denied"};
   return kNames[static_cast<size_t>(op)];
 }
 
@@ -70,26 +71,24 @@ void Filesystem::init(fuse_conn_info* conn) {
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA);  // content never changes
 }
 
-Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino) {
+Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino, const Digest& digest) {
   {
     std::lock_guard lock(info_mu_);
     if (auto it = info_.find(ino); it != info_.end()) return it->second;
   }
-  const std::optional<Digest> digest = view_.digest_of(ino);
-  if (!digest) return Error::from_errno(ENOENT, "inode " + std::to_string(ino));
   // The header alone (128 bytes through the layer stack) gives the geometry.
-  PAGERFS_TRY(size, stack_->blob_size(*digest));
+  PAGERFS_TRY(size, stack_->blob_size(digest));
   std::array<std::byte, format::kHeaderSize> header_bytes{};
   const size_t n = std::min<uint64_t>(size, header_bytes.size());
-  PAGERFS_TRYV(stack_->read({*digest, size}, 0, std::span(header_bytes).first(n)));
+  PAGERFS_TRYV(stack_->read({digest, size}, 0, std::span(header_bytes).first(n)));
   auto header = format::decode_header(std::span(header_bytes).first(n), size);
-  if (!header) return header.error().with_context(digest->str());
+  if (!header) return header.error().with_context(digest.str());
   BlobInfo info;
   info.byte_size = header.value().byte_size;
   info.chunk_size = header.value().chunk_size;
   info.stored_size = size;
   struct stat st {};
-  if (::stat(store_.blob_path(*digest).c_str(), &st) != 0) st = store_stat_;  // served from a cache
+  if (::stat(store_.blob_path(digest).c_str(), &st) != 0) st = store_stat_;  // served from a cache
   info.mtime = st.st_mtim;
   info.uid = st.st_uid;
   info.gid = st.st_gid;
@@ -99,19 +98,31 @@ Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino) {
 }
 
 Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
+  const std::optional<MountView::Node> node = view_.node(ino);
+  if (!node) return Error::from_errno(ENOENT, "inode " + std::to_string(ino));
   struct stat st {};
   st.st_ino = ino;
   st.st_blksize = 128 * 1024;  // invites large reads (cat, cp size their buffers by it)
-  if (MountView::is_dir(ino)) {
-    st.st_mode = S_IFDIR | 0555;
-    st.st_nlink = ino == MountView::kShaDir ? 2 : 3;
-    st.st_uid = store_stat_.st_uid;
-    st.st_gid = store_stat_.st_gid;
-    st.st_mtim = store_stat_.st_mtim;
-    st.st_ctim = st.st_atim = st.st_mtim;
-    return st;
+  switch (node->kind) {
+    case MountView::Node::Kind::fixed_dir:
+      st.st_mode = S_IFDIR | 0555;
+      // 2 + subdirectories: find(1) relies on it.
+      st.st_nlink = ino == MountView::kRoot        ? 4
+                    : ino == MountView::kBlobsDir  ? 3
+                    : ino == MountView::kImagesDir ? 2 + view_.image_count()
+                                                   : 2;
+      st.st_uid = store_stat_.st_uid;
+      st.st_gid = store_stat_.st_gid;
+      st.st_mtim = store_stat_.st_mtim;
+      st.st_ctim = st.st_atim = st.st_mtim;
+      return st;
+    case MountView::Node::Kind::image_file:
+    case MountView::Node::Kind::image_entry:
+      return MountView::image_attributes(*node->image, node->entry, ino);
+    case MountView::Node::Kind::blob:
+      break;
   }
-  PAGERFS_TRY(info, blob_info(ino));
+  PAGERFS_TRY(info, blob_info(ino, node->digest));
   st.st_mode = S_IFREG | 0444;
   st.st_nlink = 1;
   st.st_size = static_cast<off_t>(info.byte_size);
@@ -122,12 +133,37 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   return st;
 }
 
+Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view name) {
+  if (!image::validate_image_name(name)) return std::optional<fuse_ino_t>{};
+  auto manifest = store_.load_image(name);
+  if (!manifest) {
+    if (manifest.error().code() == std::errc::no_such_file_or_directory) return std::optional<fuse_ino_t>{};
+    return manifest.error();
+  }
+  for (const Digest& digest : manifest.value().digests()) {
+    if (auto present = stack_->blob_size(digest); !present) {
+      return present.error().with_context("image '" + std::string(name) + "': blob " + digest.str());
+    }
+  }
+  view_.add_image(std::string(name), std::move(manifest).value());
+  return view_.lookup(MountView::kImagesDir, name);
+}
+
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::optional<fuse_ino_t> ino = view_.lookup(parent, name);
   if (!ino && parent == MountView::kShaDir && Digest::is_canonical_hex(name)) {
     // Packed after mounting? The store decides.
     const Digest digest = Digest::parse(name).value();
-    if (stack_->blob_size(digest)) ino = view_.add(digest);
+    if (stack_->blob_size(digest)) ino = view_.add_blob(digest);
+  }
+  if (!ino && parent == MountView::kImagesDir) {
+    auto late = load_late_image(name);
+    if (!late) {
+      logger_->error("lookup images/{}: {}", name, late.error().message());
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    ino = late.value();
   }
   if (!ino) {
     // A negative entry with no timeout: a blob packed later is found then.
@@ -157,22 +193,49 @@ void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_attr(req, &st.value(), kForever);
 }
 
-Result<std::shared_ptr<PagedBlob>> Filesystem::open_blob(fuse_ino_t ino) {
-  const std::optional<Digest> digest = view_.digest_of(ino);
-  if (!digest) return Error::from_errno(ENOENT, "inode " + std::to_string(ino));
-  return pager_->open(*digest);
+void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
+  const std::optional<MountView::Node> node = view_.node(ino);
+  if (!node || node->kind != MountView::Node::Kind::image_entry) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  const image::Manifest& m = node->image->manifest;
+  const image::Entry e = m.entry(node->entry);
+  if (e.type != image::EntryType::symlink) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  fuse_reply_readlink(req, std::string(m.symlink_target(e)).c_str());
 }
 
 void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  if (MountView::is_dir(ino)) {
-    fuse_reply_err(req, EISDIR);
+  const std::optional<MountView::Node> node = view_.node(ino);
+  if (!node) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (node->kind == MountView::Node::Kind::fixed_dir || node->kind == MountView::Node::Kind::image_entry) {
+    // Directories are opened with opendir; symlinks and special files never
+    // reach open.
+    fuse_reply_err(req, view_.is_dir(ino) ? EISDIR : EINVAL);
     return;
   }
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  auto blob = open_blob(ino);
+  auto blob = pager_->open(node->digest);
+  if (blob && node->kind == MountView::Node::Kind::image_file) {
+    // The manifest's size is what stat showed: a blob of another size would
+    // be read cut or padded, so it is refused.
+    const image::Entry e = node->image->manifest.entry(node->entry);
+    if (blob.value()->byte_size() != e.size) {
+      blob = Error(errc::corrupt_blob, "image '" + node->image->name + "': '" +
+                                           node->image->manifest.path(node->entry) + "' has " +
+                                           std::to_string(e.size) + " bytes, its blob " +
+                                           node->digest.str() + " " + std::to_string(blob.value()->byte_size()));
+    }
+  }
   if (!blob) {
     logger_->warn("open inode {}: {}", ino, blob.error().message());
     fuse_reply_err(req, to_errno(blob.error()));
@@ -224,7 +287,7 @@ void Filesystem::read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 }
 
 void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  if (!MountView::is_dir(ino)) {
+  if (!view_.is_dir(ino)) {
     fuse_reply_err(req, ENOTDIR);
     return;
   }
@@ -233,24 +296,55 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
-void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
-  if (!MountView::is_dir(ino)) {
+void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
+  if (!view_.is_dir(ino)) {
     fuse_reply_err(req, ENOTDIR);
     return;
   }
   std::vector<char> buf(size);
   size_t used = 0;
   size_t position = static_cast<size_t>(offset);
-  for (const MountView::Entry& e : view_.list(ino, position, size / 24 + 1)) {
-    struct stat st {};
-    st.st_ino = e.ino;
-    st.st_mode = e.is_dir ? S_IFDIR : S_IFREG;
-    const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
-                                          static_cast<off_t>(++position));
+  // An entry takes at least 24 bytes (readdir) or 152 (readdirplus).
+  const size_t max_entries = size / (plus ? 152 : 24) + 1;
+  for (const MountView::Entry& e : view_.list(ino, position, max_entries)) {
+    const off_t next = static_cast<off_t>(++position);
+    size_t need = 0;
+    if (!plus) {
+      struct stat st {};
+      st.st_ino = e.ino;
+      st.st_mode = e.type;
+      need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st, next);
+    } else {
+      fuse_entry_param entry{};
+      entry.attr.st_ino = e.ino;
+      entry.attr.st_mode = e.type;
+      // Attributes that cost no I/O come with the entry; a blob's (its
+      // header) and "." and ".." are left to LOOKUP (ino 0: no entry).
+      const std::optional<MountView::Node> node = view_.node(e.ino);
+      const bool cheap = e.name != "." && e.name != ".." && node &&
+                         node->kind != MountView::Node::Kind::blob;
+      if (cheap) {
+        if (auto st = attributes(e.ino)) {
+          entry.ino = e.ino;
+          entry.attr = st.value();
+          entry.attr_timeout = kForever;
+          entry.entry_timeout = kForever;
+        }
+      }
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name.c_str(), &entry, next);
+    }
     if (need > size - used) break;
     used += need;
   }
   fuse_reply_buf(req, buf.data(), used);
+}
+
+void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
+  reply_directory(req, ino, size, offset, false);
+}
+
+void Filesystem::readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
+  reply_directory(req, ino, size, offset, true);
 }
 
 void Filesystem::statfs(fuse_req_t req, fuse_ino_t) {
@@ -259,7 +353,7 @@ void Filesystem::statfs(fuse_req_t req, fuse_ino_t) {
   struct statvfs out {};
   out.f_bsize = out.f_frsize = 4096;
   out.f_blocks = sv.f_blocks * sv.f_frsize / 4096;
-  out.f_files = view_.blob_count() + 3;
+  out.f_files = view_.blob_count() + view_.image_entry_count() + 4;
   out.f_namemax = 255;
   out.f_flag = ST_RDONLY;
   fuse_reply_statfs(req, &out);
@@ -268,14 +362,25 @@ void Filesystem::statfs(fuse_req_t req, fuse_ino_t) {
 void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   const std::string key = name;
   if (ino == MountView::kRoot && key == kXattrControl) return reply_xattr(req, control_path_, size);
-  const std::optional<Digest> digest = view_.digest_of(ino);
-  if (!digest) {
+  const std::optional<MountView::Node> node = view_.node(ino);
+  if (!node || node->kind == MountView::Node::Kind::fixed_dir) {
     fuse_reply_err(req, ENODATA);
     return;
   }
-  if (key == kXattrDigest) return reply_xattr(req, digest->str(), size);
+  if (node->kind != MountView::Node::Kind::blob) {
+    const image::Manifest& m = node->image->manifest;
+    if (auto value = m.xattr(m.entry(m.resolve(node->entry)), key)) {
+      return reply_xattr(req, std::string(*value), size);
+    }
+    if (node->kind == MountView::Node::Kind::image_file && key == kXattrDigest) {
+      return reply_xattr(req, node->digest.str(), size);
+    }
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  if (key == kXattrDigest) return reply_xattr(req, node->digest.str(), size);
   if (key == kXattrChunkSize || key == kXattrStoredSize) {
-    auto info = blob_info(ino);
+    auto info = blob_info(ino, node->digest);
     if (!info) {
       fuse_reply_err(req, to_errno(info.error()));
       return;
@@ -288,9 +393,15 @@ void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size
 
 void Filesystem::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::string names;
+  const std::optional<MountView::Node> node = view_.node(ino);
   if (ino == MountView::kRoot) names = std::string(kXattrControl) + '\0';
-  if (view_.digest_of(ino)) {
+  if (node && node->kind == MountView::Node::Kind::blob) {
     names = std::string(kXattrDigest) + '\0' + kXattrChunkSize + '\0' + kXattrStoredSize + '\0';
+  }
+  if (node && node->image) {
+    const image::Manifest& m = node->image->manifest;
+    for (const image::Xattr& x : m.xattrs(m.entry(m.resolve(node->entry)))) names += x.name + '\0';
+    if (node->kind == MountView::Node::Kind::image_file) names += std::string(kXattrDigest) + '\0';
   }
   reply_xattr(req, names, size);
 }
@@ -341,12 +452,13 @@ nlohmann::json Filesystem::stats_json() const {
                           {"failures", failures},
                           {"decode_latency", histogram_json(p.decode_latency)},
                           {"fault_latency", histogram_json(p.fault_latency)}};
-  return {{"store", store_.root()}, {"blobs", view_.blob_count()}, {"fuse", fuse}, {"pager", pager},
+  return {{"store", store_.root()}, {"blobs", view_.blob_count()}, {"images", view_.image_count()}, {"fuse", fuse}, {"pager", pager},
           {"layers", layers}};
 }
 
 std::string Filesystem::dump() const {
-  std::string out = "pagerfs: store " + store_.root() + ", " + std::to_string(view_.blob_count()) + " blob(s)\n";
+  std::string out = "pagerfs: store " + store_.root() + ", " + std::to_string(view_.blob_count()) + " blob(s), " +
+                    std::to_string(view_.image_count()) + " image(s)\n";
   out += pager_->dump();
   for (const auto& layer : stack_->layers()) {
     const auto s = layer->stats().snapshot();
@@ -357,14 +469,12 @@ std::string Filesystem::dump() const {
 }
 
 Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint64_t length) {
-  std::string_view rel = path;
-  while (rel.starts_with('/')) rel.remove_prefix(1);
-  if (!rel.starts_with("blobs/sha256/")) {
-    return Error(errc::invalid_argument, "'" + path + "' is not a blob in this mount");
+  const std::optional<fuse_ino_t> ino = view_.resolve(path);
+  const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
+  if (!node || (node->kind != MountView::Node::Kind::blob && node->kind != MountView::Node::Kind::image_file)) {
+    return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
   }
-  rel.remove_prefix(13);
-  PAGERFS_TRY(digest, Digest::parse(rel));
-  PAGERFS_TRY(blob, pager_->open(digest));
+  PAGERFS_TRY(blob, pager_->open(node->digest));
   const uint64_t end = range::saturating_add(offset, length);
   return pager_->prewarm(*blob, {{offset, std::min(end, blob->byte_size())}});
 }

@@ -38,7 +38,10 @@ namespace pagerfs {
 
 class Filesystem {
  public:
-  enum class Op { lookup, getattr, open, read, release, opendir, readdir, statfs, getxattr, listxattr, denied, count };
+  enum class Op {
+    lookup, getattr, readlink, open, read, release, opendir, readdir, readdirplus,
+    statfs, getxattr, listxattr, denied, count
+  };
 
   Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
              std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger);
@@ -55,16 +58,25 @@ class Filesystem {
   // Stops the page cache supplier; before the session is destroyed.
   void stop() { supplier_.stop(); }
   Pager& pager() { return *pager_; }
+  // Adds an image whose blobs the caller has checked (before start, or from
+  // a lookup).
+  void add_image(std::string name, image::Manifest manifest) {
+    view_.add_image(std::move(name), std::move(manifest));
+  }
 
   // The operations (fuse_ops.cc routes the table here).
   void init(fuse_conn_info* conn);
   void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
   void getattr(fuse_req_t req, fuse_ino_t ino);
+  void readlink(fuse_req_t req, fuse_ino_t ino);
   void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
   void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
+  // readdir with each entry's attributes: `ls -l`, `find` and `tar` over an
+  // image need no LOOKUP per entry.
+  void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
   void statfs(fuse_req_t req, fuse_ino_t ino);
   void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
   void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
@@ -75,7 +87,7 @@ class Filesystem {
   // Control commands.
   nlohmann::json stats_json() const;
   std::string dump() const;
-  // `path` is relative to the mount root: blobs/sha256/<hex>.
+  // `path` is relative to the mount root: blobs/sha256/<hex>, images/<name>/<file>.
   Result<void> prewarm(const std::string& path, uint64_t offset, uint64_t length);
   Result<void> drop_caches();
 
@@ -93,9 +105,12 @@ class Filesystem {
     LatencyHistogram latency;
   };
 
-  Result<BlobInfo> blob_info(fuse_ino_t ino);
+  Result<BlobInfo> blob_info(fuse_ino_t ino, const Digest& digest);
   Result<struct stat> attributes(fuse_ino_t ino);
-  Result<std::shared_ptr<PagedBlob>> open_blob(fuse_ino_t ino);
+  // An image packed after mounting, if it is whole; nullopt if none exists.
+  Result<std::optional<fuse_ino_t>> load_late_image(std::string_view name);
+  // Fills a directory listing reply; `plus` adds each entry's attributes.
+  void reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus);
 
   const Store store_;
   const std::shared_ptr<LayerStack> stack_;

@@ -51,6 +51,9 @@ fuse_lowlevel_ops make_fuse_ops() {
   ops.getattr = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, Filesystem::Op::getattr, [&](Filesystem& fs) { fs.getattr(req, ino); });
   };
+  ops.readlink = [](fuse_req_t req, fuse_ino_t ino) {
+    guarded(req, Filesystem::Op::readlink, [&](Filesystem& fs) { fs.readlink(req, ino); });
+  };
   ops.open = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, Filesystem::Op::open, [&](Filesystem& fs) { fs.open(req, ino, fi); });
   };
@@ -65,6 +68,10 @@ fuse_lowlevel_ops make_fuse_ops() {
   };
   ops.readdir = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, Filesystem::Op::readdir, [&](Filesystem& fs) { fs.readdir(req, ino, size, off, fi); });
+  };
+  ops.readdirplus = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    guarded(req, Filesystem::Op::readdirplus,
+            [&](Filesystem& fs) { fs.readdirplus(req, ino, size, off, fi); });
   };
   ops.statfs = [](fuse_req_t req, fuse_ino_t ino) {
     guarded(req, Filesystem::Op::statfs, [&](Filesystem& fs) { fs.statfs(req, ino); });

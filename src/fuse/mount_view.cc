@@ -1,55 +1,269 @@
 #include "fuse/mount_view.h"
 
+#include <xxhash.h>
+
 #include <mutex>
 
 namespace pagerfs {
+namespace {
 
-MountView::MountView(std::vector<Digest> digests) : digests_(std::move(digests)) {
-  for (size_t i = 0; i < digests_.size(); ++i) inos_[digests_[i]] = kFirstBlob + i;
+constexpr uint64_t kEntryBits = 32;
+constexpr fuse_ino_t kEntryMask = (fuse_ino_t{1} << kEntryBits) - 1;
+
+mode_t type_bits(const image::Manifest& m, uint32_t entry) {
+  return static_cast<mode_t>(m.entry(m.resolve(entry)).mode) & S_IFMT;
 }
 
-std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view name) const {
-  if (parent == kRoot && name == "blobs") return kBlobsDir;
-  if (parent == kBlobsDir && name == "sha256") return kShaDir;
-  if (parent != kShaDir || !Digest::is_canonical_hex(name)) return std::nullopt;
-  const Digest digest = Digest::parse(name).value();
-  std::shared_lock lock(mu_);
-  auto it = inos_.find(digest);
-  if (it == inos_.end()) return std::nullopt;
-  return it->second;
+}  // namespace
+
+size_t MountView::FileKeyHash::operator()(const FileKey& k) const noexcept {
+  uint64_t h = DigestHash{}(k.digest);
+  const uint64_t fields[] = {k.mode, k.uid, k.gid, k.mtime_nsec, k.nlink, static_cast<uint64_t>(k.mtime_sec),
+                             k.link_group, XXH3_64bits(k.xattrs.data(), k.xattrs.size())};
+  return static_cast<size_t>(XXH3_64bits_withSeed(fields, sizeof fields, h));
 }
 
-fuse_ino_t MountView::add(const Digest& digest) {
+MountView::MountView(std::vector<Digest> blobs) {
+  files_.reserve(blobs.size());
+  for (const Digest& d : blobs) add_blob(d);
+}
+
+fuse_ino_t MountView::add_file(FileNode node) {
+  files_.push_back(node);
+  return kFirstFile + files_.size() - 1;
+}
+
+fuse_ino_t MountView::add_blob(const Digest& digest) {
   std::unique_lock lock(mu_);
-  auto [it, inserted] = inos_.try_emplace(digest, kFirstBlob + digests_.size());
-  if (inserted) digests_.push_back(digest);
+  auto [it, inserted] = blob_inos_.try_emplace(digest, 0);
+  if (inserted) {
+    it->second = add_file({digest, nullptr, 0});
+    blob_list_.push_back(it->second);
+  }
   return it->second;
 }
 
-std::optional<Digest> MountView::digest_of(fuse_ino_t ino) const {
-  if (ino < kFirstBlob) return std::nullopt;
-  std::shared_lock lock(mu_);
-  if (ino - kFirstBlob >= digests_.size()) return std::nullopt;
-  return digests_[ino - kFirstBlob];
+fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
+  std::unique_lock lock(mu_);
+  if (auto it = image_index_.find(name); it != image_index_.end()) return images_[it->second]->base;
+  const fuse_ino_t base = static_cast<fuse_ino_t>(images_.size() + 1) << kEntryBits;
+  images_.push_back(std::make_unique<Image>(Image{name, std::move(manifest), base}));
+  image_index_[std::move(name)] = images_.size() - 1;
+  return images_.back()->base;
 }
 
 size_t MountView::blob_count() const {
   std::shared_lock lock(mu_);
-  return digests_.size();
+  return blob_list_.size();
 }
 
-std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, size_t max) const {
-  std::vector<Entry> all;
-  all.push_back({".", dir, true});
-  all.push_back({"..", parent_of(dir), true});
-  if (dir == kRoot) all.push_back({"blobs", kBlobsDir, true});
-  if (dir == kBlobsDir) all.push_back({"sha256", kShaDir, true});
-  std::vector<Entry> out;
-  for (size_t i = offset; i < all.size() && out.size() < max; ++i) out.push_back(all[i]);
-  if (dir != kShaDir) return out;
+size_t MountView::image_count() const {
   std::shared_lock lock(mu_);
-  for (size_t i = std::max(offset, all.size()) - all.size(); i < digests_.size() && out.size() < max; ++i) {
-    out.push_back({digests_[i].hex(), kFirstBlob + i, false});
+  return images_.size();
+}
+
+uint64_t MountView::image_entry_count() const {
+  std::shared_lock lock(mu_);
+  uint64_t n = 0;
+  for (const auto& image : images_) n += image->manifest.size();
+  return n;
+}
+
+const MountView::Image* MountView::image_of(fuse_ino_t ino) const {
+  const uint64_t number = ino >> kEntryBits;
+  if (number == 0 || number > images_.size()) return nullptr;
+  const Image* image = images_[number - 1].get();
+  return (ino & kEntryMask) < image->manifest.size() ? image : nullptr;
+}
+
+std::optional<MountView::Node> MountView::node(fuse_ino_t ino) const {
+  if (is_fixed_dir(ino)) return Node{};
+  std::shared_lock lock(mu_);
+  if (ino >> kEntryBits == 0) {
+    if (ino < kFirstFile || ino - kFirstFile >= files_.size()) return std::nullopt;
+    const FileNode& f = files_[ino - kFirstFile];
+    return Node{f.image ? Node::Kind::image_file : Node::Kind::blob, f.digest, f.image, f.entry};
+  }
+  const Image* image = image_of(ino);
+  if (!image) return std::nullopt;
+  return Node{Node::Kind::image_entry, {}, image, static_cast<uint32_t>(ino & kEntryMask)};
+}
+
+bool MountView::is_dir(fuse_ino_t ino) const {
+  if (is_fixed_dir(ino)) return true;
+  const std::optional<Node> n = node(ino);
+  return n && n->kind == Node::Kind::image_entry &&
+         n->image->manifest.entry(n->entry).type == image::EntryType::directory;
+}
+
+fuse_ino_t MountView::image_entry_ino(const Image& image, uint32_t entry) {
+  const image::Manifest& m = image.manifest;
+  const uint32_t target = m.resolve(entry);
+  const image::Entry e = m.entry(target);
+  if (e.type != image::EntryType::file) return image.base | target;
+  const uint32_t nlink = m.nlink(target);
+  FileKey key{m.digest_of(e), e.mode, e.uid, e.gid, e.mtime_nsec, nlink, e.mtime_sec, e.xattrs,
+              nlink > 1 ? image.base | target : 0};
+  {
+    std::shared_lock lock(mu_);
+    if (auto it = file_inos_.find(key); it != file_inos_.end()) return it->second;
+  }
+  std::unique_lock lock(mu_);
+  auto [it, inserted] = file_inos_.try_emplace(key, 0);
+  if (inserted) it->second = add_file({key.digest, &image, target});
+  return it->second;
+}
+
+std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view name) {
+  if (name == "." || name == "..") return std::nullopt;  // the kernel resolves these itself
+  switch (parent) {
+    case kRoot:
+      if (name == "blobs") return kBlobsDir;
+      if (name == "images") return kImagesDir;
+      return std::nullopt;
+    case kBlobsDir:
+      if (name == "sha256") return kShaDir;
+      return std::nullopt;
+    case kShaDir: {
+      if (!Digest::is_canonical_hex(name)) return std::nullopt;
+      const Digest digest = Digest::parse(name).value();
+      std::shared_lock lock(mu_);
+      auto it = blob_inos_.find(digest);
+      if (it == blob_inos_.end()) return std::nullopt;
+      return it->second;
+    }
+    case kImagesDir: {
+      std::shared_lock lock(mu_);
+      auto it = image_index_.find(std::string(name));
+      if (it == image_index_.end()) return std::nullopt;
+      return images_[it->second]->base;
+    }
+    default:
+      break;
+  }
+  const Image* image = nullptr;
+  {
+    std::shared_lock lock(mu_);
+    image = image_of(parent);
+  }
+  if (!image) return std::nullopt;
+  const uint32_t dir = static_cast<uint32_t>(parent & kEntryMask);
+  if (image->manifest.entry(dir).type != image::EntryType::directory) return std::nullopt;
+  const std::optional<uint32_t> child = image->manifest.find_child(dir, name);
+  if (!child) return std::nullopt;
+  return image_entry_ino(*image, *child);
+}
+
+std::optional<fuse_ino_t> MountView::resolve(std::string_view path) {
+  fuse_ino_t ino = kRoot;
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    const std::string_view name = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+    if (name.empty()) continue;  // "a//b", a trailing '/'
+    const std::optional<fuse_ino_t> next = lookup(ino, name);
+    if (!next) return std::nullopt;
+    ino = *next;
+  }
+  return ino;
+}
+
+fuse_ino_t MountView::parent_of(fuse_ino_t dir) const {
+  switch (dir) {
+    case kRoot:
+    case kBlobsDir:
+    case kImagesDir:
+      return kRoot;
+    case kShaDir:
+      return kBlobsDir;
+    default:
+      break;
+  }
+  std::shared_lock lock(mu_);
+  const Image* image = image_of(dir);
+  if (!image) return kRoot;
+  const uint32_t entry = static_cast<uint32_t>(dir & kEntryMask);
+  return entry == 0 ? kImagesDir : image->base | image->manifest.entry(entry).parent;
+}
+
+struct stat MountView::image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino) {
+  const image::Manifest& m = image.manifest;
+  const uint32_t target = m.resolve(entry);
+  const image::Entry e = m.entry(target);
+  struct stat st {};
+  st.st_ino = ino;
+  st.st_mode = e.mode;
+  st.st_nlink = m.nlink(target);
+  st.st_uid = e.uid;
+  st.st_gid = e.gid;
+  st.st_mtim = {static_cast<time_t>(e.mtime_sec), static_cast<long>(e.mtime_nsec)};
+  st.st_ctim = st.st_atim = st.st_mtim;
+  st.st_blksize = 128 * 1024;  // invites large reads (cat, cp size their buffers by it)
+  switch (e.type) {
+    case image::EntryType::file:
+      st.st_size = static_cast<off_t>(e.size);
+      break;
+    case image::EntryType::symlink:
+      st.st_size = static_cast<off_t>(e.size);
+      break;
+    case image::EntryType::special:
+      st.st_rdev = static_cast<dev_t>(e.ref);
+      break;
+    case image::EntryType::directory:
+      st.st_size = static_cast<off_t>(e.size);
+      break;
+    case image::EntryType::hardlink:
+      break;  // resolved above
+  }
+  st.st_blocks = (st.st_size + 511) / 512;
+  return st;
+}
+
+std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, size_t max) {
+  std::vector<Entry> out;
+  auto emit = [&](size_t position, auto make) {
+    if (position >= offset && out.size() < max) out.push_back(make());
+  };
+  emit(0, [&] { return Entry{".", dir, S_IFDIR}; });
+  emit(1, [&] { return Entry{"..", parent_of(dir), S_IFDIR}; });
+  size_t position = 2;
+  switch (dir) {
+    case kRoot:
+      emit(position++, [] { return Entry{"blobs", kBlobsDir, S_IFDIR}; });
+      emit(position++, [] { return Entry{"images", kImagesDir, S_IFDIR}; });
+      return out;
+    case kBlobsDir:
+      emit(position++, [] { return Entry{"sha256", kShaDir, S_IFDIR}; });
+      return out;
+    case kShaDir: {
+      std::shared_lock lock(mu_);
+      for (size_t i = offset > position ? offset - position : 0; i < blob_list_.size() && out.size() < max; ++i) {
+        const fuse_ino_t ino = blob_list_[i];
+        out.push_back({files_[ino - kFirstFile].digest.hex(), ino, S_IFREG});
+      }
+      return out;
+    }
+    case kImagesDir: {
+      std::shared_lock lock(mu_);
+      for (size_t i = offset > position ? offset - position : 0; i < images_.size() && out.size() < max; ++i) {
+        out.push_back({images_[i]->name, images_[i]->base, S_IFDIR});
+      }
+      return out;
+    }
+    default:
+      break;
+  }
+  const Image* image = nullptr;
+  {
+    std::shared_lock lock(mu_);
+    image = image_of(dir);
+  }
+  if (!image) return out;
+  const image::Manifest& m = image->manifest;
+  const auto children = m.children(static_cast<uint32_t>(dir & kEntryMask));
+  for (size_t i = offset > position ? offset - position : 0; i < children.count && out.size() < max; ++i) {
+    const uint32_t child = children.first + static_cast<uint32_t>(i);
+    out.push_back({std::string(m.entry(child).name), image_entry_ino(*image, child), type_bits(m, child)});
   }
   return out;
 }

@@ -9,12 +9,15 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "pagerfs/blob_reader.h"
+#include "util/posix_io.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
 namespace {
 
 constexpr const char* kBlobsSubdir = "/blobs/sha256";
+constexpr const char* kImagesSubdir = "/images";
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
@@ -95,7 +98,75 @@ Result<std::vector<Digest>> Store::list_blobs() const {
   return out;
 }
 
-Result<Store::PackResult> Store::pack(InputStream& input, const BlobWriterOptions& options) const {
+bool Store::has_blob(const Digest& digest) const { return BlobReader::open(blob_path(digest)).has_value(); }
+
+std::string Store::images_dir() const { return root_ + kImagesSubdir; }
+
+std::string Store::image_path(std::string_view name) const { return images_dir() + "/" + std::string(name); }
+
+Result<std::vector<std::string>> Store::list_images() const {
+  const std::string dir = images_dir();
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+  if (!d) {
+    if (errno == ENOENT) return std::vector<std::string>{};
+    return Error::from_errno(errno, "open " + quoted(dir));
+  }
+  std::vector<std::string> out;
+  errno = 0;
+  while (const dirent* e = ::readdir(d.get())) {
+    // Temporaries start with '.', which no image name may.
+    if (image::validate_image_name(e->d_name)) out.emplace_back(e->d_name);
+    errno = 0;
+  }
+  if (errno != 0) return Error::from_errno(errno, "read " + quoted(dir));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<image::Manifest> Store::load_image(std::string_view name) const {
+  const std::string context = "image '" + std::string(name) + "'";
+  if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
+  const std::string path = image_path(name);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::from_errno(errno, context);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
+  if (!S_ISREG(st.st_mode)) return Error::from_errno(EINVAL, context + " is not a regular file");
+  std::vector<std::byte> bytes(static_cast<size_t>(st.st_size));
+  PAGERFS_TRY(n, pread_some(fd.get(), bytes, 0, path));
+  bytes.resize(n);
+  auto manifest = image::Manifest::parse(std::move(bytes));
+  if (!manifest) return manifest.error().with_context(context);
+  return manifest;
+}
+
+Result<void> Store::write_image(std::string_view name, std::span<const std::byte> manifest) const {
+  PAGERFS_TRYV(image::validate_image_name(name));
+  const std::string dir = images_dir();
+  PAGERFS_TRYV(make_dir(dir));
+  TempFile temp;
+  PAGERFS_TRY(fd, temp.create(dir));
+  auto output = fd_writable_file(fd, temp.path());
+  PAGERFS_TRYV(output->append(manifest));
+  PAGERFS_TRYV(output->sync());
+  if (::fchmod(fd, 0444) != 0) return Error::from_errno(errno, "chmod " + quoted(temp.path()));
+  const std::string final_path = image_path(name);
+  if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
+    return Error::from_errno(errno, "rename into " + quoted(final_path));
+  }
+  temp.forget();
+  return fsync_dir(dir);
+}
+
+Result<void> Store::sync() const {
+  UniqueFd fd(::open(blobs_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return Error::from_errno(errno, "open " + quoted(blobs_dir()));
+  if (::syncfs(fd.get()) != 0) return Error::from_errno(errno, "sync store " + quoted(root_));
+  return ok();
+}
+
+Result<Store::PackResult> Store::pack(InputStream& input, const BlobWriterOptions& options,
+                                      Durability durability) const {
   PAGERFS_TRYV(validate(options));
   const std::string dir = blobs_dir();
   TempFile temp;
@@ -106,19 +177,20 @@ Result<Store::PackResult> Store::pack(InputStream& input, const BlobWriterOption
   result.header = header;
   result.file_size = output->size();
 
-  const std::string final_path = blob_path(header.digest);
-  if (::access(final_path.c_str(), F_OK) == 0) {
+  // A torn blob under the name (a crash before a deferred sync) is replaced.
+  if (has_blob(header.digest)) {
     result.already_present = true;
     return result;  // TempFile removes the copy
   }
-  PAGERFS_TRYV(output->sync());
+  if (durability == Durability::each) PAGERFS_TRYV(output->sync());
   // Blobs are immutable and readable by whoever may mount the store.
   if (::fchmod(fd, 0444) != 0) return Error::from_errno(errno, "chmod " + quoted(temp.path()));
+  const std::string final_path = blob_path(header.digest);
   if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
     return Error::from_errno(errno, "rename into " + quoted(final_path));
   }
   temp.forget();
-  PAGERFS_TRYV(fsync_dir(dir));
+  if (durability == Durability::each) PAGERFS_TRYV(fsync_dir(dir));
   return result;
 }
 

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@
 #include "pagerfs/chunk_stream.h"
 #include "pagerfs/control.h"
 #include "pagerfs/digest.h"
+#include "pagerfs/image_manifest.h"
+#include "pagerfs/image_packer.h"
 #include "pagerfs/store.h"
 #include "pagerfs/units.h"
 #include "pagerfs/verify.h"
@@ -91,8 +94,32 @@ struct PackArgs {
   std::string chunk_size = "128K";
   int level = kDefaultCompressionLevel;
   unsigned threads = 0;
+  std::string image;  // pack one directory as this image
   std::vector<std::string> inputs;
 };
+
+int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions options) {
+  if (args.inputs.size() != 1) return print_error("--image packs exactly one directory"), kExitUsage;
+  if (auto valid = image::validate_image_name(args.image); !valid) {
+    return print_error(valid.error().with_context("--image").message()), kExitUsage;
+  }
+  const std::string& dir = args.inputs.front();
+  ImagePackOptions image_options;
+  image_options.blob = options;
+  Progress progress("packing image " + args.image, std::nullopt);
+  image_options.on_progress = [&progress](const ImagePackProgress& p) { progress.update(p.bytes_done); };
+  const auto start = std::chrono::steady_clock::now();
+  auto packed = pack_image(store, args.image, dir, image_options);
+  if (!packed) return print_error(packed.error().message()), kExitFailure;
+  const ImagePackResult& r = packed.value();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("image %s: %llu entries, %llu files (%s), %llu distinct, %llu new blob(s) (%s stored), %.1f s\n",
+              args.image.c_str(), static_cast<unsigned long long>(r.entries),
+              static_cast<unsigned long long>(r.files), format_size(r.content_bytes).c_str(),
+              static_cast<unsigned long long>(r.distinct_blobs), static_cast<unsigned long long>(r.new_blobs),
+              format_size(r.new_blob_bytes).c_str(), seconds);
+  return kExitOk;
+}
 
 int run_pack(const PackArgs& args) {
   BlobWriterOptions options;
@@ -109,6 +136,7 @@ int run_pack(const PackArgs& args) {
 
   auto store = Store::create(args.store);
   if (!store) return print_error(store.error().message()), kExitFailure;
+  if (!args.image.empty()) return run_pack_image(store.value(), args, options);
   int status = kExitOk;
   for (const std::string& input_path : args.inputs) {
     auto input = open_input_stream(input_path);
@@ -206,9 +234,11 @@ int run_verify(const std::string& store_path, const std::vector<std::string>& di
     }
   }
   size_t corrupt = 0, failed = 0;
+  std::unordered_map<Digest, uint64_t, DigestHash> good;  // byte sizes of the blobs found whole
   for (const Digest& digest : targets) {
     auto verified = verify_blob(store.value().blob_path(digest), digest, threads);
     if (verified) {
+      good[digest] = verified.value().byte_size;
       std::printf("ok       %s\n", digest.str().c_str());
     } else if (is_corruption(verified.error().code())) {
       ++corrupt;
@@ -225,8 +255,129 @@ int run_verify(const std::string& store_path, const std::vector<std::string>& di
   std::fflush(stdout);
   std::fprintf(stderr, "pagerfsctl: %zu blob(s) checked: %zu ok, %zu corrupt, %zu unreadable\n",
                targets.size(), targets.size() - corrupt - failed, corrupt, failed);
+
+  // Images, when the whole store was checked: each manifest must be valid and
+  // name only whole blobs of the sizes it claims.
+  if (digests.empty()) {
+    auto names = store.value().list_images();
+    if (!names) return print_error(names.error().message()), kExitUsage;
+    size_t bad_images = 0;
+    for (const std::string& name : names.value()) {
+      auto problem = [&]() -> std::optional<Error> {
+        auto manifest = store.value().load_image(name);
+        if (!manifest) return manifest.error();
+        const image::Manifest& m = manifest.value();
+        for (uint32_t i = 0; i < m.size(); ++i) {
+          const image::Entry e = m.entry(i);
+          if (e.type != image::EntryType::file) continue;
+          const Digest& digest = m.digest_of(e);
+          auto it = good.find(digest);
+          const std::string where = "image '" + name + "': '" + m.path(i) + "': blob " + digest.str();
+          if (it == good.end()) return Error(errc::corrupt_blob, where + " is missing or damaged");
+          if (it->second != e.size) {
+            return Error(errc::corrupt_blob, where + " has " + std::to_string(it->second) +
+                                                 " bytes, the image says " + std::to_string(e.size));
+          }
+        }
+        return std::nullopt;
+      }();
+      if (!problem) {
+        std::printf("ok       image %s\n", name.c_str());
+        continue;
+      }
+      ++bad_images;
+      const bool damaged = is_corruption(problem->code());
+      std::printf("%s image %s\n", damaged ? "CORRUPT " : "ERROR   ", name.c_str());
+      std::fprintf(stderr, "pagerfsctl: %s\n", problem->message().c_str());
+      if (damaged) ++corrupt; else ++failed;
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr, "pagerfsctl: %zu image(s) checked: %zu ok, %zu bad\n", names.value().size(),
+                 names.value().size() - bad_images, bad_images);
+  }
   if (corrupt > 0) return kExitFailure;
   return failed > 0 ? kExitUsage : kExitOk;
+}
+
+// ---- images -----------------------------------------------------------------
+
+const char* type_name(image::EntryType type) {
+  switch (type) {
+    case image::EntryType::directory: return "dir";
+    case image::EntryType::file: return "file";
+    case image::EntryType::symlink: return "symlink";
+    case image::EntryType::hardlink: return "hardlink";
+    case image::EntryType::special: return "special";
+  }
+  return "?";
+}
+
+// Lists the store's images, or the entries of one.
+int run_images(const std::string& store_path, const std::optional<std::string>& name, bool json) {
+  auto store = Store::open(store_path);
+  if (!store) return print_error(store.error().message()), kExitFailure;
+  if (name) {
+    auto manifest = store.value().load_image(*name);
+    if (!manifest) return print_error(manifest.error().message()), kExitFailure;
+    const image::Manifest& m = manifest.value();
+    nlohmann::json entries = nlohmann::json::array();
+    for (uint32_t i = 0; i < m.size(); ++i) {
+      const image::Entry e = m.entry(i);
+      const std::string path = i == 0 ? "." : m.path(i);
+      std::string detail;
+      if (e.type == image::EntryType::file) detail = m.digest_of(e).str();
+      if (e.type == image::EntryType::symlink) detail = "-> " + std::string(m.symlink_target(e));
+      if (e.type == image::EntryType::hardlink) detail = "=> " + m.path(m.resolve(i));
+      if (json) {
+        nlohmann::json j = {{"path", path}, {"type", type_name(e.type)}, {"mode", e.mode & 07777},
+                            {"uid", e.uid}, {"gid", e.gid}, {"mtime_ns", e.mtime_sec * 1000000000 + e.mtime_nsec},
+                            {"size", e.size}, {"nlink", m.nlink(i)}};
+        if (e.type == image::EntryType::file) j["digest"] = m.digest_of(e).str();
+        if (e.type == image::EntryType::symlink) j["target"] = std::string(m.symlink_target(e));
+        if (e.type == image::EntryType::hardlink) j["target"] = m.path(m.resolve(i));
+        nlohmann::json xattrs = nlohmann::json::object();
+        for (const image::Xattr& x : m.xattrs(e)) xattrs[x.name] = x.value;
+        if (!xattrs.empty()) j["xattrs"] = xattrs;
+        entries.push_back(std::move(j));
+        continue;
+      }
+      std::printf("%-8s %04o %5u %5u %12llu  %s%s%s\n", type_name(e.type), e.mode & 07777, e.uid, e.gid,
+                  static_cast<unsigned long long>(e.size), path.c_str(), detail.empty() ? "" : "  ",
+                  detail.c_str());
+    }
+    if (json) std::cout << entries.dump(2) << '\n';
+    return kExitOk;
+  }
+  auto names = store.value().list_images();
+  if (!names) return print_error(names.error().message()), kExitFailure;
+  nlohmann::json images = nlohmann::json::array();
+  if (!json && !names.value().empty()) std::printf("%-24s %10s %10s %12s\n", "IMAGE", "ENTRIES", "FILES", "SIZE");
+  int status = kExitOk;
+  for (const std::string& image_name : names.value()) {
+    auto manifest = store.value().load_image(image_name);
+    if (!manifest) {
+      print_error(manifest.error().message());
+      status = kExitFailure;
+      continue;
+    }
+    const image::Manifest& m = manifest.value();
+    uint64_t files = 0, bytes = 0;
+    for (uint32_t i = 0; i < m.size(); ++i) {
+      const image::Entry e = m.entry(i);
+      if (e.type != image::EntryType::file) continue;
+      ++files;
+      bytes += e.size;
+    }
+    if (json) {
+      images.push_back({{"name", image_name}, {"entries", m.size()}, {"files", files}, {"bytes", bytes},
+                        {"blobs", m.digests().size()}});
+    } else {
+      std::printf("%-24s %10u %10llu %12s\n", image_name.c_str(), m.size(), static_cast<unsigned long long>(files),
+                  format_size(bytes).c_str());
+    }
+  }
+  if (json) std::cout << images.dump(2) << '\n';
+  return status;
 }
 
 // ---- cat --------------------------------------------------------------------
@@ -339,8 +490,12 @@ int main_impl(int argc, char** argv) {
   pack_cmd->add_option("--level,-l", pack.level, "zstd compression level")->capture_default_str();
   pack_cmd->add_option("--threads,-j", pack.threads, "Compression threads (0: one per core)")
       ->capture_default_str();
-  pack_cmd->add_option("inputs", pack.inputs, "Files to pack; '-' for standard input")->required();
-  pack_cmd->footer("Prints 'sha256:<hex>  <input>' for each input. A blob already in the store is kept.");
+  pack_cmd->add_option("--image,-i", pack.image,
+                       "Pack one directory tree as image NAME (replaces an image of that name)");
+  pack_cmd->add_option("inputs", pack.inputs, "Files to pack; '-' for standard input; with --image, a directory")
+      ->required();
+  pack_cmd->footer("Prints 'sha256:<hex>  <input>' for each input. A blob already in the store is kept.\n"
+                   "With --image, prints one summary line; files already in the store are not compressed again.");
 
   std::string inspect_path;
   bool inspect_json = false;
@@ -351,11 +506,20 @@ int main_impl(int argc, char** argv) {
   std::string verify_store;
   std::vector<std::string> verify_digests;
   unsigned verify_threads = 0;
-  auto* verify_cmd = app.add_subcommand("verify", "Check blobs completely: structure, chunks, digests");
+  auto* verify_cmd =
+      app.add_subcommand("verify", "Check blobs completely (structure, chunks, digests) and images");
   verify_cmd->add_option("store", verify_store, "Store directory")->required();
-  verify_cmd->add_option("digests", verify_digests, "Blobs to check (default: all)");
+  verify_cmd->add_option("digests", verify_digests, "Blobs to check (default: all blobs and images)");
   verify_cmd->add_option("--threads,-j", verify_threads, "Decoding threads (0: one per core)");
   verify_cmd->footer("Exit status: 0 all good; 1 corruption found; 2 usage or I/O error.");
+
+  std::string images_store;
+  std::optional<std::string> images_name;
+  bool images_json = false;
+  auto* images_cmd = app.add_subcommand("images", "List a store's images, or the entries of one");
+  images_cmd->add_option("store", images_store, "Store directory")->required();
+  images_cmd->add_option("name", images_name, "An image: list its entries");
+  images_cmd->add_flag("--json", images_json, "Machine-readable output");
 
   std::string cat_path;
   std::string cat_offset = "0";
@@ -400,6 +564,7 @@ int main_impl(int argc, char** argv) {
   if (pack_cmd->parsed()) return run_pack(pack);
   if (inspect_cmd->parsed()) return run_inspect(inspect_path, inspect_json);
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
+  if (images_cmd->parsed()) return run_images(images_store, images_name, images_json);
   if (cat_cmd->parsed()) return run_cat(cat_path, cat_offset, cat_length, cat_threads);
   if (stats_cmd->parsed()) return run_stats(mountpoint, stats_json);
   if (dump_cmd->parsed()) return run_control(mountpoint, "dump");

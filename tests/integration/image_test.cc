@@ -1,0 +1,352 @@
+// Images end to end through the real binaries: `pagerfsctl pack --image` of
+// a real tree (a copy of this machine's Python installation plus every kind
+// of entry), a real mount, and the tree compared with the source by diff(1)
+// and find(1); the packed interpreter runs from the mount; shared content is
+// shared inodes; broken images are refused with one clear line.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "pagerfs/digest.h"
+#include "pagerfs/file.h"
+#include "support/mount_fixture.h"
+#include "support/subprocess.h"
+#include "support/test_data.h"
+
+namespace pagerfs {
+namespace {
+
+using testing::MountedStore;
+using testing::ProcessResult;
+using testing::TempDir;
+
+std::string source_root() {
+  const char* root = std::getenv("PAGERFS_SOURCE_ROOT");
+  return root != nullptr ? root : ".";
+}
+
+ProcessResult pagerfsctl(std::vector<std::string> args) {
+  args.insert(args.begin(), testing::binary_from_env("PAGERFSCTL"));
+  return testing::run(args);
+}
+
+struct stat lstat_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path << ": " << std::strerror(errno);
+  return st;
+}
+
+void set_mtime(const std::string& path, time_t sec, long nsec) {
+  const struct timespec times[2] = {{sec, nsec}, {sec, nsec}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+void write_with_mode(const std::string& path, const std::string& content, mode_t mode) {
+  testing::write_file(path, content);
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+}
+
+// Builds the source tree once for the whole suite: the Python copy plus a
+// directory of every entry kind; packs it as image "py" and, with one file
+// changed, as "py2" into one store.
+class ImageTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::make_unique<TempDir>();
+    tree_ = *dir_ / "tree";
+    store_ = *dir_ / "store";
+    const ProcessResult made = testing::run({"bash", source_root() + "/scripts/make-python-tree", tree_});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    make_misc(tree_ + "/misc");
+    const ProcessResult packed = pagerfsctl({"pack", "--store", store_, "--image", "py", tree_});
+    ASSERT_EQ(packed.exit_code, 0) << packed.err;
+    pack_output_ = packed.out;
+
+    // py2: the same tree with one file changed and one added.
+    tree2_ = *dir_ / "tree2";
+    ASSERT_EQ(testing::run({"cp", "-a", tree_, tree2_}).exit_code, 0);
+    testing::write_file(tree2_ + "/misc/hello.txt", "changed\n");
+    testing::write_file(tree2_ + "/misc/new.txt", "new\n");
+    const ProcessResult packed2 = pagerfsctl({"pack", "--store", store_, "--image", "py2", tree2_});
+    ASSERT_EQ(packed2.exit_code, 0) << packed2.err;
+    pack2_output_ = packed2.out;
+  }
+  static void TearDownTestSuite() { dir_.reset(); }
+
+  static void make_misc(const std::string& misc) {
+    namespace fs = std::filesystem;
+    fs::create_directories(misc + "/deep/a/b/c/d/e");
+    testing::write_file(misc + "/deep/a/b/c/d/e/file", "deep\n");
+    write_with_mode(misc + "/hello.txt", "hello\n", 0640);
+    set_mtime(misc + "/hello.txt", 1700000000, 123456789);
+    // Same content and attributes: one inode in the mount. Same content,
+    // another mode: another inode.
+    for (const char* name : {"same-a.txt", "same-b.txt"}) {
+      write_with_mode(misc + "/" + name, "same content\n", 0644);
+      set_mtime(misc + "/" + name, 1600000000, 5);
+    }
+    write_with_mode(misc + "/same-other-mode.txt", "same content\n", 0600);
+    set_mtime(misc + "/same-other-mode.txt", 1600000000, 5);
+    testing::write_file(misc + "/link1", "linked\n");
+    ASSERT_EQ(::link((misc + "/link1").c_str(), (misc + "/link2").c_str()), 0);
+    ASSERT_EQ(::symlink("hello.txt", (misc + "/rel-symlink").c_str()), 0);
+    ASSERT_EQ(::symlink("/etc/hostname", (misc + "/abs-symlink").c_str()), 0);
+    ASSERT_EQ(::symlink("nowhere/at/all", (misc + "/dangling").c_str()), 0);
+    testing::write_file(misc + "/empty", "");
+    fs::create_directory(misc + "/emptydir");
+    ASSERT_EQ(::chmod((misc + "/emptydir").c_str(), 0700), 0);
+    testing::write_file(misc + "/big.bin", testing::to_string(testing::random_bytes(3 * 1024 * 1024 + 17, 9)));
+    testing::write_file(misc + "/xattr.txt", "has xattrs\n");
+    has_xattrs_ = ::setxattr((misc + "/xattr.txt").c_str(), "user.pagerfs-test", "value", 5, 0) == 0;
+    // Special files go under special/, which diff(1) cannot compare.
+    fs::create_directory(misc + "/special");
+    ASSERT_EQ(::mkfifo((misc + "/special/fifo").c_str(), 0620), 0);
+    ASSERT_EQ(::chmod((misc + "/special/fifo").c_str(), 0620), 0);  // past the umask
+    if (::geteuid() == 0) {
+      ASSERT_EQ(::mknod((misc + "/special/null").c_str(), S_IFCHR | 0666, ::makedev(1, 3)), 0);
+    }
+    set_mtime(misc + "/special", 1500000000, 0);
+  }
+
+  std::unique_ptr<MountedStore> mount() {
+    return std::make_unique<MountedStore>(store_, mnt_dir_.path() + "/mnt");
+  }
+
+  static std::string image(const MountedStore& m, const std::string& name) { return m.path() + "/images/" + name; }
+
+  void SetUp() override {
+    if (!testing::fuse_available()) {
+      if (std::getenv("PAGERFS_REQUIRE_FUSE")) FAIL() << "/dev/fuse is required (PAGERFS_REQUIRE_FUSE)";
+      GTEST_SKIP() << "no /dev/fuse";
+    }
+  }
+
+  static inline std::unique_ptr<TempDir> dir_;
+  static inline std::string tree_, tree2_, store_, pack_output_, pack2_output_;
+  static inline bool has_xattrs_ = false;
+  TempDir mnt_dir_;
+};
+
+// find(1)'s view of a tree: path, type, mode, size, mtime (ns), link target,
+// owner, link count; sorted by path.
+std::string find_listing(const std::string& root) {
+  const ProcessResult r = testing::run(
+      {"bash", "-c", "cd \"$1\" && find . -printf '%p %y %m %s %T@ %l %U %G %n\\n' | LC_ALL=C sort", "_", root});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+TEST_F(ImageTest, TheMountedTreeEqualsTheSource) {
+  auto m = mount();
+  const std::string root = image(*m, "py");
+  const ProcessResult diff = testing::run({"diff", "-r", "--no-dereference", "-x", "special", tree_, root});
+  EXPECT_EQ(diff.exit_code, 0) << diff.out << diff.err;
+  const std::string expected = find_listing(tree_);
+  const std::string actual = find_listing(root);
+  EXPECT_GT(std::count(expected.begin(), expected.end(), '\n'), 1500);
+  EXPECT_EQ(std::count(actual.begin(), actual.end(), '\n'), std::count(expected.begin(), expected.end(), '\n'));
+  // The first line that differs, not two listings of 1500 lines.
+  std::istringstream want(expected), got(actual);
+  std::string w, g;
+  while (std::getline(want, w) && std::getline(got, g)) {
+    if (w != g) {
+      ADD_FAILURE() << "source: " << w << "\nmount:  " << g;
+      break;
+    }
+  }
+}
+
+TEST_F(ImageTest, MetadataSymlinksAndSpecialFiles) {
+  auto m = mount();
+  const std::string misc = image(*m, "py") + "/misc";
+  const struct stat hello = lstat_of(misc + "/hello.txt");
+  EXPECT_EQ(hello.st_mode, S_IFREG | 0640);
+  EXPECT_EQ(hello.st_mtim.tv_sec, 1700000000);
+  EXPECT_EQ(hello.st_mtim.tv_nsec, 123456789);
+  EXPECT_EQ(hello.st_size, 6);
+  char target[256] = {};
+  ASSERT_GT(::readlink((misc + "/abs-symlink").c_str(), target, sizeof target - 1), 0);
+  EXPECT_STREQ(target, "/etc/hostname");
+  EXPECT_EQ(testing::read_file(misc + "/rel-symlink"), "hello\n");  // followed inside the image
+  EXPECT_TRUE(S_ISFIFO(lstat_of(misc + "/special/fifo").st_mode));
+  EXPECT_EQ(lstat_of(misc + "/special/fifo").st_mode & 07777, 0620u);
+  if (::geteuid() == 0) {
+    const struct stat null = lstat_of(misc + "/special/null");
+    EXPECT_TRUE(S_ISCHR(null.st_mode));
+    EXPECT_EQ(null.st_rdev, ::makedev(1, 3));
+  }
+  EXPECT_EQ(lstat_of(misc + "/emptydir").st_mode, S_IFDIR | 0700);
+  EXPECT_EQ(lstat_of(misc + "/deep").st_nlink, 3u);  // ., .., a
+  if (has_xattrs_) {
+    char value[16] = {};
+    EXPECT_EQ(::getxattr((misc + "/xattr.txt").c_str(), "user.pagerfs-test", value, sizeof value), 5);
+    EXPECT_STREQ(value, "value");
+  }
+  // Image files name their blob too.
+  char digest[80] = {};
+  ASSERT_GT(::getxattr((misc + "/hello.txt").c_str(), "user.pagerfs.digest", digest, sizeof digest - 1), 0);
+  EXPECT_EQ(std::string(digest), Sha256::of(bytes_of(std::string("hello\n"))).str());
+}
+
+TEST_F(ImageTest, HardLinksAndEqualFilesShareAnInode) {
+  auto m = mount();
+  const std::string misc = image(*m, "py") + "/misc";
+  const struct stat link1 = lstat_of(misc + "/link1");
+  const struct stat link2 = lstat_of(misc + "/link2");
+  EXPECT_EQ(link1.st_ino, link2.st_ino);
+  EXPECT_EQ(link1.st_nlink, 2u);
+  EXPECT_EQ(lstat_of(misc + "/same-a.txt").st_ino, lstat_of(misc + "/same-b.txt").st_ino);
+  EXPECT_NE(lstat_of(misc + "/same-a.txt").st_ino, lstat_of(misc + "/same-other-mode.txt").st_ino);
+  EXPECT_EQ(lstat_of(misc + "/same-a.txt").st_nlink, 1u);
+  EXPECT_EQ(testing::read_file(misc + "/same-other-mode.txt"), "same content\n");
+}
+
+TEST_F(ImageTest, TwoImagesShareTheInodesOfTheirCommonFiles) {
+  auto m = mount();
+  const std::string a = image(*m, "py"), b = image(*m, "py2");
+  for (const char* file : {"/usr/bin/python3.11", "/usr/lib/python3.11/os.py", "/misc/big.bin"}) {
+    EXPECT_EQ(lstat_of(a + file).st_ino, lstat_of(b + file).st_ino) << file;
+  }
+  EXPECT_NE(lstat_of(a + "/misc/hello.txt").st_ino, lstat_of(b + "/misc/hello.txt").st_ino);
+  EXPECT_EQ(testing::read_file(b + "/misc/hello.txt"), "changed\n");
+  EXPECT_EQ(testing::read_file(a + "/misc/hello.txt"), "hello\n");
+  // py2 was deduplicated against the store: only its two new contents were written.
+  EXPECT_NE(pack2_output_.find(" 2 new blob(s)"), std::string::npos) << pack2_output_;
+  // Hard links are their own group per image: not shared.
+  EXPECT_NE(lstat_of(a + "/misc/link1").st_ino, lstat_of(b + "/misc/link1").st_ino);
+}
+
+TEST_F(ImageTest, ThePackedInterpreterRunsFromTheMount) {
+  auto m = mount();
+  const std::string root = image(*m, "py");
+  const std::string code =
+      "import hashlib, json, zlib\n"
+      "libc = [l.split()[-1] for l in open('/proc/self/maps') if 'libc.so' in l][0]\n"
+      "print(hashlib.sha256(b'pagerfs').hexdigest(), sum(i * i for i in range(1000)),\n"
+      "      len(zlib.compress(json.dumps(list(range(100))).encode())) > 0, libc)\n";
+  const std::string expected_hash = Sha256::of(bytes_of(std::string("pagerfs"))).hex();
+  // The dynamic loader, the libraries and the interpreter all come from the
+  // mount: ld.so mmaps them, so their pages fault in through the pager.
+  const ProcessResult r = testing::run({"env", "PYTHONDONTWRITEBYTECODE=1", root + "/lib64/ld-linux-x86-64.so.2",
+                                        "--library-path", root + "/lib/x86_64-linux-gnu",
+                                        root + "/usr/bin/python3.11", "-c", code});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, expected_hash + " 332833500 True " + root + "/lib/x86_64-linux-gnu/libc.so.6\n");
+  if (::geteuid() == 0) {
+    // As a container would: the image is the root file system (with no /proc).
+    const std::string in_chroot =
+        "import hashlib, os\n"
+        "print(hashlib.sha256(b'pagerfs').hexdigest(), sum(i * i for i in range(1000)), os.listdir('/'))\n";
+    const ProcessResult c = testing::run({"chroot", root, "/usr/bin/python3.11", "-c", in_chroot});
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_EQ(c.out, expected_hash + " 332833500 ['lib', 'lib64', 'misc', 'usr']\n");
+  }
+}
+
+TEST_F(ImageTest, ListingAndVerifyingImages) {
+  const ProcessResult list = pagerfsctl({"images", store_});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("py "), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("py2 "), std::string::npos) << list.out;
+  const ProcessResult entries = pagerfsctl({"images", store_, "py"});
+  ASSERT_EQ(entries.exit_code, 0) << entries.err;
+  EXPECT_NE(entries.out.find("misc/rel-symlink  -> hello.txt"), std::string::npos);
+  EXPECT_NE(entries.out.find("misc/link2  => misc/link1"), std::string::npos);
+  const ProcessResult verify = pagerfsctl({"verify", store_, "-j", "2"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.err;
+  EXPECT_NE(verify.out.find("ok       image py2\n"), std::string::npos) << verify.out;
+}
+
+// A store of its own, to break.
+class BrokenImageTest : public ImageTest {
+ protected:
+  void SetUp() override {
+    ImageTest::SetUp();
+    if (IsSkipped()) return;
+    own_store_ = own_.path() + "/store";
+    const std::string src = own_.path() + "/src";
+    std::filesystem::create_directories(src + "/dir");
+    testing::write_file(src + "/dir/file", "content\n");
+    ASSERT_EQ(pagerfsctl({"pack", "--store", own_store_, "--image", "small", src}).exit_code, 0);
+  }
+
+  ProcessResult try_mount() {
+    const std::string mnt = own_.path() + "/mnt";
+    std::filesystem::create_directories(mnt);
+    // Not in the foreground: if it did mount, this returns and it is unmounted.
+    ProcessResult r = testing::run({testing::binary_from_env("PAGERFS"), own_store_, mnt});
+    if (testing::is_pagerfs_mount(mnt)) testing::run({"fusermount3", "-u", "-z", mnt});
+    return r;
+  }
+
+  TempDir own_;
+  std::string own_store_;
+};
+
+TEST_F(BrokenImageTest, AMissingBlobIsRefusedAtMountAndByVerify) {
+  const std::string blob = own_store_ + "/blobs/sha256/" + Sha256::of(bytes_of(std::string("content\n"))).hex();
+  ASSERT_EQ(::unlink(blob.c_str()), 0);
+  const ProcessResult r = try_mount();
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("image 'small': 'dir/file': blob sha256:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is missing from the store"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  const ProcessResult v = pagerfsctl({"verify", own_store_});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("CORRUPT  image small"), std::string::npos) << v.out;
+}
+
+TEST_F(BrokenImageTest, ACorruptManifestIsRefusedAtMountAndByVerify) {
+  const std::string manifest = own_store_ + "/images/small";
+  ::chmod(manifest.c_str(), 0644);
+  std::fstream f(manifest, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(100);
+  f.put('\x7f');
+  f.close();
+  const ProcessResult r = try_mount();
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("image 'small'"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  const ProcessResult v = pagerfsctl({"verify", own_store_});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("CORRUPT  image small"), std::string::npos) << v.out;
+}
+
+TEST_F(BrokenImageTest, AnImagePackedAfterMountingAppears) {
+  MountedStore m(own_store_, own_.path() + "/mnt");
+  const std::string src = own_.path() + "/later";
+  std::filesystem::create_directories(src);
+  testing::write_file(src + "/x", "later\n");
+  ASSERT_EQ(pagerfsctl({"pack", "--store", own_store_, "--image", "later", src}).exit_code, 0);
+  EXPECT_EQ(testing::read_file(m.path() + "/images/later/x"), "later\n");
+}
+
+TEST_F(BrokenImageTest, BadPackInvocationsSayWhy) {
+  const ProcessResult bad_name = pagerfsctl({"pack", "--store", own_store_, "--image", "../x", own_.path()});
+  EXPECT_EQ(bad_name.exit_code, 2);
+  EXPECT_NE(bad_name.err.find("--image"), std::string::npos) << bad_name.err;
+  const ProcessResult not_dir =
+      pagerfsctl({"pack", "--store", own_store_, "--image", "x", own_store_ + "/images/small"});
+  EXPECT_EQ(not_dir.exit_code, 1);
+  EXPECT_NE(not_dir.err.find("Not a directory"), std::string::npos) << not_dir.err;
+  const ProcessResult missing = pagerfsctl({"pack", "--store", own_store_, "--image", "x", own_.path() + "/nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("No such file or directory"), std::string::npos) << missing.err;
+  for (const ProcessResult& r : {bad_name, not_dir, missing}) {
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(own_store_ + "/images/x"));
+}
+
+}  // namespace
+}  // namespace pagerfs

@@ -1,0 +1,178 @@
+// The mount view's namespace and inode rules, without a mount.
+#include "fuse/mount_view.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "pagerfs/file.h"
+
+namespace pagerfs {
+namespace {
+
+Digest digest_of(const std::string& content) { return Sha256::of(bytes_of(content)); }
+
+image::EntrySpec dir(std::string path, uint32_t mode = 0755) {
+  image::EntrySpec e;
+  e.path = std::move(path);
+  e.type = image::EntryType::directory;
+  e.mode = S_IFDIR | mode;
+  return e;
+}
+
+image::EntrySpec file(std::string path, const std::string& content, uint32_t mode = 0644, int64_t mtime = 1) {
+  image::EntrySpec e;
+  e.path = std::move(path);
+  e.type = image::EntryType::file;
+  e.mode = S_IFREG | mode;
+  e.size = content.size();
+  e.digest = digest_of(content);
+  e.mtime_sec = mtime;
+  return e;
+}
+
+image::Manifest manifest(std::vector<image::EntrySpec> entries) {
+  auto bytes = image::encode(std::move(entries));
+  EXPECT_TRUE(bytes) << bytes.error().message();
+  auto m = image::Manifest::parse(std::move(bytes).value());
+  EXPECT_TRUE(m) << m.error().message();
+  return std::move(m).value();
+}
+
+std::vector<image::EntrySpec> sample_tree() {
+  image::EntrySpec link;
+  link.path = "bin/sh2";
+  link.type = image::EntryType::hardlink;
+  link.hardlink_target = "bin/sh";
+  image::EntrySpec symlink;
+  symlink.path = "lib";
+  symlink.type = image::EntryType::symlink;
+  symlink.mode = S_IFLNK | 0777;
+  symlink.symlink_target = "usr/lib";
+  return {dir(""),         dir("bin"),        file("bin/sh", "shell", 0755),
+          link,            symlink,           dir("usr"),
+          dir("usr/lib"),  file("usr/lib/a", "A"), file("usr/lib/a-copy", "A"),
+          file("usr/lib/a-0600", "A", 0600)};
+}
+
+TEST(MountViewTest, FixedDirectoriesAndBlobs) {
+  const Digest a = digest_of("a"), b = digest_of("b");
+  MountView view({a, b});
+  EXPECT_EQ(view.lookup(MountView::kRoot, "blobs"), MountView::kBlobsDir);
+  EXPECT_EQ(view.lookup(MountView::kRoot, "images"), MountView::kImagesDir);
+  EXPECT_EQ(view.lookup(MountView::kBlobsDir, "sha256"), MountView::kShaDir);
+  EXPECT_EQ(view.lookup(MountView::kRoot, "nope"), std::nullopt);
+  const auto ino = view.lookup(MountView::kShaDir, a.hex());
+  ASSERT_TRUE(ino);
+  EXPECT_EQ(view.node(*ino)->kind, MountView::Node::Kind::blob);
+  EXPECT_EQ(view.node(*ino)->digest, a);
+  EXPECT_EQ(view.lookup(MountView::kShaDir, digest_of("c").hex()), std::nullopt);
+  EXPECT_EQ(view.add_blob(a), *ino);  // stable
+  const auto listing = view.list(MountView::kShaDir, 0, 100);
+  ASSERT_EQ(listing.size(), 4u);
+  EXPECT_EQ(listing[2].name, a.hex());
+  EXPECT_EQ(listing[3].name, b.hex());
+  // Listing from an offset continues where the last one stopped.
+  const auto rest = view.list(MountView::kShaDir, 3, 100);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].name, b.hex());
+  EXPECT_EQ(view.resolve("blobs/sha256/" + b.hex()), view.lookup(MountView::kShaDir, b.hex()));
+}
+
+TEST(MountViewTest, ImageTreeLookupsListingsAndAttributes) {
+  MountView view({});
+  const fuse_ino_t root = view.add_image("base", manifest(sample_tree()));
+  EXPECT_EQ(view.lookup(MountView::kImagesDir, "base"), root);
+  EXPECT_TRUE(view.is_dir(root));
+  const auto bin = view.lookup(root, "bin");
+  ASSERT_TRUE(bin);
+  EXPECT_TRUE(view.is_dir(*bin));
+  const auto sh = view.lookup(*bin, "sh");
+  const auto sh2 = view.lookup(*bin, "sh2");
+  ASSERT_TRUE(sh && sh2);
+  EXPECT_EQ(*sh, *sh2);  // a hard link is the same inode
+  const auto node = view.node(*sh);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->kind, MountView::Node::Kind::image_file);
+  EXPECT_EQ(node->digest, digest_of("shell"));
+  const struct stat st = MountView::image_attributes(*node->image, node->entry, *sh);
+  EXPECT_EQ(st.st_mode, S_IFREG | 0755);
+  EXPECT_EQ(st.st_nlink, 2u);
+  EXPECT_EQ(st.st_size, 5);
+
+  const auto lib = view.lookup(root, "lib");
+  ASSERT_TRUE(lib);
+  EXPECT_FALSE(view.is_dir(*lib));
+  EXPECT_EQ(view.node(*lib)->kind, MountView::Node::Kind::image_entry);
+  // Names are components: no path resolves through a symlink or out of the image.
+  EXPECT_EQ(view.lookup(*lib, "a"), std::nullopt);
+  EXPECT_EQ(view.lookup(root, ".."), std::nullopt);
+  EXPECT_EQ(view.lookup(root, "usr/lib"), std::nullopt);
+  EXPECT_EQ(view.resolve("images/base/usr/lib/a"), view.lookup(*view.resolve("images/base/usr/lib"), "a"));
+
+  const auto listing = view.list(root, 0, 100);
+  std::vector<std::string> names;
+  for (const auto& e : listing) names.push_back(e.name);
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "bin", "lib", "usr"}));
+  EXPECT_EQ(listing[1].ino, MountView::kImagesDir);
+  EXPECT_EQ(listing[3].type, static_cast<mode_t>(S_IFLNK));
+  const auto usr = view.lookup(root, "usr");
+  EXPECT_EQ(view.list(*usr, 0, 100)[1].ino, root);  // ".."
+}
+
+TEST(MountViewTest, EqualContentAndAttributesShareAnInodeAcrossImages) {
+  MountView view({digest_of("A")});
+  const fuse_ino_t one = view.add_image("one", manifest(sample_tree()));
+  const fuse_ino_t two = view.add_image("two", manifest(sample_tree()));
+  EXPECT_NE(one, two);
+  const auto a1 = view.resolve("images/one/usr/lib/a");
+  const auto copy1 = view.resolve("images/one/usr/lib/a-copy");
+  const auto other_mode = view.resolve("images/one/usr/lib/a-0600");
+  const auto a2 = view.resolve("images/two/usr/lib/a");
+  ASSERT_TRUE(a1 && copy1 && other_mode && a2);
+  EXPECT_EQ(*a1, *copy1);
+  EXPECT_EQ(*a1, *a2);
+  EXPECT_NE(*a1, *other_mode);
+  // The blob view has its own attributes, so its own inode.
+  EXPECT_NE(*a1, *view.resolve("blobs/sha256/" + digest_of("A").hex()));
+  // Hard link groups are never merged with anything else.
+  EXPECT_NE(*view.resolve("images/one/bin/sh"), *view.resolve("images/two/bin/sh"));
+  // Directories are per image.
+  EXPECT_NE(*view.resolve("images/one/usr"), *view.resolve("images/two/usr"));
+  // Adding an image under a known name keeps the first.
+  EXPECT_EQ(view.add_image("one", manifest({dir("")})), one);
+  EXPECT_TRUE(view.resolve("images/one/usr/lib/a"));
+}
+
+TEST(MountViewTest, ConcurrentLookupsAgreeOnInodes) {
+  std::vector<image::EntrySpec> entries{dir("")};
+  for (int i = 0; i < 200; ++i) entries.push_back(file("f" + std::to_string(i), "content " + std::to_string(i % 50)));
+  MountView view({});
+  view.add_image("one", manifest(entries));
+  view.add_image("two", manifest(entries));
+  std::vector<std::vector<fuse_ino_t>> seen(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const int k = (i * 7 + t * 13) % 200;
+        const std::string image = (t % 2 == 0) ? "one" : "two";
+        seen[t].push_back(view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(0));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Whatever the order of first lookups, f<k> is one inode in both images
+  // and everywhere else equal content has equal inodes.
+  for (int k = 0; k < 200; ++k) {
+    const auto ino = view.resolve("images/one/f" + std::to_string(k));
+    ASSERT_TRUE(ino);
+    EXPECT_EQ(ino, view.resolve("images/two/f" + std::to_string(k)));
+    EXPECT_EQ(ino, view.resolve("images/one/f" + std::to_string(k % 50)));
+  }
+  for (const auto& s : seen) EXPECT_EQ(std::count(s.begin(), s.end(), 0u), 0);
+}
+
+}  // namespace
+}  // namespace pagerfs
