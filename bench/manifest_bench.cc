@@ -118,35 +118,16 @@ void BM_Parse(benchmark::State& state) {
 }
 BENCHMARK(BM_Parse)->Unit(benchmark::kMillisecond)->MinTime(2);
 
-// Lookups of existing names in directories of 100 entries, in random order
-// so that the entries are not all in cache.
-void BM_FindChildHit(benchmark::State& state) {
+// Lookups in directories of 100 entries, in random order so that the entries
+// are not all in cache: of existing names (suffix "") or of missing ones ("~").
+void find_child(benchmark::State& state, const char* suffix) {
   const image::Manifest& m = parsed();
   std::mt19937 rng(2);
-  std::vector<std::pair<uint32_t, std::string_view>> queries;
-  for (int i = 0; i < 4096; ++i) {
-    const uint32_t child = 1 + static_cast<uint32_t>(rng() % (m.size() - 1));
-    const image::Entry e = m.entry(child);
-    queries.emplace_back(e.parent, e.name);
-  }
-  size_t i = 0;
-  for (auto _ : state) {
-    const auto& [dir, name] = queries[i++ % queries.size()];
-    auto found = m.find_child(dir, name);
-    benchmark::DoNotOptimize(found);
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
-}
-BENCHMARK(BM_FindChildHit);
-
-void BM_FindChildMiss(benchmark::State& state) {
-  const image::Manifest& m = parsed();
-  std::mt19937 rng(3);
   std::vector<std::pair<uint32_t, std::string>> queries;
   for (int i = 0; i < 4096; ++i) {
     const uint32_t child = 1 + static_cast<uint32_t>(rng() % (m.size() - 1));
     const image::Entry e = m.entry(child);
-    queries.emplace_back(e.parent, std::string(e.name) + "~");
+    queries.emplace_back(e.parent, std::string(e.name) + suffix);
   }
   size_t i = 0;
   for (auto _ : state) {
@@ -156,6 +137,9 @@ void BM_FindChildMiss(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
+void BM_FindChildHit(benchmark::State& state) { find_child(state, ""); }
+void BM_FindChildMiss(benchmark::State& state) { find_child(state, "~"); }
+BENCHMARK(BM_FindChildHit);
 BENCHMARK(BM_FindChildMiss);
 
 // A whole path from the root, as a first lookup of "pkg/dir/file" does.
@@ -167,14 +151,8 @@ void BM_ResolvePath(benchmark::State& state) {
     paths.push_back(m.path(1 + static_cast<uint32_t>(rng() % (m.size() - 1))));
   size_t i = 0;
   for (auto _ : state) {
-    std::string_view path = paths[i++ % paths.size()];
-    uint32_t at = 0;
-    while (!path.empty()) {
-      const size_t slash = path.find('/');
-      at = m.find_child(at, path.substr(0, slash)).value_or(0);
-      path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-    }
-    benchmark::DoNotOptimize(at);
+    auto found = m.find(paths[i++ % paths.size()]);
+    benchmark::DoNotOptimize(found);
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }

@@ -151,6 +151,9 @@ class Manifest {
   Children children(uint32_t dir) const noexcept;
   // The child of directory `dir` called `name`, by binary search.
   std::optional<uint32_t> find_child(uint32_t dir, std::string_view name) const noexcept;
+  // The entry at `path` ("a/b/c"; the root is ""), by find_child from the
+  // root; hard links and symlinks are not followed.
+  std::optional<uint32_t> find(std::string_view path) const noexcept;
   // The link count: a directory's is 2 + its subdirectories; a non-directory's
   // is 1 + the hardlinks naming it (a hardlink entry reports its target's).
   uint32_t nlink(uint32_t index) const noexcept;

@@ -105,7 +105,8 @@ void print_usage() {
   std::printf(
       "usage: pagerfs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
       "\n"
-      "Mounts the blobs of a pagerfs store read-only at MOUNTPOINT/blobs/sha256/<hex>.\n"
+      "Mounts a pagerfs store read-only: its blobs at MOUNTPOINT/blobs/sha256/<hex>,\n"
+      "its images (trees packed with `pagerfsctl pack --image`) at MOUNTPOINT/images/<name>/.\n"
       "\n"
       "pagerfs options:\n"
       "    -o cache=DIR           cache disk directory (persists across mounts)\n"

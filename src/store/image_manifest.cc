@@ -909,6 +909,18 @@ std::optional<uint32_t> Manifest::find_child(uint32_t dir, std::string_view name
   return std::nullopt;
 }
 
+std::optional<uint32_t> Manifest::find(std::string_view path) const noexcept {
+  uint32_t at = 0;
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    const std::optional<uint32_t> child = find_child(at, path.substr(0, slash));
+    if (!child) return std::nullopt;
+    at = *child;
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+  }
+  return at;
+}
+
 uint32_t Manifest::resolve(uint32_t index) const noexcept {
   if (index >= entry_count_) return index;
   const std::byte* e = bytes_.data() + kHeaderSize + uint64_t{index} * kEntrySize;

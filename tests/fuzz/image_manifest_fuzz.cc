@@ -50,18 +50,6 @@ void check(bool condition) {
   if (!condition) __builtin_trap();
 }
 
-// The entry at `path` from the root, by find_child.
-std::optional<uint32_t> lookup(const image::Manifest& m, std::string_view path) {
-  uint32_t at = 0;
-  while (!path.empty()) {
-    const size_t slash = path.find('/');
-    const auto child = m.find_child(at, path.substr(0, slash));
-    if (!child) return std::nullopt;
-    at = *child;
-    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-  }
-  return at;
-}
 
 image::EntrySpec spec_of(const image::Manifest& m, uint32_t index) {
   const image::Entry e = m.entry(index);
@@ -111,7 +99,7 @@ void walk(const image::Manifest& m) {
       check(e.name.find('/') == std::string_view::npos && e.name != "." && e.name != "..");
     }
     const std::string path = m.path(i);
-    check(lookup(m, path) == i);
+    check(m.find(path) == i);
 
     const image::Manifest::Children c = m.children(i);
     check(c.first <= n && c.count <= n - c.first);

@@ -84,21 +84,9 @@ Manifest parse_ok(Bytes bytes) {
   return std::move(m).value();
 }
 
-// The entry at a path, by find_child from the root.
-std::optional<uint32_t> lookup(const Manifest& m, std::string_view path) {
-  uint32_t at = 0;
-  while (!path.empty()) {
-    const size_t slash = path.find('/');
-    const auto child = m.find_child(at, path.substr(0, slash));
-    if (!child) return std::nullopt;
-    at = *child;
-    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-  }
-  return at;
-}
 
 uint32_t at(const Manifest& m, std::string_view path) {
-  const auto index = lookup(m, path);
+  const auto index = m.find(path);
   EXPECT_TRUE(index) << path;
   return index.value_or(0);
 }
@@ -143,7 +131,7 @@ TEST(ImageManifest, RoundTripsEveryEntryType) {
 
   for (const EntrySpec& s : specs) {
     SCOPED_TRACE(s.path);
-    const auto index = lookup(m, s.path);
+    const auto index = m.find(s.path);
     ASSERT_TRUE(index);
     const Entry e = m.entry(*index);
     EXPECT_EQ(e.index, *index);
@@ -888,7 +876,7 @@ TEST(ImageManifest, LargeTreeRoundTrips) {
   for (size_t k = 0; k < specs.size(); k += 97) {
     const EntrySpec& s = specs[k];
     SCOPED_TRACE(s.path);
-    const auto index = lookup(m, s.path);
+    const auto index = m.find(s.path);
     ASSERT_TRUE(index);
     EXPECT_EQ(m.path(*index), s.path);
     const Entry e = m.entry(*index);
@@ -902,7 +890,7 @@ TEST(ImageManifest, LargeTreeRoundTrips) {
     if (s.type == EntryType::hardlink) {
       EXPECT_EQ(m.path(m.resolve(*index)), s.hardlink_target);
     }
-    EXPECT_FALSE(lookup(m, s.path + "x"));
+    EXPECT_FALSE(m.find(s.path + "x"));
   }
   for (const EntrySpec& s : specs) {
     if (s.type == EntryType::file) digests.insert(s.digest);
