@@ -77,6 +77,7 @@ image::EntrySpec spec_of(const image::Manifest& m, uint32_t index) {
       s.rdev = e.ref;
       break;
     case image::EntryType::directory:
+      s.size = e.size;
       break;
   }
   return s;
