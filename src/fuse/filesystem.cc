@@ -149,6 +149,19 @@ Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view n
   return view_.lookup(MountView::kImagesDir, name);
 }
 
+void Filesystem::load_late_images() {
+  auto names = store_.list_images();
+  if (!names) {
+    logger_->warn("list images: {}", names.error().message());
+    return;
+  }
+  for (const std::string& name : names.value()) {
+    if (view_.lookup(MountView::kImagesDir, name)) continue;
+    // A broken image stays out of the listing; looking it up says why.
+    if (auto late = load_late_image(name); !late) logger_->warn("{}", late.error().message());
+  }
+}
+
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   std::optional<fuse_ino_t> ino = view_.lookup(parent, name);
   if (!ino && parent == MountView::kShaDir && Digest::is_canonical_hex(name)) {
@@ -291,8 +304,13 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, ENOTDIR);
     return;
   }
-  fi->keep_cache = 1;
-  fi->cache_readdir = 1;
+  if (ino == MountView::kImagesDir) {
+    // Not cached: an image packed after mounting shows in the next listing.
+    load_late_images();
+  } else {
+    fi->keep_cache = 1;
+    fi->cache_readdir = 1;
+  }
   fuse_reply_open(req, fi);
 }
 

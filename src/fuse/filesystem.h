@@ -109,6 +109,8 @@ class Filesystem {
   Result<struct stat> attributes(fuse_ino_t ino);
   // An image packed after mounting, if it is whole; nullopt if none exists.
   Result<std::optional<fuse_ino_t>> load_late_image(std::string_view name);
+  // Loads every whole image of the store that the view does not show yet.
+  void load_late_images();
   // Fills a directory listing reply; `plus` adds each entry's attributes.
   void reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus);
 

@@ -17,8 +17,8 @@
 // own. /blobs/sha256/<hex> shows a blob with the store's attributes (0444),
 // which is one inode per digest.
 //
-// Blobs packed into the store after mounting appear on lookup, and so do
-// images (see Filesystem::lookup). An image is never removed or changed
+// Blobs packed into the store after mounting appear on lookup, and images on
+// lookup and in the listing of /images (see Filesystem). An image is never removed or changed
 // while mounted: its manifest stays in memory, so entry names and
 // attributes stay valid for the life of the view.
 //

@@ -327,7 +327,15 @@ TEST_F(BrokenImageTest, AnImagePackedAfterMountingAppears) {
   const std::string src = own_.path() + "/later";
   std::filesystem::create_directories(src);
   testing::write_file(src + "/x", "later\n");
+  std::vector<std::string> before;
+  for (const auto& e : std::filesystem::directory_iterator(m.path() + "/images")) before.push_back(e.path().filename());
+  EXPECT_EQ(before, std::vector<std::string>{"small"});
   ASSERT_EQ(pagerfsctl({"pack", "--store", own_store_, "--image", "later", src}).exit_code, 0);
+  // Listed, before anything looks it up by name.
+  std::vector<std::string> after;
+  for (const auto& e : std::filesystem::directory_iterator(m.path() + "/images")) after.push_back(e.path().filename());
+  std::sort(after.begin(), after.end());
+  EXPECT_EQ(after, (std::vector<std::string>{"later", "small"}));
   EXPECT_EQ(testing::read_file(m.path() + "/images/later/x"), "later\n");
 }
 
