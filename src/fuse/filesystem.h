@@ -121,7 +121,7 @@ class Filesystem {
   const uint64_t readahead_;
   std::shared_ptr<spdlog::logger> logger_;
   std::shared_ptr<Pager> pager_;
-  PageCacheSupplier supplier_{32u << 20};
+  PageCacheSupplier supplier_{16u << 20};  // 32 read-ahead windows: never full in scripts/bench
   struct stat store_stat_ {};
 
   // Open file handles (fi->fh points at one), so that those still open when
