@@ -102,8 +102,8 @@ void page_in_bench(benchmark::State& state, bool warm) {
   std::mt19937_64 rng(2);
   for (auto _ : state) {
     const uint64_t page = rng() % (f.content.size() / 4096);
-    auto r = pager->page_in(*blob, page * 4096, 4096, [](std::span<const std::byte> d) {
-      benchmark::DoNotOptimize(d.data());
+    auto r = pager->page_in(*blob, page * 4096, 4096, [](Pager::Pieces pieces) {
+      benchmark::DoNotOptimize(pieces.data());
     });
     if (!r) state.SkipWithError("page_in");
   }

@@ -95,7 +95,10 @@ struct PagerStats {
 
 class Pager {
  public:
-  using ReplyFn = std::function<void(std::span<const std::byte> data)>;
+  // The requested bytes, in order, as pieces: views into decoded chunks, and
+  // zeros for the padding past byte_size. Valid only during the call.
+  using Pieces = std::span<const std::span<const std::byte>>;
+  using ReplyFn = std::function<void(Pieces pieces)>;
   using SupplyFn = std::function<void(uint64_t offset, std::span<const std::byte> data)>;
 
   static Result<std::shared_ptr<Pager>> create(std::shared_ptr<const LayerStack> stack,
@@ -110,7 +113,8 @@ class Pager {
 
   // Serves [offset, offset + length) of `blob`: calls `reply` once with the
   // requested bytes and returns success, or returns the error and does not
-  // call it. An empty reply means offset is at or past the end.
+  // call it. No pieces (or only empty ones) mean offset is at or past the end.
+  // The pieces are not copied: a FUSE reply gathers them (fuse_reply_iov).
   Result<void> page_in(const PagedBlob& blob, uint64_t offset, uint64_t length,
                        const ReplyFn& reply, const SupplyFn& supply = nullptr);
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <cfloat>
@@ -284,11 +285,20 @@ void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void Filesystem::read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
   const PagedBlob& blob = **reinterpret_cast<Handle*>(fi->fh);
   const uint64_t byte_size = blob.byte_size();
-  auto reply = [&](std::span<const std::byte> data) {
-    // The pager pads the last page with zeros; the file ends at byte_size.
+  auto reply = [&](Pager::Pieces pieces) {
+    // Gathered straight from the decoded chunks. The pager pads the last page
+    // with zeros; the file ends at byte_size, so they are not sent.
     const uint64_t off = static_cast<uint64_t>(offset);
-    const size_t n = off >= byte_size ? 0 : static_cast<size_t>(std::min<uint64_t>(data.size(), byte_size - off));
-    fuse_reply_buf(req, reinterpret_cast<const char*>(data.data()), n);
+    uint64_t left = off >= byte_size ? 0 : byte_size - off;
+    std::vector<iovec> iov;
+    iov.reserve(pieces.size());
+    for (const auto piece : pieces) {
+      if (left == 0) break;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(piece.size(), left));
+      iov.push_back({const_cast<std::byte*>(piece.data()), n});  // iovec is not const-correct
+      left -= n;
+    }
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
   };
   // The rest of the window goes to the page cache, from the supplier's thread.
   auto supply = [&](uint64_t at, std::span<const std::byte> data) { supplier_.offer(ino, at, data); };

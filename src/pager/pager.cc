@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <boost/asio/post.hpp>
@@ -264,21 +266,19 @@ Result<void> Pager::page_in(const PagedBlob& blob, uint64_t offset, uint64_t len
       return r.error();
     }
   }
-  // The reply: straight from the chunk when one chunk holds it all, else
-  // assembled, with zeros past byte_size.
-  const range::ByteRange data_part{want.begin, std::min(want.end, byte_size)};
-  if (required.count() == 1 && data_part == want) {
-    const std::vector<std::byte>& chunk = *chunks[required.first - span.first].value();
-    reply(std::span(chunk).subspan(want.begin - required.first * chunk_size, want.size()));
-  } else {
-    std::vector<std::byte> buf(want.size(), std::byte{0});
-    for (uint64_t c = required.first; c < required.end; ++c) {
-      const range::ByteRange part = range::intersect(range::chunk_bytes(c, chunk_size, byte_size), want);
-      const std::vector<std::byte>& chunk = *chunks[c - span.first].value();
-      std::memcpy(buf.data() + (part.begin - want.begin), chunk.data() + (part.begin - c * chunk_size), part.size());
-    }
-    reply(buf);
+  // The reply: views into the chunks, then the zeros past byte_size (less
+  // than a page: `want` ends at the page-aligned size).
+  static constexpr std::array<std::byte, range::kPageSize> kZeros{};
+  std::vector<std::span<const std::byte>> pieces;
+  pieces.reserve(required.count() + 1);
+  for (uint64_t c = required.first; c < required.end; ++c) {
+    const range::ByteRange part = range::intersect(range::chunk_bytes(c, chunk_size, byte_size), want);
+    if (part.empty()) continue;
+    const std::vector<std::byte>& chunk = *chunks[c - span.first].value();
+    pieces.push_back(std::span(chunk).subspan(part.begin - c * chunk_size, part.size()));
   }
+  if (want.end > byte_size) pieces.push_back(std::span(kZeros).first(want.end - std::max(want.begin, byte_size)));
+  reply(pieces);
   // The rest of the window, chunk by chunk, never past byte_size.
   uint64_t supplied = 0;
   for (uint64_t c = span.first; c < span.end; ++c) {
@@ -302,8 +302,8 @@ Result<void> Pager::page_in(const PagedBlob& blob, uint64_t offset, uint64_t len
 
 Result<std::vector<std::byte>> Pager::read(const PagedBlob& blob, uint64_t offset, uint64_t length) {
   std::vector<std::byte> out;
-  PAGERFS_TRYV(page_in(blob, offset, length, [&](std::span<const std::byte> data) {
-    out.assign(data.begin(), data.end());
+  PAGERFS_TRYV(page_in(blob, offset, length, [&](Pieces pieces) {
+    for (const auto piece : pieces) out.insert(out.end(), piece.begin(), piece.end());
   }));
   return out;
 }

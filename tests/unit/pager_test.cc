@@ -103,9 +103,13 @@ TEST_F(PagerTest, ReplyAndSupplyCoverTheWindowExactly) {
   std::vector<std::pair<uint64_t, uint64_t>> pieces;
   auto r = pager->page_in(
       *blob, offset, length,
-      [&](std::span<const std::byte> data) {
-        EXPECT_TRUE(std::equal(data.begin(), data.end(), content.begin() + offset));
-        pieces.emplace_back(offset, offset + data.size());
+      [&](Pager::Pieces reply) {
+        uint64_t at = offset;
+        for (const auto data : reply) {
+          EXPECT_TRUE(std::equal(data.begin(), data.end(), content.begin() + static_cast<ptrdiff_t>(at)));
+          at += data.size();
+        }
+        pieces.emplace_back(offset, at);
       },
       [&](uint64_t at, std::span<const std::byte> data) {
         EXPECT_TRUE(std::equal(data.begin(), data.end(), content.begin() + static_cast<ptrdiff_t>(at)));
