@@ -11,6 +11,7 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
+#include <chrono>
 #include <thread>
 
 #include "util/unique_fd.h"
@@ -88,14 +89,18 @@ Result<std::unique_ptr<ControlServer>> ControlServer::bind(const std::string& pa
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno(errno, "socket");
-  // A socket file nobody answers on is left over from a killed daemon.
-  {
+  // A socket file nobody answers on is left over from a killed daemon. One
+  // that answers may belong to a daemon that was just unmounted and is
+  // stopping: it unpublishes its socket within milliseconds, so wait a little.
+  for (int attempt = 0;; ++attempt) {
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) break;
+    if (attempt == 50) {
       return Error::from_errno(EADDRINUSE, "control socket '" + path + "' (is another pagerfs using it?)");
     }
-    ::unlink(path.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  ::unlink(path.c_str());
   const mode_t old_mask = ::umask(0077);  // the socket is created 0600
   const int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   ::umask(old_mask);
@@ -110,6 +115,11 @@ void ControlServer::start(Handler handler) {
   impl_->acceptor->assign(stream_protocol(), impl_->listen_fd.release());
   impl_->accept();
   impl_->thread = std::thread([this] { impl_->io.run(); });
+}
+
+void ControlServer::unpublish() {
+  if (!path_.empty()) ::unlink(path_.c_str());
+  path_.clear();
 }
 
 void ControlServer::stop() {

@@ -22,13 +22,18 @@ class ControlServer {
   using Handler = std::function<Result<std::string>(const std::string& command)>;
 
   // Creates the socket (mode 0600; its directory 0700 if missing). A stale
-  // socket file is replaced; a live one (another daemon) is an error.
+  // socket file is replaced; a live one (another daemon) is an error once it
+  // has answered for a second (a daemon just unmounted may still be stopping).
   static Result<std::unique_ptr<ControlServer>> bind(const std::string& path);
   ~ControlServer();
 
   void start(Handler handler);
   // Stops the I/O thread and removes the socket file. Idempotent.
   void stop();
+  // Removes the socket file now, while the server keeps running until stop():
+  // a daemon mounting at the same place can bind it while this one finishes
+  // stopping. stop() then leaves the path (maybe the next daemon's) alone.
+  void unpublish();
 
   const std::string& path() const noexcept { return path_; }
 

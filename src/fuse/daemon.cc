@@ -451,6 +451,9 @@ int run_daemon(int argc, char** argv) {
     rc = fuse_session_loop_mt(se, loop);
     fuse_loop_cfg_destroy(loop);
   }
+  // Unmounted: the next daemon mounting here may bind the control socket
+  // while this one stops.
+  control_server.value()->unpublish();
   stopping = true;
   supervisor.join();
   // The pager first: a long prewarm on the control thread then fails fast.

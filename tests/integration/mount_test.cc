@@ -341,6 +341,27 @@ TEST_F(MountTest, Kill9ThenFusermountAndRemount) {
   EXPECT_TRUE(read_all(again->blob(blobs_[2].hex)) == blobs_[2].content);
 }
 
+// As a script does: unmount, and mount the same place again at once, while
+// the daemon that was unmounted may still be stopping.
+TEST_F(MountTest, RemountingAtOnceAfterAnUnmountWorks) {
+  const std::string mnt = dir_ / "remount";
+  std::filesystem::create_directory(mnt);
+  struct Unmount {  // whatever happens, nothing stays mounted
+    std::string path;
+    ~Unmount() {
+      if (testing::is_pagerfs_mount(path)) testing::run({"fusermount3", "-u", "-z", path});
+    }
+  } guard{mnt};
+  for (int i = 0; i < 10; ++i) {
+    // Daemonized: returns once mounted; exits by itself once unmounted.
+    const auto r = testing::run({testing::binary_from_env("PAGERFS"), store_path_, mnt});
+    ASSERT_EQ(r.exit_code, 0) << "round " << i << ": " << r.err;
+    EXPECT_TRUE(read_all(mnt + "/blobs/sha256/" + blobs_[1].hex) == blobs_[1].content);
+    const auto u = testing::run({"fusermount3", "-u", mnt});
+    ASSERT_EQ(u.exit_code, 0) << u.err;
+  }
+}
+
 TEST_F(MountTest, BadOptionsAndMissingStoresExitOneAndMountNothing) {
   const std::string pagerfs = testing::binary_from_env("PAGERFS");
   const std::string mnt = dir_ / "mnt";
