@@ -200,17 +200,13 @@ struct stat MountView::image_attributes(const Image& image, uint32_t entry, fuse
   st.st_ctim = st.st_atim = st.st_mtim;
   st.st_blksize = 128 * 1024;  // invites large reads (cat, cp size their buffers by it)
   switch (e.type) {
-    case image::EntryType::file:
-      st.st_size = static_cast<off_t>(e.size);
-      break;
-    case image::EntryType::symlink:
-      st.st_size = static_cast<off_t>(e.size);
+    case image::EntryType::file:       // content bytes
+    case image::EntryType::symlink:    // target length
+    case image::EntryType::directory:  // the source's st_size
+      st.st_size = static_cast<off_t>(e.size);  // < 2^63: Manifest::parse checks
       break;
     case image::EntryType::special:
       st.st_rdev = static_cast<dev_t>(e.ref);
-      break;
-    case image::EntryType::directory:
-      st.st_size = static_cast<off_t>(e.size);
       break;
     case image::EntryType::hardlink:
       break;  // resolved above
