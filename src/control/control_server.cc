@@ -118,6 +118,7 @@ void ControlServer::start(Handler handler) {
 }
 
 void ControlServer::unpublish() {
+  std::lock_guard lock(path_mu_);
   if (!path_.empty()) ::unlink(path_.c_str());
   path_.clear();
 }
@@ -127,8 +128,7 @@ void ControlServer::stop() {
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->acceptor.reset();
-  if (!path_.empty()) ::unlink(path_.c_str());
-  path_.clear();
+  unpublish();
 }
 
 }  // namespace pagerfs

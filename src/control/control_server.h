@@ -4,12 +4,13 @@
 // terminal; start() runs the I/O thread after daemonizing, so the thread
 // survives the fork.
 //
-// Thread safety: bind/start/stop from the daemon's main thread; the handler
-// runs on the I/O thread, one command at a time.
+// Thread safety: bind/start/stop from the daemon's main thread; unpublish()
+// from any thread; the handler runs on the I/O thread, one command at a time.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "pagerfs/error.h"
@@ -35,12 +36,12 @@ class ControlServer {
   // stopping. stop() then leaves the path (maybe the next daemon's) alone.
   void unpublish();
 
-  const std::string& path() const noexcept { return path_; }
 
  private:
   struct Impl;
   ControlServer(std::string path, int fd);
-  std::string path_;
+  std::mutex path_mu_;
+  std::string path_;  // guarded by path_mu_; empty once unpublished
   std::unique_ptr<Impl> impl_;
 };
 

@@ -432,6 +432,8 @@ int run_daemon(int argc, char** argv) {
         log->info("signal {}: unmounting {}; open files are served until closed", sig, c.mountpoint);
         unmounting = true;
         lazy_unmount(c.mountpoint, *log);
+        // The mount point is free: a new mount there gets its own socket.
+        control_server.value()->unpublish();
       } else if (sig > 0) {
         log->warn("signal {} again: stopping now; open files get ENOTCONN", sig);
         fuse_session_exit(se);

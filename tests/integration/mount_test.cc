@@ -322,6 +322,11 @@ TEST_F(MountTest, SigtermDetachesButKeepsServingAnOpenMapping) {
     EXPECT_EQ(std::memcmp(p + b.content.size() / 2, b.content.data() + b.content.size() / 2, 4096), 0);
     EXPECT_EQ(std::memcmp(p, b.content.data(), b.content.size()), 0);
     EXPECT_EQ(m->wait_exit(std::chrono::milliseconds(300)), -1) << "still serving the mapping";
+    // The mount point is free again, control socket included: a new daemon
+    // mounts there at once while the old one still serves the mapping.
+    MountedStore again(store_path_, m->path());
+    EXPECT_TRUE(read_all(again.blob(blobs_[2].hex)) == blobs_[2].content);
+    EXPECT_EQ(std::memcmp(p, b.content.data(), b.content.size()), 0);
   }
   EXPECT_EQ(m->wait_exit(std::chrono::seconds(10)), 0) << m->log();
 }
