@@ -25,6 +25,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -179,5 +180,12 @@ class Manifest {
 
 // Image names: 1..255 bytes of [A-Za-z0-9._-], not starting with '.'.
 Result<void> validate_image_name(std::string_view name);
+
+// Checks that `present` holds for every blob image `name` names (each digest
+// asked once). The error (ENOENT) names the image, the first file that uses
+// a missing blob, and the blob, in one line:
+//   image 'NAME': 'PATH': blob sha256:<hex> is missing from the store
+Result<void> require_blobs(std::string_view name, const Manifest& manifest,
+                           const std::function<bool(const Digest&)>& present);
 
 }  // namespace pagerfs::image

@@ -293,16 +293,9 @@ Result<std::vector<std::pair<std::string, image::Manifest>>> load_images(const S
   std::vector<std::pair<std::string, image::Manifest>> out;
   for (const std::string& name : names) {
     PAGERFS_TRY(manifest, store.load_image(name));
-    for (const Digest& digest : manifest.digests()) {
-      if (std::binary_search(blobs.begin(), blobs.end(), digest)) continue;
-      std::string path;
-      for (uint32_t i = 0; i < manifest.size() && path.empty(); ++i) {
-        const image::Entry e = manifest.entry(i);
-        if (e.type == image::EntryType::file && manifest.digest_of(e) == digest) path = manifest.path(i);
-      }
-      return Error(std::make_error_code(std::errc::no_such_file_or_directory),
-                   "image '" + name + "': '" + path + "': blob " + digest.str() + " is missing from the store");
-    }
+    PAGERFS_TRYV(image::require_blobs(name, manifest, [&](const Digest& digest) {
+      return std::binary_search(blobs.begin(), blobs.end(), digest);
+    }));
     out.emplace_back(name, std::move(manifest));
   }
   return out;

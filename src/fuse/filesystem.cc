@@ -141,11 +141,9 @@ Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view n
     if (manifest.error().code() == std::errc::no_such_file_or_directory) return std::optional<fuse_ino_t>{};
     return manifest.error();
   }
-  for (const Digest& digest : manifest.value().digests()) {
-    if (auto present = stack_->blob_size(digest); !present) {
-      return present.error().with_context("image '" + std::string(name) + "': blob " + digest.str());
-    }
-  }
+  PAGERFS_TRYV(image::require_blobs(name, manifest.value(), [&](const Digest& digest) {
+    return stack_->blob_size(digest).has_value();
+  }));
   view_.add_image(std::string(name), std::move(manifest).value());
   return view_.lookup(MountView::kImagesDir, name);
 }

@@ -993,4 +993,20 @@ Result<void> validate_image_name(std::string_view name) {
   return ok();
 }
 
+Result<void> require_blobs(std::string_view name, const Manifest& manifest,
+                           const std::function<bool(const Digest&)>& present) {
+  for (const Digest& digest : manifest.digests()) {
+    if (present(digest)) continue;
+    std::string path;  // the first file that names it: every digest has one
+    for (uint32_t i = 0; i < manifest.size() && path.empty(); ++i) {
+      const Entry e = manifest.entry(i);
+      if (e.type == EntryType::file && manifest.digest_of(e) == digest) path = manifest.path(i);
+    }
+    return Error(std::make_error_code(std::errc::no_such_file_or_directory),
+                 "image '" + std::string(name) + "': '" + path + "': blob " + digest.str() +
+                     " is missing from the store");
+  }
+  return ok();
+}
+
 }  // namespace pagerfs::image

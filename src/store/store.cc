@@ -52,7 +52,21 @@ class TempFile {
     return fd;
   }
   const std::string& path() const noexcept { return path_; }
-  void forget() noexcept { path_.clear(); }
+
+  // Publishes the file written through `fd` (still open) as `final_path`,
+  // read-only: store files are immutable and readable by whoever may mount.
+  // `durable`: the data and the rename are on disk before this returns;
+  // otherwise a later Store::sync() makes them so.
+  Result<void> install(int fd, const std::string& final_path, bool durable) {
+    if (durable && ::fsync(fd) != 0) return Error::from_errno(errno, "fsync " + quoted(path_));
+    if (::fchmod(fd, 0444) != 0) return Error::from_errno(errno, "chmod " + quoted(path_));
+    if (::rename(path_.c_str(), final_path.c_str()) != 0) {
+      return Error::from_errno(errno, "rename into " + quoted(final_path));
+    }
+    const std::string dir = path_.substr(0, path_.rfind('/'));
+    path_.clear();
+    return durable ? fsync_dir(dir) : ok();
+  }
 
  private:
   std::string path_;
@@ -146,16 +160,9 @@ Result<void> Store::write_image(std::string_view name, std::span<const std::byte
   PAGERFS_TRYV(make_dir(dir));
   TempFile temp;
   PAGERFS_TRY(fd, temp.create(dir));
-  auto output = fd_writable_file(fd, temp.path());
+  auto output = fd_writable_file(fd, temp.path());  // owns fd: alive until installed
   PAGERFS_TRYV(output->append(manifest));
-  PAGERFS_TRYV(output->sync());
-  if (::fchmod(fd, 0444) != 0) return Error::from_errno(errno, "chmod " + quoted(temp.path()));
-  const std::string final_path = image_path(name);
-  if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
-    return Error::from_errno(errno, "rename into " + quoted(final_path));
-  }
-  temp.forget();
-  return fsync_dir(dir);
+  return temp.install(fd, image_path(name), /*durable=*/true);
 }
 
 Result<void> Store::sync() const {
@@ -182,15 +189,7 @@ Result<Store::PackResult> Store::pack(InputStream& input, const BlobWriterOption
     result.already_present = true;
     return result;  // TempFile removes the copy
   }
-  if (durability == Durability::each) PAGERFS_TRYV(output->sync());
-  // Blobs are immutable and readable by whoever may mount the store.
-  if (::fchmod(fd, 0444) != 0) return Error::from_errno(errno, "chmod " + quoted(temp.path()));
-  const std::string final_path = blob_path(header.digest);
-  if (::rename(temp.path().c_str(), final_path.c_str()) != 0) {
-    return Error::from_errno(errno, "rename into " + quoted(final_path));
-  }
-  temp.forget();
-  if (durability == Durability::each) PAGERFS_TRYV(fsync_dir(dir));
+  PAGERFS_TRYV(temp.install(fd, blob_path(header.digest), durability == Durability::each));
   return result;
 }
 

@@ -267,17 +267,17 @@ int run_verify(const std::string& store_path, const std::vector<std::string>& di
         auto manifest = store.value().load_image(name);
         if (!manifest) return manifest.error();
         const image::Manifest& m = manifest.value();
+        // A damaged blob counts as missing: it was reported above.
+        if (auto whole = image::require_blobs(name, m, [&](const Digest& d) { return good.contains(d); }); !whole) {
+          return Error(errc::corrupt_blob, whole.error().message());
+        }
         for (uint32_t i = 0; i < m.size(); ++i) {
           const image::Entry e = m.entry(i);
-          if (e.type != image::EntryType::file) continue;
-          const Digest& digest = m.digest_of(e);
-          auto it = good.find(digest);
-          const std::string where = "image '" + name + "': '" + m.path(i) + "': blob " + digest.str();
-          if (it == good.end()) return Error(errc::corrupt_blob, where + " is missing or damaged");
-          if (it->second != e.size) {
-            return Error(errc::corrupt_blob, where + " has " + std::to_string(it->second) +
-                                                 " bytes, the image says " + std::to_string(e.size));
-          }
+          if (e.type != image::EntryType::file || good.at(m.digest_of(e)) == e.size) continue;
+          return Error(errc::corrupt_blob, "image '" + name + "': '" + m.path(i) + "': blob " +
+                                               m.digest_of(e).str() + " has " +
+                                               std::to_string(good.at(m.digest_of(e))) +
+                                               " bytes, the image says " + std::to_string(e.size));
         }
         return std::nullopt;
       }();

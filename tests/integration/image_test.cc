@@ -327,16 +327,35 @@ TEST_F(BrokenImageTest, AnImagePackedAfterMountingAppears) {
   const std::string src = own_.path() + "/later";
   std::filesystem::create_directories(src);
   testing::write_file(src + "/x", "later\n");
-  std::vector<std::string> before;
-  for (const auto& e : std::filesystem::directory_iterator(m.path() + "/images")) before.push_back(e.path().filename());
-  EXPECT_EQ(before, std::vector<std::string>{"small"});
+  auto listing = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(m.path() + "/images")) names.push_back(e.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  EXPECT_EQ(listing(), std::vector<std::string>{"small"});
   ASSERT_EQ(pagerfsctl({"pack", "--store", own_store_, "--image", "later", src}).exit_code, 0);
   // Listed, before anything looks it up by name.
-  std::vector<std::string> after;
-  for (const auto& e : std::filesystem::directory_iterator(m.path() + "/images")) after.push_back(e.path().filename());
-  std::sort(after.begin(), after.end());
-  EXPECT_EQ(after, (std::vector<std::string>{"later", "small"}));
+  EXPECT_EQ(listing(), (std::vector<std::string>{"later", "small"}));
   EXPECT_EQ(testing::read_file(m.path() + "/images/later/x"), "later\n");
+}
+
+TEST_F(BrokenImageTest, AnImagePackedAfterMountingWithoutItsBlobsStaysOut) {
+  MountedStore m(own_store_, own_.path() + "/mnt");
+  const std::string src = own_.path() + "/late";
+  std::filesystem::create_directories(src);
+  testing::write_file(src + "/y", "late and lost\n");
+  ASSERT_EQ(pagerfsctl({"pack", "--store", own_store_, "--image", "late", src}).exit_code, 0);
+  const std::string blob = own_store_ + "/blobs/sha256/" + Sha256::of(bytes_of(std::string("late and lost\n"))).hex();
+  ASSERT_EQ(::unlink(blob.c_str()), 0);
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(m.path() + "/images")) names.push_back(e.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"small"});
+  struct stat st {};
+  errno = 0;
+  EXPECT_NE(::stat((m.path() + "/images/late").c_str(), &st), 0);
+  EXPECT_EQ(errno, EIO);
+  EXPECT_EQ(testing::read_file(m.path() + "/images/small/dir/file"), "content\n");
 }
 
 TEST_F(BrokenImageTest, BadPackInvocationsSayWhy) {

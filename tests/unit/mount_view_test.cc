@@ -151,27 +151,32 @@ TEST(MountViewTest, ConcurrentLookupsAgreeOnInodes) {
   MountView view({});
   view.add_image("one", manifest(entries));
   view.add_image("two", manifest(entries));
-  std::vector<std::vector<fuse_ino_t>> seen(4);
+  // What each thread saw for f<k>, first lookups racing with each other.
+  std::vector<std::vector<std::pair<int, fuse_ino_t>>> seen(4);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i) {
         const int k = (i * 7 + t * 13) % 200;
         const std::string image = (t % 2 == 0) ? "one" : "two";
-        seen[t].push_back(view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(0));
+        seen[t].emplace_back(k, view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(0));
       }
     });
   }
   for (auto& t : threads) t.join();
-  // Whatever the order of first lookups, f<k> is one inode in both images
-  // and everywhere else equal content has equal inodes.
+  // Whatever the order of first lookups, f<k> is one inode in both images,
+  // equal content has equal inodes, and every thread saw that same inode.
+  std::vector<fuse_ino_t> final_ino(200);
   for (int k = 0; k < 200; ++k) {
     const auto ino = view.resolve("images/one/f" + std::to_string(k));
     ASSERT_TRUE(ino);
+    final_ino[k] = *ino;
     EXPECT_EQ(ino, view.resolve("images/two/f" + std::to_string(k)));
     EXPECT_EQ(ino, view.resolve("images/one/f" + std::to_string(k % 50)));
   }
-  for (const auto& s : seen) EXPECT_EQ(std::count(s.begin(), s.end(), 0u), 0);
+  for (const auto& s : seen) {
+    for (const auto& [k, ino] : s) EXPECT_EQ(ino, final_ino[k]) << "f" << k;
+  }
 }
 
 }  // namespace
