@@ -2,6 +2,7 @@
 
 #include <fuse_lowlevel.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -52,6 +53,13 @@ struct RawOptions {
   int extra_args = 0;
   bool help = false;
   bool version = false;
+  // Set-user-ID bits and device nodes of images are honoured only when asked
+  // for by these two, never by the generic suid/dev options (which
+  // mount.fuse3 and fstab's "defaults" add unasked).
+  bool trust_suid = false;
+  bool trust_dev = false;
+  bool asked_suid = false;  // "suid" or "dev" given (and ignored without trust_*)
+  bool asked_dev = false;
 
   RawOptions() = default;
   RawOptions(const RawOptions&) = delete;
@@ -63,7 +71,7 @@ struct RawOptions {
   }
 };
 
-enum { kKeyHelp, kKeyVersion };
+enum { kKeyHelp, kKeyVersion, kKeySuid, kKeyDev };
 
 #define PAGERFS_OPT(name, field) {name "=%s", offsetof(RawOptions, field), 0}
 const fuse_opt kOptionSpec[] = {
@@ -75,6 +83,10 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("threads", threads),
     PAGERFS_OPT("log_level", log_level),
     PAGERFS_OPT("control", control),
+    {"trust_suid", offsetof(RawOptions, trust_suid), 1},
+    {"trust_dev", offsetof(RawOptions, trust_dev), 1},
+    FUSE_OPT_KEY("suid", kKeySuid),
+    FUSE_OPT_KEY("dev", kKeyDev),
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -88,6 +100,8 @@ int option_proc(void* data, const char* arg, int key, fuse_args*) {
   switch (key) {
     case kKeyHelp: raw->help = true; return 0;
     case kKeyVersion: raw->version = true; return 0;
+    case kKeySuid: raw->asked_suid = true; return 0;  // dropped: see trust_suid
+    case kKeyDev: raw->asked_dev = true; return 0;
     case FUSE_OPT_KEY_NONOPT:
       if (raw->store.empty()) {
         raw->store = arg;
@@ -118,6 +132,9 @@ void print_usage() {
       "    -o threads=N           decode threads (default: one per core)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
       "    -o control=PATH        control socket (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<mnt>.sock)\n"
+      "    -o trust_suid          honour set-user-ID/set-group-ID bits of images (root only;\n"
+      "                           the default is nosuid, whatever -o suid says)\n"
+      "    -o trust_dev           honour device nodes of images (root only; default nodev)\n"
       "SIZE takes K, M, G suffixes (powers of 1024). See pagerfs(8).\n"
       "\n");
   fuse_cmdline_help();
@@ -138,6 +155,10 @@ struct Config {
   bool single_thread = false;
   bool clone_fd = false;
   unsigned max_threads = 0;
+  bool trust_suid = false;
+  bool trust_dev = false;
+  bool ignored_suid = false;  // -o suid/dev given without trust_*: logged
+  bool ignored_dev = false;
 };
 
 Result<uint64_t> size_opt(const char* name, const char* value) {
@@ -182,6 +203,15 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     PAGERFS_TRY(v, size_opt("chunk_cache", raw.chunk_cache));
     c.pager.chunk_cache_bytes = v;
   }
+  // RAM caches larger than the machine's memory can only end in the OOM
+  // killer: refused up front.
+  const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  for (const auto& [name, value] : {std::pair{"chunk_cache", c.pager.chunk_cache_bytes}, std::pair{"memory_cache", c.memory_cache}}) {
+    if (memory > 0 && value > memory / 2) {
+      return Error(errc::invalid_argument, std::string("-o ") + name + ": " + format_size(value) +
+                                               " is more than half of this machine's memory (" + format_size(memory) + ")");
+    }
+  }
   if (raw.threads) {
     char* end = nullptr;
     const unsigned long n = std::strtoul(raw.threads, &end, 10);
@@ -198,6 +228,14 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     }
   }
   c.control_path = raw.control ? absolute(raw.control) : control::default_socket_path(c.mountpoint);
+  c.trust_suid = raw.trust_suid;
+  c.trust_dev = raw.trust_dev;
+  c.ignored_suid = raw.asked_suid && !raw.trust_suid;
+  c.ignored_dev = raw.asked_dev && !raw.trust_dev;
+  if ((c.trust_suid || c.trust_dev) && ::geteuid() != 0) {
+    return Error(errc::invalid_argument, std::string("-o ") + (c.trust_suid ? "trust_suid" : "trust_dev") +
+                                             " needs root (the kernel refuses it to other users)");
+  }
   c.foreground = cmd.foreground != 0;
   c.debug = cmd.debug != 0;
   if (c.debug) c.log_level = std::min(c.log_level, spdlog::level::debug);
@@ -250,8 +288,19 @@ dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlo
   return st.st_dev;
 }
 
+// True while the kernel still serves our connection. The kernel ends a
+// connection (its /dev/fuse fd then polls POLLERR) before it frees the
+// mount's device number, so while this is true the number is still ours.
+bool connection_alive(fuse_session* se) {
+  pollfd p{fuse_session_fd(se), POLLIN, 0};
+  return ::poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLNVAL)) == 0;
+}
+
 // Ends the FUSE connection at once (root only): every waiting request fails
-// with ENOTCONN and the session loop returns.
+// with ENOTCONN and the session loop returns. The connection is named by the
+// mount's device number, which the kernel gives to the next mount once ours
+// is gone: the caller checks connection_alive() first, so that another
+// mount is never aborted.
 bool abort_connection(dev_t dev, spdlog::logger& log) {
   if (dev == 0) return false;
   std::ofstream abort("/sys/fs/fuse/connections/" + std::to_string(minor(dev)) + "/abort");
@@ -282,23 +331,6 @@ Result<std::string> handle_command(Filesystem& fs, const std::string& line) {
     return out;
   }
   return Error(errc::invalid_argument, "unknown command '" + command + "'");
-}
-
-// Every image of the store, each checked whole: a valid manifest whose blobs
-// are all in the store (`blobs`, sorted), so that a mount never shows a file
-// it cannot read.
-Result<std::vector<std::pair<std::string, image::Manifest>>> load_images(const Store& store,
-                                                                          const std::vector<Digest>& blobs) {
-  PAGERFS_TRY(names, store.list_images());
-  std::vector<std::pair<std::string, image::Manifest>> out;
-  for (const std::string& name : names) {
-    PAGERFS_TRY(manifest, store.load_image(name));
-    PAGERFS_TRYV(image::require_blobs(name, manifest, [&](const Digest& digest) {
-      return std::binary_search(blobs.begin(), blobs.end(), digest);
-    }));
-    out.emplace_back(name, std::move(manifest));
-  }
-  return out;
 }
 
 }  // namespace
@@ -342,6 +374,9 @@ int run_daemon(int argc, char** argv) {
   log->set_level(c.log_level);
   log->set_pattern("pagerfs: [%l] %v");
   spdlog::set_default_logger(log);
+  if (c.ignored_suid || c.ignored_dev) {
+    log->info("-o suid/dev ignored: images are mounted nosuid,nodev unless -o trust_suid/trust_dev");
+  }
 
   // Everything that can fail is opened and checked before mounting.
   auto store = Store::open(c.store);
@@ -363,14 +398,18 @@ int run_daemon(int argc, char** argv) {
   auto control_server = ControlServer::bind(c.control_path);
   if (!control_server) return fail(control_server.error().message());
 
-  auto images = load_images(store.value(), digests.value());
-  if (!images) return fail(images.error().message());
-
   Filesystem fs(store.value(), stack.value(), std::move(digests).value(), c.control_path, c.pager.readahead, log);
-  for (auto& [name, manifest] : images.value()) fs.add_image(name, std::move(manifest));
+  // Each image checked whole (manifest and blobs), so that a mount never
+  // shows a file it cannot read; a broken one is left out with a warning.
+  fs.load_images();
   char store_abs[PATH_MAX];
   if (::realpath(c.store.c_str(), store_abs) == nullptr) std::snprintf(store_abs, sizeof store_abs, "%s", c.store.c_str());
-  const std::string mount_options = "-oro,default_permissions,subtype=pagerfs,fsname=" + escape_option(store_abs);
+  // nosuid,nodev unless trusted: an image may hold setuid-root binaries and
+  // device nodes (any root file system does), and whoever packed it need not
+  // be root. These come last, after anything the command line or a mount
+  // helper passed, so they win.
+  const std::string mount_options = "-oro,default_permissions,subtype=pagerfs,fsname=" + escape_option(store_abs) +
+                                    (c.trust_suid ? ",suid" : ",nosuid") + (c.trust_dev ? ",dev" : ",nodev");
   fuse_opt_add_arg(&args, mount_options.c_str());
   if (c.debug) fuse_opt_add_arg(&args, "-odebug");
   const fuse_lowlevel_ops ops = make_fuse_ops();
@@ -430,7 +469,8 @@ int run_daemon(int argc, char** argv) {
       } else if (sig > 0) {
         log->warn("signal {} again: stopping now; open files get ENOTCONN", sig);
         fuse_session_exit(se);
-        if (!abort_connection(connection, *log)) std::_Exit(1);  // no other way to wake the workers
+        // A dead connection wakes the workers itself; a live one is ours to abort.
+        if (connection_alive(se) && !abort_connection(connection, *log)) std::_Exit(1);  // no other way to wake the workers
       }
     }
   });

@@ -106,7 +106,10 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   st.st_blksize = 128 * 1024;  // invites large reads (cat, cp size their buffers by it)
   switch (node->kind) {
     case MountView::Node::Kind::fixed_dir:
-      st.st_mode = S_IFDIR | 0555;
+      // blobs/ holds every file of every image, the most private ones too:
+      // only its owner (and root) may enter. Images are checked entry by
+      // entry against their own modes.
+      st.st_mode = S_IFDIR | (ino == MountView::kBlobsDir || ino == MountView::kShaDir ? 0500 : 0555);
       // 2 + subdirectories: find(1) relies on it.
       st.st_nlink = ino == MountView::kRoot        ? 4
                     : ino == MountView::kBlobsDir  ? 3
@@ -124,31 +127,74 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
       break;
   }
   PAGERFS_TRY(info, blob_info(ino, node->digest));
-  st.st_mode = S_IFREG | 0444;
+  st.st_mode = S_IFREG | 0400;  // owner-only, like blobs/ itself
   st.st_nlink = 1;
   st.st_size = static_cast<off_t>(info.byte_size);
-  st.st_blocks = static_cast<blkcnt_t>((info.stored_size + 511) / 512);  // what it costs on disk
+  st.st_blocks = MountView::blocks_of(info.stored_size);  // what it costs on disk
   st.st_uid = info.uid;
   st.st_gid = info.gid;
   st.st_mtim = st.st_ctim = st.st_atim = info.mtime;
   return st;
 }
 
+namespace {
+
+constexpr auto kImageRetry = std::chrono::seconds(10);
+
+bool same_file(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+Result<image::Manifest> Filesystem::load_whole_image(std::string_view name) {
+  PAGERFS_TRY(manifest, store_.load_image(name));
+  PAGERFS_TRYV(image::require_blobs(name, manifest, [&](const Digest& digest) {
+    return view_.has_blob(digest) || stack_->blob_size(digest).has_value();
+  }));
+  return manifest;
+}
+
 Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view name) {
   if (!image::validate_image_name(name)) return std::optional<fuse_ino_t>{};
-  auto manifest = store_.load_image(name);
+  const std::string key(name);
+  struct stat file {};
+  if (::lstat(store_.image_path(name).c_str(), &file) != 0) {
+    if (errno == ENOENT) return std::optional<fuse_ino_t>{};
+    return Error::from_errno(errno, "image '" + key + "'");
+  }
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(failed_mu_);
+    if (auto it = failed_images_.find(key);
+        it != failed_images_.end() && same_file(it->second.file, file) && now - it->second.when < kImageRetry) {
+      return it->second.error;
+    }
+  }
+  auto manifest = load_whole_image(name);
   if (!manifest) {
-    if (manifest.error().code() == std::errc::no_such_file_or_directory) return std::optional<fuse_ino_t>{};
+    // Removed since the lstat? Then there is no such image.
+    if (::lstat(store_.image_path(name).c_str(), &file) != 0 && errno == ENOENT) return std::optional<fuse_ino_t>{};
+    image_load_failures_.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (image_log_limit_.allow(&suppressed)) {
+      logger_->warn("{} (image left out{})", manifest.error().message(),
+                    suppressed ? ", " + std::to_string(suppressed) + " more image failure(s) not logged" : "");
+    }
+    std::lock_guard lock(failed_mu_);
+    failed_images_.insert_or_assign(key, FailedImage{file, now, manifest.error()});
     return manifest.error();
   }
-  PAGERFS_TRYV(image::require_blobs(name, manifest.value(), [&](const Digest& digest) {
-    return stack_->blob_size(digest).has_value();
-  }));
-  view_.add_image(std::string(name), std::move(manifest).value());
+  {
+    std::lock_guard lock(failed_mu_);
+    failed_images_.erase(key);
+  }
+  view_.add_image(key, std::move(manifest).value());
   return view_.lookup(MountView::kImagesDir, name);
 }
 
-void Filesystem::load_late_images() {
+void Filesystem::load_images() {
   auto names = store_.list_images();
   if (!names) {
     logger_->warn("list images: {}", names.error().message());
@@ -156,8 +202,19 @@ void Filesystem::load_late_images() {
   }
   for (const std::string& name : names.value()) {
     if (view_.lookup(MountView::kImagesDir, name)) continue;
-    // A broken image stays out of the listing; looking it up says why.
-    if (auto late = load_late_image(name); !late) logger_->warn("{}", late.error().message());
+    // A broken image stays out of the listing (logged); looking it up says EIO.
+    (void)load_late_image(name);
+  }
+}
+
+void Filesystem::load_late_blobs() {
+  auto digests = store_.list_blobs();
+  if (!digests) {
+    logger_->warn("list blobs: {}", digests.error().message());
+    return;
+  }
+  for (const Digest& digest : digests.value()) {
+    if (!view_.has_blob(digest)) view_.add_blob(digest);
   }
 }
 
@@ -171,15 +228,21 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!ino && parent == MountView::kImagesDir) {
     auto late = load_late_image(name);
     if (!late) {
-      logger_->error("lookup images/{}: {}", name, late.error().message());
-      fuse_reply_err(req, EIO);
+      fuse_reply_err(req, EIO);  // logged by load_late_image
       return;
     }
     ino = late.value();
   }
   if (!ino) {
-    // A negative entry with no timeout: a blob packed later is found then.
-    fuse_reply_err(req, ENOENT);
+    if (MountView::is_fixed_dir(parent)) {
+      // No timeout: a blob or an image added to the store later is found then.
+      fuse_reply_err(req, ENOENT);
+    } else {
+      // An image never changes while mounted: its missing names stay missing.
+      fuse_entry_param negative{};
+      negative.entry_timeout = kForever;
+      fuse_reply_entry(req, &negative);
+    }
     return;
   }
   auto st = attributes(*ino);
@@ -314,7 +377,10 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   if (ino == MountView::kImagesDir) {
     // Not cached: an image packed after mounting shows in the next listing.
-    load_late_images();
+    load_images();
+  } else if (ino == MountView::kShaDir) {
+    // Nor this one: a blob packed after mounting shows in the next listing.
+    load_late_blobs();
   } else {
     fi->keep_cache = 1;
     fi->cache_readdir = 1;
@@ -478,7 +544,18 @@ nlohmann::json Filesystem::stats_json() const {
                           {"failures", failures},
                           {"decode_latency", histogram_json(p.decode_latency)},
                           {"fault_latency", histogram_json(p.fault_latency)}};
-  return {{"store", store_.root()}, {"blobs", view_.blob_count()}, {"images", view_.image_count()}, {"fuse", fuse}, {"pager", pager},
+  size_t images_failed = 0;
+  {
+    std::lock_guard lock(failed_mu_);
+    images_failed = failed_images_.size();
+  }
+  return {{"store", store_.root()},
+          {"blobs", view_.blob_count()},
+          {"images", view_.image_count()},
+          {"images_failed", images_failed},
+          {"image_load_failures", image_load_failures_.load()},
+          {"fuse", fuse},
+          {"pager", pager},
           {"layers", layers}};
 }
 

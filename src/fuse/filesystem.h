@@ -15,6 +15,7 @@
 #include <fuse_lowlevel.h>
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,7 @@
 #include "pagerfs/layer_stack.h"
 #include "pagerfs/pager.h"
 #include "pagerfs/store.h"
+#include "util/rate_limiter.h"
 
 namespace spdlog {
 class logger;
@@ -43,6 +45,7 @@ class Filesystem {
     statfs, getxattr, listxattr, denied, count
   };
 
+  // `digests`: the blobs the store holds at mount (listed once).
   Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
              std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger);
   // Frees the handles of files the kernel never released (open at unmount).
@@ -58,11 +61,11 @@ class Filesystem {
   // Stops the page cache supplier; before the session is destroyed.
   void stop() { supplier_.stop(); }
   Pager& pager() { return *pager_; }
-  // Adds an image whose blobs the caller has checked (before start, or from
-  // a lookup).
-  void add_image(std::string name, image::Manifest manifest) {
-    view_.add_image(std::move(name), std::move(manifest));
-  }
+  // Loads every whole image of the store that the view does not show yet
+  // (at mount, and when images/ is listed). A broken image costs that image
+  // only: it is left out, logged (rate-limited) and counted in stats, and
+  // looking it up fails with EIO.
+  void load_images();
 
   // The operations (fuse_ops.cc routes the table here).
   void init(fuse_conn_info* conn);
@@ -109,8 +112,10 @@ class Filesystem {
   Result<struct stat> attributes(fuse_ino_t ino);
   // An image packed after mounting, if it is whole; nullopt if none exists.
   Result<std::optional<fuse_ino_t>> load_late_image(std::string_view name);
-  // Loads every whole image of the store that the view does not show yet.
-  void load_late_images();
+  // Reads and checks image `name` (its manifest and that its blobs exist).
+  Result<image::Manifest> load_whole_image(std::string_view name);
+  // Adds blobs of the store that the view does not show yet.
+  void load_late_blobs();
   // Fills a directory listing reply; `plus` adds each entry's attributes.
   void reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus);
 
@@ -132,6 +137,19 @@ class Filesystem {
 
   std::mutex info_mu_;
   std::unordered_map<fuse_ino_t, BlobInfo> info_;  // guarded by info_mu_
+
+  // Images that failed to load, so that a lookup or a listing does not parse
+  // the same broken manifest again: retried when the manifest file changes,
+  // or after kImageRetry (a missing blob may have been copied in).
+  struct FailedImage {
+    struct stat file {};  // of the manifest, when it failed
+    std::chrono::steady_clock::time_point when;
+    Error error;
+  };
+  mutable std::mutex failed_mu_;
+  std::unordered_map<std::string, FailedImage> failed_images_;  // guarded by failed_mu_
+  std::atomic<uint64_t> image_load_failures_{0};
+  RateLimiter image_log_limit_{std::chrono::seconds(10)};
 
   std::array<OpStats, static_cast<size_t>(Op::count)> ops_;
 };

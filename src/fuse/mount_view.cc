@@ -1,7 +1,5 @@
 #include "fuse/mount_view.h"
 
-#include <xxhash.h>
-
 #include <mutex>
 
 namespace pagerfs {
@@ -16,29 +14,17 @@ mode_t type_bits(const image::Manifest& m, uint32_t entry) {
 
 }  // namespace
 
-size_t MountView::FileKeyHash::operator()(const FileKey& k) const noexcept {
-  uint64_t h = DigestHash{}(k.digest);
-  const uint64_t fields[] = {k.mode, k.uid, k.gid, k.mtime_nsec, k.nlink, static_cast<uint64_t>(k.mtime_sec),
-                             k.link_group, XXH3_64bits(k.xattrs.data(), k.xattrs.size())};
-  return static_cast<size_t>(XXH3_64bits_withSeed(fields, sizeof fields, h));
-}
-
 MountView::MountView(std::vector<Digest> blobs) {
-  files_.reserve(blobs.size());
+  blobs_.reserve(blobs.size());
   for (const Digest& d : blobs) add_blob(d);
-}
-
-fuse_ino_t MountView::add_file(FileNode node) {
-  files_.push_back(node);
-  return kFirstFile + files_.size() - 1;
 }
 
 fuse_ino_t MountView::add_blob(const Digest& digest) {
   std::unique_lock lock(mu_);
   auto [it, inserted] = blob_inos_.try_emplace(digest, 0);
   if (inserted) {
-    it->second = add_file({digest, nullptr, 0});
-    blob_list_.push_back(it->second);
+    blobs_.push_back({digest});
+    it->second = kFirstFile + blobs_.size() - 1;
   }
   return it->second;
 }
@@ -52,9 +38,14 @@ fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
   return images_.back()->base;
 }
 
+bool MountView::has_blob(const Digest& digest) const {
+  std::shared_lock lock(mu_);
+  return blob_inos_.contains(digest);
+}
+
 size_t MountView::blob_count() const {
   std::shared_lock lock(mu_);
-  return blob_list_.size();
+  return blobs_.size();
 }
 
 size_t MountView::image_count() const {
@@ -80,13 +71,16 @@ std::optional<MountView::Node> MountView::node(fuse_ino_t ino) const {
   if (is_fixed_dir(ino)) return Node{};
   std::shared_lock lock(mu_);
   if (ino >> kEntryBits == 0) {
-    if (ino < kFirstFile || ino - kFirstFile >= files_.size()) return std::nullopt;
-    const FileNode& f = files_[ino - kFirstFile];
-    return Node{f.image ? Node::Kind::image_file : Node::Kind::blob, f.digest, f.image, f.entry};
+    if (ino < kFirstFile || ino - kFirstFile >= blobs_.size()) return std::nullopt;
+    return Node{Node::Kind::blob, blobs_[ino - kFirstFile].digest, nullptr, 0};
   }
   const Image* image = image_of(ino);
   if (!image) return std::nullopt;
-  return Node{Node::Kind::image_entry, {}, image, static_cast<uint32_t>(ino & kEntryMask)};
+  const image::Manifest& m = image->manifest;
+  const uint32_t entry = m.resolve(static_cast<uint32_t>(ino & kEntryMask));
+  const image::Entry e = m.entry(entry);
+  if (e.type == image::EntryType::file) return Node{Node::Kind::image_file, m.digest_of(e), image, entry};
+  return Node{Node::Kind::image_entry, {}, image, entry};
 }
 
 bool MountView::is_dir(fuse_ino_t ino) const {
@@ -97,24 +91,10 @@ bool MountView::is_dir(fuse_ino_t ino) const {
 }
 
 fuse_ino_t MountView::image_entry_ino(const Image& image, uint32_t entry) {
-  const image::Manifest& m = image.manifest;
-  const uint32_t target = m.resolve(entry);
-  const image::Entry e = m.entry(target);
-  if (e.type != image::EntryType::file) return image.base | target;
-  const uint32_t nlink = m.nlink(target);
-  FileKey key{m.digest_of(e), e.mode, e.uid, e.gid, e.mtime_nsec, nlink, e.mtime_sec, e.xattrs,
-              nlink > 1 ? image.base | target : 0};
-  {
-    std::shared_lock lock(mu_);
-    if (auto it = file_inos_.find(key); it != file_inos_.end()) return it->second;
-  }
-  std::unique_lock lock(mu_);
-  auto [it, inserted] = file_inos_.try_emplace(key, 0);
-  if (inserted) it->second = add_file({key.digest, &image, target});
-  return it->second;
+  return image.base | image.manifest.resolve(entry);
 }
 
-std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view name) {
+std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view name) const {
   if (name == "." || name == "..") return std::nullopt;  // the kernel resolves these itself
   switch (parent) {
     case kRoot:
@@ -154,7 +134,7 @@ std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view 
   return image_entry_ino(*image, *child);
 }
 
-std::optional<fuse_ino_t> MountView::resolve(std::string_view path) {
+std::optional<fuse_ino_t> MountView::resolve(std::string_view path) const {
   fuse_ino_t ino = kRoot;
   while (!path.empty()) {
     const size_t slash = path.find('/');
@@ -211,11 +191,11 @@ struct stat MountView::image_attributes(const Image& image, uint32_t entry, fuse
     case image::EntryType::hardlink:
       break;  // resolved above
   }
-  st.st_blocks = (st.st_size + 511) / 512;
+  st.st_blocks = MountView::blocks_of(static_cast<uint64_t>(st.st_size));
   return st;
 }
 
-std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, size_t max) {
+std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, size_t max) const {
   std::vector<Entry> out;
   auto emit = [&](size_t position, auto make) {
     if (position >= offset && out.size() < max) out.push_back(make());
@@ -233,9 +213,8 @@ std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, siz
       return out;
     case kShaDir: {
       std::shared_lock lock(mu_);
-      for (size_t i = offset > position ? offset - position : 0; i < blob_list_.size() && out.size() < max; ++i) {
-        const fuse_ino_t ino = blob_list_[i];
-        out.push_back({files_[ino - kFirstFile].digest.hex(), ino, S_IFREG});
+      for (size_t i = offset > position ? offset - position : 0; i < blobs_.size() && out.size() < max; ++i) {
+        out.push_back({blobs_[i].digest.hex(), kFirstFile + i, S_IFREG});
       }
       return out;
     }

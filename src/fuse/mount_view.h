@@ -4,18 +4,17 @@
 //   /blobs                         ino 2
 //   /blobs/sha256                  ino 3
 //   /images                        ino 4
-//   /blobs/sha256/<hex>            a file inode (below 2^32)
-//   /images/<name>/...             directories, symlinks, special files:
-//                                  (image number + 1) << 32 | entry index;
-//                                  regular files: a file inode
+//   /blobs/sha256/<hex>            a blob inode (below 2^32)
+//   /images/<name>/...             (image number + 1) << 32 | entry index
 //
-// File inodes are numbered from 5 as they are first looked up, and are
-// shared: every image file with the same content *and* the same attributes
-// (mode, owner, mtime, link count, xattrs) is one inode, so one page cache,
-// across all images. An inode has one set of attributes, so files that differ
-// in any of them cannot share one; a group of hard links is one inode of its
-// own. /blobs/sha256/<hex> shows a blob with the store's attributes (0444),
-// which is one inode per digest.
+// Every entry of an image is an inode of its own (a group of hard links is
+// one inode: its first entry's), so tools that compare inode numbers (tar,
+// cp -a, rsync -H, find -samefile) see exactly the links the image has, even
+// where files share content. Shared content is shared below the kernel: one
+// blob on disk, one decoded chunk cache in the pager; the kernel's page cache
+// is per inode, so two equal files are cached twice once both are read.
+// Blob inodes (/blobs/sha256/<hex>) are numbered from 5 as the store's blobs
+// are first seen: one inode per digest.
 //
 // Blobs packed into the store after mounting appear on lookup, and images on
 // lookup and in the listing of /images (see Filesystem). An image is never removed or changed
@@ -61,7 +60,7 @@ class MountView {
     enum class Kind { fixed_dir, blob, image_file, image_entry };
     Kind kind = Kind::fixed_dir;
     Digest digest;                 // blob, image_file
-    const Image* image = nullptr;  // image_file (the entry that made the inode), image_entry
+    const Image* image = nullptr;  // image_file, image_entry
     uint32_t entry = 0;            // image_file, image_entry: the manifest entry
   };
 
@@ -71,13 +70,13 @@ class MountView {
   static bool is_fixed_dir(fuse_ino_t ino) noexcept { return ino >= kRoot && ino <= kImagesDir; }
   bool is_dir(fuse_ino_t ino) const;
 
-  // The inode of `name` in directory `parent`, if the view knows it. May
-  // number a file inode (hence not const).
-  std::optional<fuse_ino_t> lookup(fuse_ino_t parent, std::string_view name);
+  // The inode of `name` in directory `parent`, if the view knows it.
+  std::optional<fuse_ino_t> lookup(fuse_ino_t parent, std::string_view name) const;
   // The inode of a path relative to the root ("images/a/bin/sh"); symlinks
   // are not followed.
-  std::optional<fuse_ino_t> resolve(std::string_view path);
+  std::optional<fuse_ino_t> resolve(std::string_view path) const;
 
+  bool has_blob(const Digest& digest) const;
   // Adds a blob found in the store after mounting; returns its inode.
   fuse_ino_t add_blob(const Digest& digest);
   // Adds an image under /images (a name already there keeps its manifest);
@@ -86,6 +85,11 @@ class MountView {
   size_t blob_count() const;
   size_t image_count() const;
   uint64_t image_entry_count() const;
+
+  // st_blocks for `bytes` (512-byte units, rounded up, no overflow).
+  static constexpr blkcnt_t blocks_of(uint64_t bytes) noexcept {
+    return static_cast<blkcnt_t>(bytes / 512 + (bytes % 512 != 0 ? 1 : 0));
+  }
 
   // The attributes of an image's directory, symlink or special file, or of
   // an image file inode (its size is the manifest's).
@@ -97,39 +101,22 @@ class MountView {
     mode_t type;  // S_IFDIR, S_IFREG, ... (for d_type)
   };
   // Directory entries from position `offset` on (".", ".." first).
-  std::vector<Entry> list(fuse_ino_t dir, size_t offset, size_t max);
+  std::vector<Entry> list(fuse_ino_t dir, size_t offset, size_t max) const;
 
  private:
-  // What makes image files one inode: equal content and equal attributes.
-  struct FileKey {
+  // A blob of /blobs/sha256.
+  struct BlobNode {
     Digest digest;
-    uint32_t mode, uid, gid, mtime_nsec, nlink;
-    int64_t mtime_sec;
-    std::string_view xattrs;  // points into a manifest, which outlives the view's use
-    fuse_ino_t link_group;    // the hard link group (base | entry), or 0
-    bool operator==(const FileKey&) const = default;
-  };
-  struct FileKeyHash {
-    size_t operator()(const FileKey& k) const noexcept;
-  };
-  struct FileNode {
-    Digest digest;
-    const Image* image = nullptr;  // nullptr: a blob
-    uint32_t entry = 0;
   };
 
   fuse_ino_t parent_of(fuse_ino_t dir) const;
-  // The inode of image entry `entry` (resolving hard links); numbers a file
-  // inode if needed. Caller holds no lock.
-  fuse_ino_t image_entry_ino(const Image& image, uint32_t entry);
+  // The inode of image entry `entry` (a hard link: its target's).
+  static fuse_ino_t image_entry_ino(const Image& image, uint32_t entry);
   const Image* image_of(fuse_ino_t ino) const;  // caller holds mu_
-  fuse_ino_t add_file(FileNode node);           // caller holds mu_ exclusively
 
   mutable std::shared_mutex mu_;
-  std::vector<FileNode> files_;                                     // guarded by mu_; ino - kFirstFile
-  std::vector<fuse_ino_t> blob_list_;                              // guarded by mu_; /blobs/sha256 in order
-  std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_;   // guarded by mu_
-  std::unordered_map<FileKey, fuse_ino_t, FileKeyHash> file_inos_;  // guarded by mu_
+  std::vector<BlobNode> blobs_;                                   // guarded by mu_; ino - kFirstFile
+  std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_;  // guarded by mu_
   std::deque<std::unique_ptr<Image>> images_;                       // guarded by mu_; never shrinks
   std::unordered_map<std::string, size_t> image_index_;             // guarded by mu_
 };

@@ -18,6 +18,7 @@ namespace {
 
 constexpr const char* kBlobsSubdir = "/blobs/sha256";
 constexpr const char* kImagesSubdir = "/images";
+constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
@@ -146,6 +147,13 @@ Result<image::Manifest> Store::load_image(std::string_view name) const {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
   if (!S_ISREG(st.st_mode)) return Error::from_errno(EINVAL, context + " is not a regular file");
+  // Read whole into memory: bounded, so that a hostile store cannot make a
+  // daemon allocate without limit.
+  if (static_cast<uint64_t>(st.st_size) > kMaxManifestBytes) {
+    return Error(errc::corrupt_blob, context + " is " + std::to_string(st.st_size) +
+                                             " bytes, more than a manifest may have (" +
+                                             std::to_string(kMaxManifestBytes) + ")");
+  }
   std::vector<std::byte> bytes(static_cast<size_t>(st.st_size));
   PAGERFS_TRY(n, pread_some(fd.get(), bytes, 0, path));
   bytes.resize(n);

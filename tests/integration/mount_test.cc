@@ -145,7 +145,7 @@ TEST_F(MountTest, EveryBlobReadsBackWithReadAndMmap) {
     struct stat st {};
     ASSERT_EQ(::stat(m->blob(b.hex).c_str(), &st), 0);
     EXPECT_EQ(static_cast<size_t>(st.st_size), b.content.size());
-    EXPECT_EQ(st.st_mode, S_IFREG | 0444u);
+    EXPECT_EQ(st.st_mode, S_IFREG | 0400u);  // owner-only: see pagerfs(8), TRUST
   }
   // The same bytes as the reference reader, through the real binary.
   const auto cat = testing::run({testing::binary_from_env("PAGERFSCTL"), "cat", store_blob(blobs_[1].hex)});

@@ -121,7 +121,7 @@ TEST(MountViewTest, ImageTreeLookupsListingsAndAttributes) {
   EXPECT_EQ(view.list(*usr, 0, 100)[1].ino, root);  // ".."
 }
 
-TEST(MountViewTest, EqualContentAndAttributesShareAnInodeAcrossImages) {
+TEST(MountViewTest, EveryFileThatIsNotAHardLinkHasAnInodeOfItsOwn) {
   MountView view({digest_of("A")});
   const fuse_ino_t one = view.add_image("one", manifest(sample_tree()));
   const fuse_ino_t two = view.add_image("two", manifest(sample_tree()));
@@ -131,28 +131,34 @@ TEST(MountViewTest, EqualContentAndAttributesShareAnInodeAcrossImages) {
   const auto other_mode = view.resolve("images/one/usr/lib/a-0600");
   const auto a2 = view.resolve("images/two/usr/lib/a");
   ASSERT_TRUE(a1 && copy1 && other_mode && a2);
-  EXPECT_EQ(*a1, *copy1);
-  EXPECT_EQ(*a1, *a2);
+  // Equal content and attributes, in one image or in two: distinct files,
+  // as tar, cp -a and rsync -H must see them.
+  EXPECT_NE(*a1, *copy1);
+  EXPECT_NE(*a1, *a2);
   EXPECT_NE(*a1, *other_mode);
-  // The blob view has its own attributes, so its own inode.
+  // ... with the same content underneath.
+  EXPECT_EQ(view.node(*a1)->digest, view.node(*copy1)->digest);
+  EXPECT_EQ(view.node(*a1)->digest, view.node(*a2)->digest);
+  EXPECT_EQ(MountView::image_attributes(*view.node(*copy1)->image, view.node(*copy1)->entry, *copy1).st_nlink, 1u);
   EXPECT_NE(*a1, *view.resolve("blobs/sha256/" + digest_of("A").hex()));
-  // Hard link groups are never merged with anything else.
+  // A hard link group is one inode in its image only.
+  EXPECT_EQ(*view.resolve("images/one/bin/sh"), *view.resolve("images/one/bin/sh2"));
   EXPECT_NE(*view.resolve("images/one/bin/sh"), *view.resolve("images/two/bin/sh"));
-  // Directories are per image.
   EXPECT_NE(*view.resolve("images/one/usr"), *view.resolve("images/two/usr"));
   // Adding an image under a known name keeps the first.
   EXPECT_EQ(view.add_image("one", manifest({dir("")})), one);
   EXPECT_TRUE(view.resolve("images/one/usr/lib/a"));
 }
 
-TEST(MountViewTest, ConcurrentLookupsAgreeOnInodes) {
+TEST(MountViewTest, ConcurrentLookupsAndBlobAdditionsAgree) {
   std::vector<image::EntrySpec> entries{dir("")};
   for (int i = 0; i < 200; ++i) entries.push_back(file("f" + std::to_string(i), "content " + std::to_string(i % 50)));
   MountView view({});
   view.add_image("one", manifest(entries));
   view.add_image("two", manifest(entries));
-  // What each thread saw for f<k>, first lookups racing with each other.
-  std::vector<std::vector<std::pair<int, fuse_ino_t>>> seen(4);
+  // What each thread saw for f<k> and for blob k, racing with each other
+  // and with blobs being added (as late lookups and listings do).
+  std::vector<std::vector<std::pair<int, fuse_ino_t>>> seen(4), blobs_seen(4);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -160,22 +166,21 @@ TEST(MountViewTest, ConcurrentLookupsAgreeOnInodes) {
         const int k = (i * 7 + t * 13) % 200;
         const std::string image = (t % 2 == 0) ? "one" : "two";
         seen[t].emplace_back(k, view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(0));
+        blobs_seen[t].emplace_back(k, view.add_blob(digest_of("blob " + std::to_string(k))));
+        (void)view.list(MountView::kShaDir, 0, 1000);
       }
     });
   }
   for (auto& t : threads) t.join();
-  // Whatever the order of first lookups, f<k> is one inode in both images,
-  // equal content has equal inodes, and every thread saw that same inode.
-  std::vector<fuse_ino_t> final_ino(200);
-  for (int k = 0; k < 200; ++k) {
-    const auto ino = view.resolve("images/one/f" + std::to_string(k));
-    ASSERT_TRUE(ino);
-    final_ino[k] = *ino;
-    EXPECT_EQ(ino, view.resolve("images/two/f" + std::to_string(k)));
-    EXPECT_EQ(ino, view.resolve("images/one/f" + std::to_string(k % 50)));
-  }
-  for (const auto& s : seen) {
-    for (const auto& [k, ino] : s) EXPECT_EQ(ino, final_ino[k]) << "f" << k;
+  EXPECT_EQ(view.blob_count(), 200u);
+  for (int t = 0; t < 4; ++t) {
+    for (const auto& [k, ino] : seen[t]) {
+      const std::string image = (t % 2 == 0) ? "one" : "two";
+      EXPECT_EQ(ino, view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(1)) << "f" << k;
+    }
+    for (const auto& [k, ino] : blobs_seen[t]) {
+      EXPECT_EQ(ino, view.resolve("blobs/sha256/" + digest_of("blob " + std::to_string(k)).hex()).value_or(1));
+    }
   }
 }
 
