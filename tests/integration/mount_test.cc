@@ -382,6 +382,8 @@ TEST_F(MountTest, BadOptionsAndMissingStoresExitOneAndMountNothing) {
       {{pagerfs, store_path_, mnt, "-o", "cache_size=1M"}, "needs -o cache"},
       {{pagerfs, store_path_, mnt, "-o", "cache=/proc/self/nope"}, "cache directory"},
       {{pagerfs, store_path_, mnt, "-o", "frobnicate"}, "unknown option"},
+      {{pagerfs, store_path_, mnt, "-o", "chunk_cache=1T"}, "more than half of this machine's memory"},
+      {{pagerfs, store_path_, mnt, "-o", "memory_cache=1T"}, "more than half of this machine's memory"},
       {{pagerfs, store_path_, mnt, "extra"}, "unexpected argument"},
   };
   for (const auto& [argv, needle] : cases) {
@@ -438,8 +440,19 @@ TEST_F(MountTest, PrewarmDecodesAheadOfReads) {
 
 TEST_F(MountTest, ABlobPackedAfterMountingAppears) {
   auto m = mount();
+  auto listed = [&](const std::string& hex) {
+    for (const auto& e : std::filesystem::directory_iterator(m->path() + "/blobs/sha256")) {
+      if (e.path().filename() == hex) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(listed(blobs_[0].hex));
   const PackedBlob& late = add(testing::random_bytes(10000, 99), 4096);
+  EXPECT_TRUE(listed(late.hex)) << "in the next listing, before any lookup of its name";
   EXPECT_TRUE(read_all(m->blob(late.hex)) == late.content);
+  const PackedBlob& later = add(testing::random_bytes(20000, 98), 4096);
+  EXPECT_TRUE(read_all(m->blob(later.hex)) == later.content) << "found by its name, before any listing";
+  EXPECT_TRUE(listed(later.hex));
 }
 
 TEST_F(MountTest, TheCacheFillsPersistsAndOutlivesDamageInTheStore) {
