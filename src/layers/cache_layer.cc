@@ -224,6 +224,12 @@ Result<void> CacheLayer::init() {
 Result<void> CacheLayer::load_map(const std::string& hex) {
   const std::string path = blobs_dir_ + "/" + hex + ".map";
   PAGERFS_TRY(fd, open_regular_file(path, O_RDONLY));  // a FIFO or a link is dropped, not waited on
+  // Its data file too: a map over a FIFO would fail every read and fill of
+  // the blob until the next start; dropped now, the blob is cached afresh.
+  const std::string data = blobs_dir_ + "/" + hex + ".data";
+  if (struct stat st {}; ::lstat(data.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return Error(errc::not_a_regular_file, "'" + data + "' is not a regular file (" + file_type_name(st.st_mode) + ")");
+  }
   std::array<std::byte, kMapHeaderSize> h{};
   PAGERFS_TRY(n, pread_some(fd.get(), h, 0, "map"));
   if (n != h.size() || std::memcmp(h.data(), kMapMagic.data(), kMapMagic.size()) != 0 ||

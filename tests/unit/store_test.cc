@@ -7,12 +7,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <future>
 #include <limits>
 
 #include "pagerfs/blob_reader.h"
 #include "pagerfs/verify.h"
+#include "support/returns_quickly.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"
 #include "util/safe_open.h"
@@ -109,22 +108,7 @@ TEST(Store, VerifyNamesTheMismatch) {
   EXPECT_FALSE(is_corruption(missing.error().code()));
 }
 
-// Runs `fn` on a thread of its own. If it has not returned within 5 s (an
-// open() waiting for a writer of the FIFO `fifo`), the test fails and the
-// FIFO is opened from both ends to set the waiter free: a hang fails the test
-// instead of hanging the suite.
-template <class Fn>
-auto returns_quickly(const std::string& fifo, Fn fn) {
-  auto future = std::async(std::launch::async, fn);
-  if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
-    ADD_FAILURE() << "blocked on the FIFO " << fifo;
-    const int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
-    const int r = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
-    if (w >= 0) ::close(w);
-    if (r >= 0) ::close(r);
-  }
-  return future.get();
-}
+using testing::returns_quickly;
 
 TEST(Store, DirectoriesAreOwnerOnlyAndBlobsAndManifestsReadOnlyForTheOwner) {
   TempDir dir;
