@@ -23,7 +23,11 @@ namespace pagerfs {
 class BlobReader {
  public:
   static Result<std::unique_ptr<BlobReader>> open(std::unique_ptr<RandomAccessFile> file);
-  static Result<std::unique_ptr<BlobReader>> open(const std::string& path);
+  // Opens a blob file: a store's (the default refuses a symbolic link), or
+  // one a user named (`Symlinks::follow`). Anything but a regular file is
+  // refused without blocking (see open_random_access_file()).
+  static Result<std::unique_ptr<BlobReader>> open(const std::string& path,
+                                                  Symlinks symlinks = Symlinks::refuse);
 
   const format::BlobHeader& header() const noexcept { return header_; }
   const std::vector<format::ChunkEntry>& chunks() const noexcept { return chunks_; }

@@ -28,6 +28,7 @@ enum class errc {
   invalid_argument,      // a bad option, size, digest string, ...
   not_a_store,           // a directory that is not a pagerfs store
   shutting_down,         // the component is stopping and accepts no new work
+  not_a_regular_file,    // a store or cache file is a FIFO, device, socket, symlink, ...
 };
 
 const std::error_category& pagerfs_category() noexcept;
@@ -71,7 +72,8 @@ template <class T>
 using Result = boost::outcome_v2::std_result<T, Error>;
 
 // The errno for any error: OS errors keep theirs; integrity failures are EIO;
-// invalid input is EINVAL; shutdown is ESHUTDOWN. The table is in error.cc.
+// invalid input is EINVAL; shutdown is ESHUTDOWN; a store file that is not a
+// regular file is EIO (the store is damaged, as with a corrupt blob). The table is in error.cc.
 int to_errno(const std::error_code& code) noexcept;
 inline int to_errno(const Error& e) noexcept { return to_errno(e.code()); }
 

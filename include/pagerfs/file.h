@@ -30,8 +30,16 @@ class RandomAccessFile {
   virtual const std::string& name() const noexcept = 0;
 };
 
-// Opens a regular file read-only.
-Result<std::unique_ptr<RandomAccessFile>> open_random_access_file(const std::string& path);
+// Whether opening a path follows a symbolic link as its last component. Files
+// of a store or cache are opened with `refuse`; a path a user names on the
+// command line may be a link of theirs.
+enum class Symlinks { refuse, follow };
+
+// Opens a regular file read-only, without blocking on a FIFO or a device:
+// anything else is errc::not_a_regular_file ("'PATH' is not a regular file
+// (a FIFO)"), as is a symbolic link unless `symlinks` is `follow`.
+Result<std::unique_ptr<RandomAccessFile>> open_random_access_file(const std::string& path,
+                                                                  Symlinks symlinks = Symlinks::refuse);
 // A file whose content is `data`.
 std::unique_ptr<RandomAccessFile> memory_random_access_file(std::vector<std::byte> data,
                                                              std::string name = "<memory>");

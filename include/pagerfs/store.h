@@ -11,6 +11,12 @@
 // starting with ".tmp-") are ignored by readers. Image manifests are written
 // the same way, after the blobs they name are on disk.
 //
+// Blob files and manifests are 0400 and the store's directories (blobs/,
+// blobs/sha256/, images/) are created 0700: a blob may hold a file that was
+// private in a packed tree. Every file and directory inside is opened without
+// blocking and without following a symbolic link, and refused unless it is a
+// regular file (a directory): a FIFO under a blob's name cannot hang a reader.
+//
 // Thread safety: a Store is immutable after open(); all methods may be called
 // concurrently (pack() of the same content twice is safe: rename is atomic).
 #pragma once
@@ -40,6 +46,11 @@ class Store {
   const std::string& root() const noexcept { return root_; }
   std::string blobs_dir() const;
   std::string blob_path(const Digest& digest) const;
+
+  // The store's directories that grant any access to group or others (mode &
+  // 077), which expose the content of every blob: for a warning. Never
+  // changed by pagerfs: a store may be shared on purpose.
+  std::vector<std::string> loose_directories() const;
 
   // Every blob in the store, sorted by digest.
   Result<std::vector<Digest>> list_blobs() const;

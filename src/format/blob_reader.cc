@@ -30,8 +30,8 @@ Result<std::unique_ptr<BlobReader>> BlobReader::open(std::unique_ptr<RandomAcces
       new BlobReader(std::move(file), header.value(), std::move(chunks).value()));
 }
 
-Result<std::unique_ptr<BlobReader>> BlobReader::open(const std::string& path) {
-  PAGERFS_TRY(file, open_random_access_file(path));
+Result<std::unique_ptr<BlobReader>> BlobReader::open(const std::string& path, Symlinks symlinks) {
+  PAGERFS_TRY(file, open_random_access_file(path, symlinks));
   return open(std::move(file));
 }
 

@@ -20,6 +20,7 @@
 #include "util/endian.h"
 #include "util/fd_cache.h"
 #include "util/posix_io.h"
+#include "util/safe_open.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -143,43 +144,59 @@ class CacheLayer final : public Layer {
 };
 
 Result<void> CacheLayer::init() {
+  // DIR is the user's name and may be a symbolic link; DIR/blobs is ours,
+  // may not be one, and is owner-only: it holds the bytes of blobs that may
+  // be private (files and maps are created 0600).
   for (const std::string& d : {dir_, blobs_dir_}) {
     if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
       return Error::from_errno(errno, "cache directory '" + d + "'");
     }
-    struct stat st {};
-    if (::stat(d.c_str(), &st) != 0) return Error::from_errno(errno, "cache directory '" + d + "'");
-    if (!S_ISDIR(st.st_mode)) return Error::from_errno(ENOTDIR, "cache directory '" + d + "'");
+    auto fd = open_directory(d, d == dir_ ? Symlinks::follow : Symlinks::refuse);
+    if (!fd) return fd.error().with_context("cache directory");
     if (::access(d.c_str(), R_OK | W_OK | X_OK) != 0) {
       return Error::from_errno(errno, "cache directory '" + d + "' is not usable");
+    }
+    struct stat st {};
+    if (d == blobs_dir_ && ::fstat(fd.value().get(), &st) == 0 && (st.st_mode & 0077) != 0) {
+      if (::fchmod(fd.value().get(), 0700) == 0) {
+        logger_->info("cache '{}': made '{}' owner-only (mode 0700, was {:04o})", dir_, d, st.st_mode & 07777);
+      } else {
+        logger_->warn("cache '{}': '{}' has mode {:04o} and cannot be made 0700: {}", dir_, d,
+                      st.st_mode & 07777, std::strerror(errno));
+      }
     }
   }
   // The version file: a cache of another format version is wiped.
   const std::string version_path = dir_ + "/VERSION";
   std::string version(64, '\0');
   {
-    UniqueFd fd(::open(version_path.c_str(), O_RDONLY | O_CLOEXEC));
-    const ssize_t n = fd ? ::read(fd.get(), version.data(), version.size()) : -1;
+    auto fd = open_regular_file(version_path, O_RDONLY);
+    const ssize_t n = fd ? ::read(fd.value().get(), version.data(), version.size()) : -1;
     version.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (!fd && fd.error().code() == errc::not_a_regular_file) {
+      logger_->warn("cache '{}': {}, replacing it", dir_, fd.error().message());
+    }
   }
   if (version != kVersionText) {
     if (!version.empty()) logger_->warn("cache '{}': unknown format, starting empty", dir_);
     // Remove our files only.
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(blobs_dir_.c_str()), ::closedir);
-    while (const dirent* e = d ? ::readdir(d.get()) : nullptr) {
+    PAGERFS_TRY(d, open_directory_stream(blobs_dir_));
+    while (const dirent* e = ::readdir(d.get())) {
       const std::string name = e->d_name;
       if (name.ends_with(".map") || name.ends_with(".data")) ::unlink((blobs_dir_ + "/" + name).c_str());
     }
-    UniqueFd fd(::open(version_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) return Error::from_errno(errno, "write '" + version_path + "'");
+    // A new file, whatever was under the name (a FIFO or a link included).
+    if (::unlink(version_path.c_str()) != 0 && errno != ENOENT) {
+      return Error::from_errno(errno, "replace '" + version_path + "'");
+    }
+    PAGERFS_TRY(fd, open_regular_file(version_path, O_WRONLY | O_CREAT | O_EXCL, 0600));
     PAGERFS_TRYV(pwrite_all(fd.get(), std::as_bytes(std::span(kVersionText, sizeof kVersionText - 1)), 0,
                             "'" + version_path + "'"));
   }
 
   // Index what the cache holds. The map entries are trusted only as far as
   // the checksum check on every read: no rebuild is needed after a crash.
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(blobs_dir_.c_str()), ::closedir);
-  if (!d) return Error::from_errno(errno, "open '" + blobs_dir_ + "'");
+  PAGERFS_TRY(d, open_directory_stream(blobs_dir_));
   std::vector<std::string> names;
   while (const dirent* e = ::readdir(d.get())) names.emplace_back(e->d_name);
   for (const std::string& name : names) {
@@ -206,8 +223,13 @@ Result<void> CacheLayer::init() {
 
 Result<void> CacheLayer::load_map(const std::string& hex) {
   const std::string path = blobs_dir_ + "/" + hex + ".map";
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open map");
+  PAGERFS_TRY(fd, open_regular_file(path, O_RDONLY));  // a FIFO or a link is dropped, not waited on
+  // Its data file too: a map over a FIFO would fail every read and fill of
+  // the blob until the next start; dropped now, the blob is cached afresh.
+  const std::string data = blobs_dir_ + "/" + hex + ".data";
+  if (struct stat st {}; ::lstat(data.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return Error(errc::not_a_regular_file, "'" + data + "' is not a regular file (" + file_type_name(st.st_mode) + ")");
+  }
   std::array<std::byte, kMapHeaderSize> h{};
   PAGERFS_TRY(n, pread_some(fd.get(), h, 0, "map"));
   if (n != h.size() || std::memcmp(h.data(), kMapMagic.data(), kMapMagic.size()) != 0 ||
@@ -251,10 +273,15 @@ Result<std::shared_ptr<CachedBlob>> CacheLayer::find_or_create(const BlobExtent&
   fds_.forget(map);
   fds_.forget(data);
   {
-    UniqueFd d(::open(data.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!d) return Error::from_errno(errno, "create '" + data + "'");
-    UniqueFd m(::open(map.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!m) return Error::from_errno(errno, "create '" + map + "'");
+    // New files, whatever was under the names (stale files of this blob, or
+    // a FIFO or a link someone left there): readers of the old files keep
+    // their own descriptors and checksums.
+    for (const std::string& path : {map, data}) {
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::from_errno(errno, "replace '" + path + "'");
+    }
+    PAGERFS_TRY(d, open_regular_file(data, O_RDWR | O_CREAT | O_EXCL, 0600));
+    PAGERFS_TRY(m, open_regular_file(map, O_RDWR | O_CREAT | O_EXCL, 0600));
+    (void)d;
     PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header(options_.sector_size, blob.size), 0, "'" + map + "'"));
     if (::ftruncate(m.get(), static_cast<off_t>(kMapHeaderSize + 8 * sectors)) != 0) {
       return Error::from_errno(errno, "extend '" + map + "'");

@@ -11,6 +11,7 @@
 
 #include "pagerfs/blob_reader.h"
 #include "util/posix_io.h"
+#include "util/safe_open.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -22,16 +23,28 @@ constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
-Result<void> make_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+// The store's own directories (blobs/, blobs/sha256/, images/) are
+// owner-only: a blob or manifest may hold a file that was private in the tree
+// it came from (a 0600 /etc/shadow), and a blob file cannot be less readable
+// than the most private content it might hold. An existing directory is left
+// as it is (a store may be shared on purpose); loose_directories() tells.
+constexpr mode_t kStoreDirMode = 0700;
+// Blob files and manifests: owner-only, read-only (immutable once written).
+constexpr mode_t kStoreFileMode = 0400;
+
+// Creates `path` if missing. A symbolic link or any other non-directory
+// under the name is refused.
+Result<void> make_dir(const std::string& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
     return Error::from_errno(errno, "create directory " + quoted(path));
   }
+  PAGERFS_TRY(fd, open_directory(path));
+  (void)fd;
   return ok();
 }
 
 Result<void> fsync_dir(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + quoted(path));
+  PAGERFS_TRY(fd, open_directory(path));
   if (::fsync(fd.get()) != 0) return Error::from_errno(errno, "fsync " + quoted(path));
   return ok();
 }
@@ -55,12 +68,13 @@ class TempFile {
   const std::string& path() const noexcept { return path_; }
 
   // Publishes the file written through `fd` (still open) as `final_path`,
-  // read-only: store files are immutable and readable by whoever may mount.
+  // read-only and owner-only: store files are immutable, and read by the
+  // store's owner or root (a daemon mounting for others runs as root).
   // `durable`: the data and the rename are on disk before this returns;
   // otherwise a later Store::sync() makes them so.
   Result<void> install(int fd, const std::string& final_path, bool durable) {
     if (durable && ::fsync(fd) != 0) return Error::from_errno(errno, "fsync " + quoted(path_));
-    if (::fchmod(fd, 0444) != 0) return Error::from_errno(errno, "chmod " + quoted(path_));
+    if (::fchmod(fd, kStoreFileMode) != 0) return Error::from_errno(errno, "chmod " + quoted(path_));
     if (::rename(path_.c_str(), final_path.c_str()) != 0) {
       return Error::from_errno(errno, "rename into " + quoted(final_path));
     }
@@ -76,22 +90,41 @@ class TempFile {
 }  // namespace
 
 Result<Store> Store::open(const std::string& root) {
+  // The root is the user's name for the store and may be a symbolic link;
+  // the directories inside are the store's own and may not.
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0) return Error::from_errno(errno, "store " + quoted(root));
   if (!S_ISDIR(st.st_mode)) return Error::from_errno(ENOTDIR, "store " + quoted(root));
-  const std::string blobs = root + kBlobsSubdir;
-  if (::stat(blobs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Error(errc::not_a_store,
-                 "store " + quoted(root) + " is not a pagerfs store (no blobs/sha256 directory)");
+  for (const std::string& dir : {root + "/blobs", root + kBlobsSubdir}) {
+    auto fd = open_directory(dir);
+    if (fd) continue;
+    if (fd.error().code() == std::errc::no_such_file_or_directory) {
+      return Error(errc::not_a_store,
+                   "store " + quoted(root) + " is not a pagerfs store (no blobs/sha256 directory)");
+    }
+    return fd.error().with_context("store " + quoted(root));
   }
   return Store(root);
 }
 
 Result<Store> Store::create(const std::string& root) {
-  PAGERFS_TRYV(make_dir(root));
-  PAGERFS_TRYV(make_dir(root + "/blobs"));
-  PAGERFS_TRYV(make_dir(root + kBlobsSubdir));
+  // The root may be a directory users browse (and may be shared); what it
+  // holds is protected by the owner-only directories below it.
+  if (::mkdir(root.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error::from_errno(errno, "create directory " + quoted(root));
+  }
+  PAGERFS_TRYV(make_dir(root + "/blobs", kStoreDirMode));
+  PAGERFS_TRYV(make_dir(root + kBlobsSubdir, kStoreDirMode));
   return open(root);
+}
+
+std::vector<std::string> Store::loose_directories() const {
+  std::vector<std::string> out;
+  for (const std::string& dir : {root_ + "/blobs", blobs_dir(), images_dir()}) {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0077) != 0) out.push_back(dir);
+  }
+  return out;
 }
 
 std::string Store::blobs_dir() const { return root_ + kBlobsSubdir; }
@@ -100,8 +133,7 @@ std::string Store::blob_path(const Digest& digest) const { return blobs_dir() + 
 
 Result<std::vector<Digest>> Store::list_blobs() const {
   const std::string dir = blobs_dir();
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
-  if (!d) return Error::from_errno(errno, "open " + quoted(dir));
+  PAGERFS_TRY(d, open_directory_stream(dir));
   std::vector<Digest> out;
   errno = 0;
   while (const dirent* e = ::readdir(d.get())) {
@@ -121,11 +153,12 @@ std::string Store::image_path(std::string_view name) const { return images_dir()
 
 Result<std::vector<std::string>> Store::list_images() const {
   const std::string dir = images_dir();
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
-  if (!d) {
-    if (errno == ENOENT) return std::vector<std::string>{};
-    return Error::from_errno(errno, "open " + quoted(dir));
+  auto opened = open_directory_stream(dir);
+  if (!opened) {
+    if (opened.error().code() == std::errc::no_such_file_or_directory) return std::vector<std::string>{};
+    return opened.error();
   }
+  DirStream& d = opened.value();
   std::vector<std::string> out;
   errno = 0;
   while (const dirent* e = ::readdir(d.get())) {
@@ -142,17 +175,21 @@ Result<image::Manifest> Store::load_image(std::string_view name) const {
   const std::string context = "image '" + std::string(name) + "'";
   if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
   const std::string path = image_path(name);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, context);
+  auto opened = open_regular_file(path, O_RDONLY);
+  if (!opened) {
+    // A missing image keeps its bare errno message: callers test for ENOENT.
+    if (opened.error().code() == std::errc::no_such_file_or_directory) return Error::from_errno(ENOENT, context);
+    return opened.error().with_context(context);
+  }
+  const UniqueFd& fd = opened.value();
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
-  if (!S_ISREG(st.st_mode)) return Error::from_errno(EINVAL, context + " is not a regular file");
   // Read whole into memory: bounded, so that a hostile store cannot make a
   // daemon allocate without limit.
   if (static_cast<uint64_t>(st.st_size) > kMaxManifestBytes) {
     return Error(errc::corrupt_blob, context + " is " + std::to_string(st.st_size) +
-                                             " bytes, more than a manifest may have (" +
-                                             std::to_string(kMaxManifestBytes) + ")");
+                                         " bytes, more than a manifest may have (" +
+                                         std::to_string(kMaxManifestBytes) + ")");
   }
   std::vector<std::byte> bytes(static_cast<size_t>(st.st_size));
   PAGERFS_TRY(n, pread_some(fd.get(), bytes, 0, path));
@@ -165,7 +202,7 @@ Result<image::Manifest> Store::load_image(std::string_view name) const {
 Result<void> Store::write_image(std::string_view name, std::span<const std::byte> manifest) const {
   PAGERFS_TRYV(image::validate_image_name(name));
   const std::string dir = images_dir();
-  PAGERFS_TRYV(make_dir(dir));
+  PAGERFS_TRYV(make_dir(dir, kStoreDirMode));
   TempFile temp;
   PAGERFS_TRY(fd, temp.create(dir));
   auto output = fd_writable_file(fd, temp.path());  // owns fd: alive until installed
@@ -174,8 +211,7 @@ Result<void> Store::write_image(std::string_view name, std::span<const std::byte
 }
 
 Result<void> Store::sync() const {
-  UniqueFd fd(::open(blobs_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + quoted(blobs_dir()));
+  PAGERFS_TRY(fd, open_directory(blobs_dir()));
   if (::syncfs(fd.get()) != 0) return Error::from_errno(errno, "sync store " + quoted(root_));
   return ok();
 }

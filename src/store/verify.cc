@@ -8,6 +8,8 @@ namespace pagerfs {
 Result<format::BlobHeader> verify_blob(const std::string& path,
                                        const std::optional<Digest>& expected_name,
                                        unsigned threads) {
+  // Opened as a store file: a FIFO or a symlink under the name is refused
+  // at once (errc::not_a_regular_file), never waited on or followed.
   PAGERFS_TRY(reader, BlobReader::open(path));
   const format::BlobHeader& header = reader->header();
   Sha256 sha;
@@ -30,8 +32,11 @@ Result<format::BlobHeader> verify_blob(const std::string& path,
 }
 
 bool is_corruption(const std::error_code& code) noexcept {
+  // A FIFO, device or symlink under a blob's or an image's name is damage to
+  // the store like a torn file, not a failure to read it.
   return code == errc::corrupt_blob || code == errc::checksum_mismatch ||
-         code == errc::digest_mismatch || code == errc::unsupported_format;
+         code == errc::digest_mismatch || code == errc::unsupported_format ||
+         code == errc::not_a_regular_file;
 }
 
 }  // namespace pagerfs

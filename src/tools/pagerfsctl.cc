@@ -98,6 +98,21 @@ struct PackArgs {
   std::vector<std::string> inputs;
 };
 
+// Packing into a store whose directories others may enter could expose the
+// private files packed (older stores were 0755 with 0444 blobs). pack never
+// changes an existing directory's mode, since a store may be shared on
+// purpose; it says once what would close it.
+void warn_if_loose(const Store& store) {
+  const std::vector<std::string> loose = store.loose_directories();
+  if (loose.empty()) return;
+  std::string command = "chmod 0700";
+  for (const std::string& dir : loose) command += " '" + dir + "'";
+  std::fprintf(stderr,
+               "pagerfsctl: warning: store directories open to group or others can expose packed private "
+               "files; to close them: %s\n",
+               command.c_str());
+}
+
 int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions options) {
   if (args.inputs.size() != 1) return print_error("--image packs exactly one directory"), kExitUsage;
   if (auto valid = image::validate_image_name(args.image); !valid) {
@@ -136,6 +151,7 @@ int run_pack(const PackArgs& args) {
 
   auto store = Store::create(args.store);
   if (!store) return print_error(store.error().message()), kExitFailure;
+  warn_if_loose(store.value());
   if (!args.image.empty()) return run_pack_image(store.value(), args, options);
   int status = kExitOk;
   for (const std::string& input_path : args.inputs) {
@@ -166,7 +182,9 @@ int run_pack(const PackArgs& args) {
 // ---- inspect ----------------------------------------------------------------
 
 int run_inspect(const std::string& path, bool json) {
-  auto reader = BlobReader::open(path);
+  // The user's own path: a symlink of theirs is followed; a FIFO or device
+  // is refused at once.
+  auto reader = BlobReader::open(path, Symlinks::follow);
   if (!reader) return print_error(reader.error().message()), kExitFailure;
   const BlobReader& r = *reader.value();
   const format::BlobHeader& h = r.header();
@@ -404,7 +422,7 @@ int run_cat(const std::string& path, const std::string& offset_text,
     if (!parsed) return print_error(parsed.error().message()), kExitUsage;
     length = parsed.value();
   }
-  auto reader = BlobReader::open(path);
+  auto reader = BlobReader::open(path, Symlinks::follow);
   if (!reader) return print_error(reader.error().message()), kExitFailure;
   const BlobReader& r = *reader.value();
   const uint64_t begin = std::min(offset.value(), r.byte_size());

@@ -19,6 +19,7 @@ class PagerfsCategory final : public std::error_category {
       case errc::invalid_argument: return "invalid argument";
       case errc::not_a_store: return "not a pagerfs store";
       case errc::shutting_down: return "shutting down";
+      case errc::not_a_regular_file: return "not a regular file";
     }
     return "unknown pagerfs error " + std::to_string(value);
   }
@@ -65,6 +66,7 @@ int to_errno(const std::error_code& code) noexcept {
       case errc::invalid_argument: return EINVAL;
       case errc::not_a_store: return ENOENT;
       case errc::shutting_down: return ESHUTDOWN;
+      case errc::not_a_regular_file: return EIO;
     }
   }
   return EIO;

@@ -1,8 +1,6 @@
 #include "util/fd_cache.h"
 
-#include <fcntl.h>
-
-#include <cerrno>
+#include "util/safe_open.h"
 
 namespace pagerfs {
 
@@ -15,8 +13,9 @@ Result<std::shared_ptr<const UniqueFd>> FdCache::open(const std::string& path, i
     }
   }
   // Open outside the lock: a slow disk must not block hits on other files.
-  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, mode));
-  if (!fd) return Error::from_errno(errno, "open '" + path + "'");
+  // The files are a store's or a cache's: a FIFO or a symlink under a
+  // blob's name is refused, never waited on or followed.
+  PAGERFS_TRY(fd, open_regular_file(path, flags, mode));
   auto shared = std::make_shared<const UniqueFd>(std::move(fd));
   std::lock_guard lock(mu_);
   if (auto it = by_path_.find(path); it != by_path_.end()) return it->second->second;  // lost a race

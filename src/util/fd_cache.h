@@ -23,7 +23,8 @@ class FdCache {
   explicit FdCache(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
 
   // The open fd of `path` (opened with `flags`, and `mode` if it creates
-  // the file, on a miss).
+  // the file, on a miss, by open_regular_file(): only a regular file, never
+  // through a symbolic link).
   Result<std::shared_ptr<const UniqueFd>> open(const std::string& path, int flags, mode_t mode = 0600);
   // Drops `path` from the cache (e.g. after it was deleted or replaced).
   void forget(const std::string& path);

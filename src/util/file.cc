@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "util/posix_io.h"
+#include "util/safe_open.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -154,12 +155,11 @@ class FdWritableFile final : public WritableFile {
 
 }  // namespace
 
-Result<std::unique_ptr<RandomAccessFile>> open_random_access_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::from_errno(errno, "open " + quoted(path));
+Result<std::unique_ptr<RandomAccessFile>> open_random_access_file(const std::string& path,
+                                                                  Symlinks symlinks) {
+  PAGERFS_TRY(fd, open_regular_file(path, O_RDONLY, 0, symlinks));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, "stat " + quoted(path));
-  if (!S_ISREG(st.st_mode)) return Error::from_errno(EISDIR, quoted(path) + " is not a regular file");
   return std::unique_ptr<RandomAccessFile>(
       new PosixRandomAccessFile(std::move(fd), static_cast<uint64_t>(st.st_size), path));
 }

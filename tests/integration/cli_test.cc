@@ -1,7 +1,10 @@
 // pagerfsctl through the real binary: exit codes, messages, and byte-exact output.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "pagerfs/digest.h"
@@ -20,6 +23,13 @@ class CliTest : public ::testing::Test {
   ProcessResult ctl(std::vector<std::string> args, const std::string& input = "") {
     args.insert(args.begin(), testing::binary_from_env("PAGERFSCTL"));
     return testing::run(args, input);
+  }
+
+  // pagerfsctl under timeout(1): a run that hangs is killed and ends with
+  // status 124 (or 137), failing the test instead of hanging the suite.
+  ProcessResult ctl_quick(std::vector<std::string> args) {
+    args.insert(args.begin(), {"timeout", "-k", "2", "10", testing::binary_from_env("PAGERFSCTL")});
+    return testing::run(args);
   }
 
   // Packs `content` from a file; returns the blob's path.
@@ -195,6 +205,165 @@ TEST_F(CliTest, PackFailureOfOneInputStillPacksTheOthers) {
   const auto r = ctl({"pack", "-s", store(), dir_ / "absent", good});
   expect_failure(r, 1, "absent");
   EXPECT_NE(r.out.find("  " + good), std::string::npos);
+}
+
+// A FIFO named like a blob or an image (someone else's store) is refused at
+// once by every command, never waited on.
+TEST_F(CliTest, FifosInTheStoreAreReportedNotWaitedOn) {
+  pack_file("a", "good content");
+  const std::string tree = dir_ / "tree";
+  std::filesystem::create_directory(tree);
+  testing::write_file(tree + "/f", "file of the image");
+  ASSERT_EQ(ctl({"pack", "-s", store(), "--image", "good", tree}).exit_code, 0);
+  const std::string later = "content packed later", in_image = "content of a later image";
+  const std::string fifo_hex = Sha256::of(bytes_of(later)).hex();
+  const std::string fifo_blob = store() + "/blobs/sha256/" + fifo_hex;
+  const std::string image_hex = Sha256::of(bytes_of(in_image)).hex();
+  ASSERT_EQ(::mkfifo(fifo_blob.c_str(), 0644), 0);
+  ASSERT_EQ(::mkfifo((store() + "/blobs/sha256/" + image_hex).c_str(), 0644), 0);
+  const std::string fifo_image = store() + "/images/piped";
+  ASSERT_EQ(::mkfifo(fifo_image.c_str(), 0644), 0);
+
+  const auto v = ctl_quick({"verify", store()});
+  expect_failure(v, 1, "'" + fifo_blob + "' is not a regular file (a FIFO)");
+  EXPECT_NE(v.out.find("CORRUPT  sha256:" + fifo_hex), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("CORRUPT  image piped"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("ok       image good"), std::string::npos) << v.out;
+  expect_failure(ctl_quick({"verify", store(), fifo_hex}), 1, "is not a regular file (a FIFO)");
+
+  const auto listed = ctl_quick({"images", store()});
+  expect_failure(listed, 1, "image 'piped': '" + fifo_image + "' is not a regular file (a FIFO)");
+  EXPECT_NE(listed.out.find("good"), std::string::npos) << "the other images are listed: " << listed.out;
+  expect_failure(ctl_quick({"images", store(), "piped"}), 1, "is not a regular file (a FIFO)");
+  for (const std::string& path : {fifo_blob, fifo_image}) {
+    const auto inspected = ctl_quick({"inspect", path});
+    expect_failure(inspected, 1, "'" + path + "' is not a regular file (a FIFO)");
+    EXPECT_EQ(std::count(inspected.err.begin(), inspected.err.end(), '\n'), 1) << inspected.err;
+    expect_failure(ctl_quick({"cat", path}), 1, "is not a regular file (a FIFO)");
+  }
+
+  // Packing the content a FIFO is named after replaces it with the blob,
+  // from a file and in an image.
+  testing::write_file(dir_ / "later", later);
+  const auto packed = ctl_quick({"pack", "-s", store(), dir_ / "later"});
+  EXPECT_EQ(packed.exit_code, 0) << packed.err;
+  std::filesystem::create_directory(dir_ / "tree2");
+  testing::write_file(dir_ / "tree2/g", in_image);
+  const auto image = ctl_quick({"pack", "-s", store(), "--image", "later", dir_ / "tree2"});
+  EXPECT_EQ(image.exit_code, 0) << image.err;
+  ASSERT_EQ(::unlink(fifo_image.c_str()), 0);
+  const auto again = ctl_quick({"verify", store()});
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_EQ(ctl_quick({"cat", fifo_blob}).out, later);
+}
+
+// A symlink named like a blob is refused, even one to a good blob file; a
+// path the user names on the command line may be a link of theirs.
+TEST_F(CliTest, ASymlinkNamedLikeABlobIsRefused) {
+  const std::string blob = pack_file("a", "linked content");
+  const std::string hex = blob.substr(blob.size() - 64);
+  const std::string elsewhere = dir_ / "elsewhere";
+  ASSERT_EQ(::rename(blob.c_str(), elsewhere.c_str()), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), blob.c_str()), 0);
+  const auto v = ctl_quick({"verify", store()});
+  expect_failure(v, 1, "'" + blob + "' is not a regular file (a symbolic link)");
+  EXPECT_NE(v.out.find("CORRUPT  sha256:" + hex), std::string::npos) << v.out;
+  const std::string mine = dir_ / "my-link";
+  ASSERT_EQ(::symlink(elsewhere.c_str(), mine.c_str()), 0);
+  const auto c = ctl_quick({"cat", mine});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.out, "linked content");
+  EXPECT_EQ(ctl_quick({"inspect", mine}).exit_code, 0);
+}
+
+// The unprivileged user the permission tests run commands as, created once.
+std::string test_user() {
+  static const std::string name = [] {
+    const std::string user = "pagerfs-test-store";
+    if (testing::run({"id", "-u", user}).exit_code != 0) {
+      const auto added = testing::run({"useradd", "-M", "-r", "-s", "/usr/sbin/nologin", user});
+      if (added.exit_code != 0 && testing::run({"id", "-u", user}).exit_code != 0) {
+        throw std::runtime_error("useradd " + user + ": " + added.err);
+      }
+    }
+    return user;
+  }();
+  return name;
+}
+
+testing::ProcessResult as_user(std::vector<std::string> argv) {
+  const std::string user = test_user();
+  argv.insert(argv.begin(), {"setpriv", "--reuid=" + user, "--regid=" + user, "--clear-groups"});
+  return testing::run(argv);
+}
+
+// A 0600 file packed into an image (an /etc/shadow of a root file system)
+// cannot be read from the store on disk by another user: not its blob, not
+// the manifest that lists it, not through pagerfsctl.
+TEST_F(CliTest, APrivateFilePackedIntoAnImageStaysPrivateOnDisk) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to pack as one user and read as another";
+  // Everything up to the store is open to the user, so only the store's own
+  // modes can keep it out.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  const std::string probe = dir_ / "probe";
+  testing::write_file(probe, "public");
+  ASSERT_EQ(::chmod(probe.c_str(), 0644), 0);
+  ASSERT_EQ(as_user({"cat", probe}).out, "public") << "the user reaches the test directory";
+
+  const std::string tree = dir_ / "rootfs";
+  std::filesystem::create_directories(tree + "/etc");
+  const std::string secret = "root:$6$very-secret-hash:19000:0:99999:7:::\n";
+  testing::write_file(tree + "/etc/shadow", secret);
+  ASSERT_EQ(::chmod((tree + "/etc/shadow").c_str(), 0600), 0);
+  const auto packed = ctl({"pack", "-s", store(), "--image", "rootfs", tree});
+  ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  EXPECT_EQ(packed.err.find("warning"), std::string::npos) << "a new store is private: " << packed.err;
+  const std::string blob = store() + "/blobs/sha256/" + Sha256::of(bytes_of(secret)).hex();
+  const std::string manifest = store() + "/images/rootfs";
+  ASSERT_NE(testing::read_file(blob).find("very-secret"), std::string::npos) << "a small blob holds it as is";
+
+  for (const std::string& path : {blob, manifest}) {
+    const auto r = as_user({"cat", path});
+    EXPECT_NE(r.exit_code, 0) << path;
+    EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << path << ": " << r.err;
+    EXPECT_EQ(r.out.find("very-secret"), std::string::npos);
+  }
+  const auto listed = as_user({"ls", store() + "/blobs/sha256"});
+  EXPECT_NE(listed.exit_code, 0) << "not even the digests are listed: " << listed.out;
+  const auto through_ctl = as_user({testing::binary_from_env("PAGERFSCTL"), "cat", blob});
+  EXPECT_EQ(through_ctl.exit_code, 1);
+  EXPECT_NE(through_ctl.err.find("Permission denied"), std::string::npos) << through_ctl.err;
+  EXPECT_EQ(through_ctl.out.find("very-secret"), std::string::npos);
+
+  // The test can fail: with the old layout (0755 directories, 0444 files)
+  // the same user reads the secret.
+  for (const std::string& dir : {store() + "/blobs", store() + "/blobs/sha256"}) ::chmod(dir.c_str(), 0755);
+  ::chmod(blob.c_str(), 0444);
+  EXPECT_NE(as_user({"cat", blob}).out.find("very-secret"), std::string::npos) << "a small blob holds it as is";
+}
+
+// Packing into an existing store that others may enter (a store of an older
+// version) works and says once, in one line, what closes it; pagerfsctl
+// never changes the mode of a directory it did not create.
+TEST_F(CliTest, PackIntoALooseStoreWarnsOnce) {
+  pack_file("first", "first");
+  for (const std::string& dir : {store() + "/blobs", store() + "/blobs/sha256"}) {
+    ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  }
+  testing::write_file(dir_ / "x", "x");
+  testing::write_file(dir_ / "y", "y");
+  const auto r = ctl({"pack", "-s", store(), dir_ / "x", dir_ / "y"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "pagerfsctl: warning: store directories open to group or others can expose packed private "
+                   "files; to close them: chmod 0700 '" + store() + "/blobs' '" + store() + "/blobs/sha256'\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((store() + "/blobs/sha256").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "left as it was";
+  ASSERT_EQ(::stat((store() + "/blobs/sha256/" + Sha256::of(bytes_of(std::string("x"))).hex()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0400u) << "new blobs are owner-only anyway";
+  for (const std::string& dir : {store() + "/blobs", store() + "/blobs/sha256"}) ::chmod(dir.c_str(), 0700);
+  const auto quiet = ctl({"pack", "-s", store(), dir_ / "x"});
+  EXPECT_EQ(quiet.err, "");
 }
 
 }  // namespace

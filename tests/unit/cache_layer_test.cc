@@ -13,6 +13,7 @@
 
 #include "pagerfs/layer_stack.h"
 #include "support/fake_layer.h"
+#include "support/returns_quickly.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"
 
@@ -194,6 +195,91 @@ TEST_F(CacheLayerTest, AnotherFormatVersionIsWiped) {
   auto cache = open_cache(64 << 20);
   EXPECT_EQ(cache->stats().snapshot().bytes_cached, 0u);
   EXPECT_EQ(testing::read_file(dir_ / "cache/VERSION"), "pagerfs-cache 1\n");
+}
+
+// The cache holds blob bytes that may be private: owner-only, whatever the
+// umask, and a looser blobs/ left by someone else is tightened.
+TEST_F(CacheLayerTest, TheCacheIsOwnerOnly) {
+  const BlobExtent b = add_blob(10 * kSector, 11);
+  const std::string dir = dir_ / "cache";
+  const mode_t old_umask = ::umask(0);
+  {
+    auto s = stack(open_cache(64 << 20));
+    expect_read(*s, b, 0, b.size);
+  }
+  ::umask(old_umask);
+  const std::string hex = b.digest.hex();
+  for (const auto& [path, mode] : std::vector<std::pair<std::string, mode_t>>{
+           {dir, 0700}, {dir + "/blobs", 0700}, {dir + "/VERSION", 0600},
+           {dir + "/blobs/" + hex + ".map", 0600}, {dir + "/blobs/" + hex + ".data", 0600}}) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, mode) << path;
+  }
+  ASSERT_EQ(::chmod((dir + "/blobs").c_str(), 0755), 0);
+  auto cache = open_cache(64 << 20);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/blobs").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(cache->stats().snapshot().bytes_cached, 10u * kSector) << "and what it held is kept";
+}
+
+// Whatever someone left in the cache directory under our names (a FIFO, a
+// symlink) costs only that blob: it is dropped at start, never waited on or
+// followed, and the blob is cached afresh in files of our own.
+TEST_F(CacheLayerTest, FifosAndSymlinksInTheCacheAreDroppedNotWaitedOn) {
+  const BlobExtent a = add_blob(10 * kSector, 12), b = add_blob(10 * kSector, 13), c = add_blob(10 * kSector, 14),
+                   d = add_blob(10 * kSector, 15);
+  const std::string blobs = dir_ / "cache/blobs";
+  {
+    auto s = stack(open_cache(64 << 20));
+    for (const BlobExtent& x : {a, b, c, d}) expect_read(*s, x, 0, x.size);
+  }
+  auto fifo = [](const std::string& path) {
+    ASSERT_EQ(::unlink(path.c_str()), 0) << path;
+    ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << path;
+  };
+  fifo(blobs + "/" + a.digest.hex() + ".map");
+  fifo(blobs + "/" + b.digest.hex() + ".data");
+  // c's map: a link to a good copy of itself, elsewhere.
+  const std::string c_map = blobs + "/" + c.digest.hex() + ".map";
+  ASSERT_EQ(::rename(c_map.c_str(), (dir_ / "c.map").c_str()), 0);
+  ASSERT_EQ(::symlink((dir_ / "c.map").c_str(), c_map.c_str()), 0);
+
+  auto cache = testing::returns_quickly({blobs + "/" + a.digest.hex() + ".map", blobs + "/" + b.digest.hex() + ".data"},
+                                         [&] { return open_cache(64 << 20); });
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(cache->stats().snapshot().bytes_cached, 10u * kSector) << "d is kept; a, b and c are dropped";
+  auto s = stack(cache);
+  expect_read(*s, d, 0, d.size);
+  EXPECT_EQ(cache->stats().snapshot().sectors_hit, 10u);
+  for (const BlobExtent& x : {a, b, c}) expect_read(*s, x, 0, x.size);
+  EXPECT_EQ(cache->stats().snapshot().fill_errors, 0u);
+  for (const BlobExtent& x : {a, b, c}) {
+    for (const char* ext : {".map", ".data"}) {
+      struct stat st {};
+      const std::string path = blobs + "/" + x.digest.hex() + ext;
+      ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+      EXPECT_TRUE(S_ISREG(st.st_mode)) << path;
+    }
+    expect_read(*s, x, 0, x.size);
+  }
+  EXPECT_EQ(cache->stats().snapshot().sectors_hit, 40u) << "all four served from the cache again";
+}
+
+TEST_F(CacheLayerTest, AFifoAsTheVersionFileIsReplaced) {
+  const BlobExtent a = add_blob(10 * kSector, 16);
+  { auto s = stack(open_cache(64 << 20)); expect_read(*s, a, 0, a.size); }
+  ASSERT_EQ(::unlink((dir_ / "cache/VERSION").c_str()), 0);
+  ASSERT_EQ(::mkfifo((dir_ / "cache/VERSION").c_str(), 0600), 0);
+  auto cache = testing::returns_quickly(dir_ / "cache/VERSION", [&] { return open_cache(64 << 20); });
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(testing::read_file(dir_ / "cache/VERSION"), "pagerfs-cache 1\n");
+  EXPECT_EQ(cache->stats().snapshot().bytes_cached, 0u) << "an unreadable VERSION wipes the cache";
+  auto s = stack(cache);
+  expect_read(*s, a, 0, a.size);
+  expect_read(*s, a, 0, a.size);
+  EXPECT_EQ(cache->stats().snapshot().sectors_hit, 10u);
 }
 
 TEST_F(CacheLayerTest, UnusableDirectoriesAreRejected) {
