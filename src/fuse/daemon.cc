@@ -32,6 +32,7 @@
 #include "pagerfs/local_layer.h"
 #include "pagerfs/memory_layer.h"
 #include "pagerfs/units.h"
+#include "util/fault_injection.h"
 
 extern char** environ;
 
@@ -342,6 +343,10 @@ int run_daemon(int argc, char** argv) {
   log->set_level(c.log_level);
   log->set_pattern("pagerfs: [%l] %v");
   spdlog::set_default_logger(log);
+  // A testing aid (pagerfs(8), ENVIRONMENT): allocation failures on demand.
+  auto faults = fault::arm_from_environment();
+  if (!faults) return fail(faults.error().message());
+  if (!faults.value().empty()) log->warn("PAGERFS_INJECT_FAULTS={}: injecting allocation failures", faults.value());
 
   // Everything that can fail is opened and checked before mounting.
   auto store = Store::open(c.store);
