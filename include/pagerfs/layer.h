@@ -97,9 +97,11 @@ class Layer {
   virtual Result<void> write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
                                           std::span<const std::byte> data);
 
-  // Read caches: forgets sectors [first_sector, first_sector + count) of
-  // `blob` (the pager found bytes served from them damaged), so the next
-  // read fetches them from below. Stores ignore it.
+  // Forgets what the layer remembers of sectors [first_sector, +count) of
+  // `blob`: bytes served from them failed the pager's check. A read cache
+  // drops them, so the next read fetches them from below; a store drops any
+  // open handle of the blob file, so a file repaired by replacing it (a
+  // rename) is read afresh. The default forgets nothing.
   virtual Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count);
 
   // Makes everything stored durable.

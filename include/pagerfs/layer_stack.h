@@ -12,9 +12,10 @@
 // The stack cannot tell good compressed bytes from bad: that is the pager's
 // check (every chunk's XXH3). So the caches may be filled with bytes that
 // later fail it (one bad read from the store). The pager then heals them:
-// invalidate() drops those sectors from every cache, read(below_caches)
-// fetches them again from the layers below, and fill() caches them once they
-// verified. Nothing damaged stays cached past the next read that needs it.
+// invalidate() drops those sectors from every cache (and stale handles of
+// the store's file), read(below_caches) fetches them again from the layers
+// below, and fill() caches them once they verified. Nothing damaged stays
+// cached past the next read that needs it.
 //
 // Thread safety: immutable after create(); read() may run concurrently from
 // any number of threads (layers are thread-safe by contract).
@@ -55,8 +56,9 @@ class LayerStack {
                     ReadMode mode = ReadMode::normal) const;
 
   // Drops every sector that overlaps [offset, offset + length) of the blob
-  // file from every read cache. Failures are counted and logged like fill
-  // failures (a cache that cannot forget is served from and checked again).
+  // file from every read cache, and lets every layer forget what it holds
+  // of the blob file (Layer::invalidate). Failures are counted and logged
+  // like fill failures (a cache that cannot forget is checked again).
   void invalidate(const BlobExtent& blob, uint64_t offset, uint64_t length) const;
 
   // Stores `data`, bytes [offset, offset + data.size()) of the blob file that
@@ -64,9 +66,6 @@ class LayerStack {
   // (and the blob's short last sector if it ends the blob); partial sectors
   // at either end are left out.
   void fill(const BlobExtent& blob, uint64_t offset, std::span<const std::byte> data) const;
-
-  // True when some layer is a read cache (invalidate and re-read can help).
-  bool has_read_caches() const noexcept;
 
   // Empties every cache layer.
   Result<void> drop_caches() const;

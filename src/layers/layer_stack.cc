@@ -173,10 +173,9 @@ void LayerStack::invalidate(const BlobExtent& blob, uint64_t offset, uint64_t le
   const uint64_t first = offset / ss;
   const uint64_t count = (end + ss - 1) / ss - first;
   for (size_t k = 0; k < layers_.size(); ++k) {
-    Layer& cache = *layers_[k];
-    if (!cache.is_read_cache()) continue;
-    if (auto dropped = cache.invalidate(blob, first, count); !dropped) {
-      cache.stats().fill_errors.fetch_add(1, std::memory_order_relaxed);
+    Layer& layer = *layers_[k];
+    if (auto dropped = layer.invalidate(blob, first, count); !dropped) {
+      if (layer.is_read_cache()) layer.stats().fill_errors.fetch_add(1, std::memory_order_relaxed);
       report_layer_fault(k, "invalidate", dropped.error());
     }
   }
@@ -201,13 +200,6 @@ void LayerStack::fill(const BlobExtent& blob, uint64_t offset, std::span<const s
       report_layer_fault(k, "fill", filled.error());
     }
   }
-}
-
-bool LayerStack::has_read_caches() const noexcept {
-  for (const auto& layer : layers_) {
-    if (layer->is_read_cache()) return true;
-  }
-  return false;
 }
 
 Result<void> LayerStack::drop_caches() const {

@@ -279,7 +279,7 @@ ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::sp
     auto decoded = decompress_chunk(blob.reader().header(), c, entry, frame, *data);
     decode_latency.record(std::chrono::steady_clock::now() - start);
     chunks_decoded.fetch_add(1, std::memory_order_relaxed);
-    if (!decoded && is_integrity_error(decoded.error()) && stack->has_read_caches()) {
+    if (!decoded && is_integrity_error(decoded.error())) {
       decoded = reread_below_caches(blob, c, *data);
     }
     if (!decoded) return decoded.error().with_context(blob.digest().str());
@@ -292,7 +292,9 @@ ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::sp
 Result<void> Pager::Impl::reread_below_caches(const PagedBlob& blob, uint64_t c, std::span<std::byte> out) {
   // The frame may have come from a cache that one bad read of the store
   // filled, or that was damaged in place: caches hold what the layers below
-  // returned, before any check. Forget it in every cache and ask below.
+  // returned, before any check. Or the store's file was repaired by
+  // replacing it while we held the old one open. Forget it in every layer
+  // and ask below the caches, once.
   integrity_retries.fetch_add(1, std::memory_order_relaxed);
   const format::ChunkEntry& entry = blob.reader().chunks()[c];
   const BlobExtent extent{blob.digest(), blob.reader().file_size()};
@@ -347,7 +349,7 @@ Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest) noexcept {
     }
     // Reads header and seek table through the stack (outside the lock: I/O).
     auto reader = impl_->open_reader(digest);
-    if (!reader && is_integrity_error(reader.error()) && impl_->stack->has_read_caches()) {
+    if (!reader && is_integrity_error(reader.error())) {
       // Perhaps damaged bytes in a cache (see reread_below_caches): forget
       // the blob's cached sectors and read it once more, from below them.
       if (auto size = impl_->stack->blob_size(digest)) {
