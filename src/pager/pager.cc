@@ -306,7 +306,8 @@ Result<void> Pager::Impl::reread_below_caches(const PagedBlob& blob, uint64_t c,
   integrity_repairs.fetch_add(1, std::memory_order_relaxed);
   uint64_t suppressed = 0;
   if (repair_log.allow(&suppressed)) {
-    logger->warn("{} chunk {}: damaged bytes in a cache were replaced with good ones from the store{}",
+    logger->warn("{} chunk {}: failed its check, and was good when read again from the store (damaged "
+                 "cached bytes dropped){}",
                  blob.digest().str(), c,
                  suppressed ? fmt::format(" ({} more not logged)", suppressed) : std::string());
   }
@@ -453,11 +454,15 @@ Result<void> Pager::serve(const PagedBlob& blob, uint64_t offset, uint64_t lengt
 }
 
 Result<std::vector<std::byte>> Pager::read(const PagedBlob& blob, uint64_t offset, uint64_t length) noexcept {
-  std::vector<std::byte> out;
-  PAGERFS_TRYV(page_in(blob, offset, length, [&](Pieces pieces) {
-    for (const auto piece : pieces) out.insert(out.end(), piece.begin(), piece.end());
-  }));
-  return out;
+  try {
+    std::vector<std::byte> out;
+    PAGERFS_TRYV(page_in(blob, offset, length, [&](Pieces pieces) {
+      for (const auto piece : pieces) out.insert(out.end(), piece.begin(), piece.end());
+    }));
+    return out;
+  } catch (...) {  // making the std::function
+    return current_exception_error();
+  }
 }
 
 Result<void> Pager::prewarm(const PagedBlob& blob, const std::vector<range::ByteRange>& ranges) noexcept {
