@@ -77,6 +77,12 @@ using Result = boost::outcome_v2::std_result<T, Error>;
 int to_errno(const std::error_code& code) noexcept;
 inline int to_errno(const Error& e) noexcept { return to_errno(e.code()); }
 
+// The exception being handled, as an Error: std::bad_alloc is ENOMEM, any
+// other exception EIO. Call only inside a catch block (task and FUSE
+// boundaries catch everything and carry on with this). Allocates nothing for
+// std::bad_alloc (the message fits std::string's inline buffer).
+Error current_exception_error() noexcept;
+
 // The success value of a Result<void>: `return ok();`.
 inline auto ok() noexcept { return boost::outcome_v2::success(); }
 

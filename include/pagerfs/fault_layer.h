@@ -23,6 +23,7 @@ struct FaultConfig {
   std::atomic<bool> corrupt{false};          // flip one bit in every read's data
   std::atomic<uint64_t> latency_us{0};       // sleep before every read
   std::atomic<bool> fail_fills{false};       // write_no_overwrite fails with `error`
+  std::atomic<bool> throw_bad_alloc{false};  // every read throws std::bad_alloc (out of memory below)
   std::atomic<uint64_t> reads_seen{0};       // reads that reached the layer
 };
 

@@ -53,12 +53,13 @@ struct LayerStats {
     uint64_t errors = 0;          // failed reads
     uint64_t fill_errors = 0;     // failed fills (ENOSPC, EIO, ...)
     uint64_t bytes_cached = 0;    // current size, for caches
+    uint64_t sectors_invalidated = 0;  // dropped by invalidate(): served, then found damaged
     LatencyHistogram::Snapshot read_latency;
   };
 
   std::atomic<uint64_t> reads{0}, sectors_hit{0}, sectors_missed{0}, bytes_read{0};
   std::atomic<uint64_t> fills{0}, bytes_filled{0}, evictions{0}, bytes_evicted{0};
-  std::atomic<uint64_t> errors{0}, fill_errors{0}, bytes_cached{0};
+  std::atomic<uint64_t> errors{0}, fill_errors{0}, bytes_cached{0}, sectors_invalidated{0};
   LatencyHistogram read_latency;
 
   Snapshot snapshot() const noexcept;
@@ -95,6 +96,13 @@ class Layer {
   // except those already held. `data` ends short only at the end of the blob.
   virtual Result<void> write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
                                           std::span<const std::byte> data);
+
+  // Forgets what the layer remembers of sectors [first_sector, +count) of
+  // `blob`: bytes served from them failed the pager's check. A read cache
+  // drops them, so the next read fetches them from below; a store drops any
+  // open handle of the blob file, so a file repaired by replacing it (a
+  // rename) is read afresh. The default forgets nothing.
+  virtual Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count);
 
   // Makes everything stored durable.
   virtual Result<void> sync() { return ok(); }

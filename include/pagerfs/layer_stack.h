@@ -9,6 +9,14 @@
 // sectors fall through: a read that a lower layer can answer never fails
 // because of a cache. Fill failures are likewise counted and ignored.
 //
+// The stack cannot tell good compressed bytes from bad: that is the pager's
+// check (every chunk's XXH3). So the caches may be filled with bytes that
+// later fail it (one bad read from the store). The pager then heals them:
+// invalidate() drops those sectors from every cache (and stale handles of
+// the store's file), read(below_caches) fetches them again from the layers
+// below, and fill() caches them once they verified. Nothing damaged stays
+// cached past the next read that needs it.
+//
 // Thread safety: immutable after create(); read() may run concurrently from
 // any number of threads (layers are thread-safe by contract).
 #pragma once
@@ -37,9 +45,27 @@ class LayerStack {
   // The blob file's size, from the first layer that knows the blob.
   Result<uint64_t> blob_size(const Digest& digest) const;
 
+  enum class ReadMode {
+    normal,        // every layer, top first; fill the caches with what came from below
+    below_caches,  // skip the read caches and fill nothing (a re-read after damage)
+  };
+
   // Fills `out` with bytes [offset, offset + out.size()) of the blob file;
   // the range must lie inside blob.size.
-  Result<void> read(const BlobExtent& blob, uint64_t offset, std::span<std::byte> out) const;
+  Result<void> read(const BlobExtent& blob, uint64_t offset, std::span<std::byte> out,
+                    ReadMode mode = ReadMode::normal) const;
+
+  // Drops every sector that overlaps [offset, offset + length) of the blob
+  // file from every read cache, and lets every layer forget what it holds
+  // of the blob file (Layer::invalidate). Failures are counted and logged
+  // like fill failures (a cache that cannot forget is checked again).
+  void invalidate(const BlobExtent& blob, uint64_t offset, uint64_t length) const;
+
+  // Stores `data`, bytes [offset, offset + data.size()) of the blob file that
+  // the caller verified, in every read cache: the whole sectors it covers
+  // (and the blob's short last sector if it ends the blob); partial sectors
+  // at either end are left out.
+  void fill(const BlobExtent& blob, uint64_t offset, std::span<const std::byte> data) const;
 
   // Empties every cache layer.
   Result<void> drop_caches() const;
@@ -50,7 +76,8 @@ class LayerStack {
  private:
   LayerStack(std::vector<std::shared_ptr<Layer>> layers, std::shared_ptr<spdlog::logger> logger);
 
-  Result<void> read_sectors(const BlobExtent& blob, uint64_t first_sector, std::span<std::byte> buf) const;
+  Result<void> read_sectors(const BlobExtent& blob, uint64_t first_sector, std::span<std::byte> buf,
+                            ReadMode mode) const;
   void fill_caches(const BlobExtent& blob, uint64_t first_sector, std::span<const std::byte> buf,
                    const std::vector<uint8_t>& source) const;
   void report_layer_fault(size_t layer, const char* what, const Error& error) const;

@@ -13,7 +13,14 @@
 //     remembered: the next request retries it.
 //
 // Failures map to errno through to_errno() (error.h): integrity and I/O
-// errors are EIO, allocation failure ENOMEM, shutdown ESHUTDOWN.
+// errors are EIO, allocation failure ENOMEM, shutdown ESHUTDOWN. No
+// exception leaves the pager: the public calls are noexcept and a decode
+// task that fails (std::bad_alloc included) fails only its chunk.
+//
+// Caches below hold what the store returned, unchecked: a chunk that fails
+// its check is re-read once from below the caches (after its sectors are
+// dropped from them), and the good bytes cached again, so a damaged cache or
+// one bad read of the store never outlives a repaired store.
 //
 // Thread safety: all methods may be called concurrently from any threads;
 // callbacks run on the calling thread before page_in() returns.
@@ -88,6 +95,9 @@ struct PagerStats {
   uint64_t bytes_fetched = 0;
   uint64_t chunk_cache_bytes = 0;
   uint64_t open_blobs = 0;
+  uint64_t integrity_retries = 0;    // chunks (and headers) re-read from below the caches after a failed check
+  uint64_t integrity_repairs = 0;    // ... that were good from below: a cache held damaged bytes
+  uint64_t after_reply_failures = 0;  // failures after the reply was sent (read-ahead lost, request answered)
   std::map<int, uint64_t> failures;  // by errno
   LatencyHistogram::Snapshot decode_latency;
   LatencyHistogram::Snapshot fault_latency;
@@ -109,20 +119,25 @@ class Pager {
   Pager& operator=(const Pager&) = delete;
 
   // The pager state of blob `digest`, shared with other holders.
-  Result<std::shared_ptr<PagedBlob>> open(const Digest& digest);
+  Result<std::shared_ptr<PagedBlob>> open(const Digest& digest) noexcept;
 
   // Serves [offset, offset + length) of `blob`: calls `reply` once with the
   // requested bytes and returns success, or returns the error and does not
   // call it. No pieces (or only empty ones) mean offset is at or past the end.
   // The pieces are not copied: a FUSE reply gathers them (fuse_reply_iov).
+  // If `reply` throws, page_in returns that failure (ENOMEM for bad_alloc)
+  // as if it had not been called: a reply that can throw after answering
+  // must track that itself (the FUSE layer's ReplyGuard does). After a
+  // successful reply, nothing fails the call: a throwing `supply` only loses
+  // read-ahead (counted in after_reply_failures).
   Result<void> page_in(const PagedBlob& blob, uint64_t offset, uint64_t length,
-                       const ReplyFn& reply, const SupplyFn& supply = nullptr);
+                       const ReplyFn& reply, const SupplyFn& supply = nullptr) noexcept;
 
   // Convenience: the requested bytes as a vector (tests, tools).
-  Result<std::vector<std::byte>> read(const PagedBlob& blob, uint64_t offset, uint64_t length);
+  Result<std::vector<std::byte>> read(const PagedBlob& blob, uint64_t offset, uint64_t length) noexcept;
 
   // Fetches and decodes the chunks of `ranges` ahead of need.
-  Result<void> prewarm(const PagedBlob& blob, const std::vector<range::ByteRange>& ranges);
+  Result<void> prewarm(const PagedBlob& blob, const std::vector<range::ByteRange>& ranges) noexcept;
 
   PagerStats stats() const;
 
@@ -140,6 +155,9 @@ class Pager {
  private:
   struct Impl;
   explicit Pager(std::unique_ptr<Impl> impl);
+  // page_in without the exception boundary; sets `replied` once `reply` returned.
+  Result<void> serve(const PagedBlob& blob, uint64_t offset, uint64_t length, const ReplyFn& reply,
+                     const SupplyFn& supply, bool& replied);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -33,6 +33,7 @@
 #include "pagerfs/local_layer.h"
 #include "pagerfs/memory_layer.h"
 #include "pagerfs/units.h"
+#include "util/fault_injection.h"
 
 extern char** environ;
 
@@ -377,6 +378,10 @@ int run_daemon(int argc, char** argv) {
   if (c.ignored_suid || c.ignored_dev) {
     log->info("-o suid/dev ignored: images are mounted nosuid,nodev unless -o trust_suid/trust_dev");
   }
+  // A testing aid (pagerfs(8), ENVIRONMENT): allocation failures on demand.
+  auto faults = fault::arm_from_environment();
+  if (!faults) return fail(faults.error().message());
+  if (!faults.value().empty()) log->warn("PAGERFS_INJECT_FAULTS={}: injecting allocation failures", faults.value());
 
   // Everything that can fail is opened and checked before mounting.
   auto store = Store::open(c.store);

@@ -343,10 +343,10 @@ void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
-void Filesystem::read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
+void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
   const PagedBlob& blob = **reinterpret_cast<Handle*>(fi->fh);
   const uint64_t byte_size = blob.byte_size();
-  auto reply = [&](Pager::Pieces pieces) {
+  auto send = [&](Pager::Pieces pieces) {
     // Gathered straight from the decoded chunks. The pager pads the last page
     // with zeros; the file ends at byte_size, so they are not sent.
     const uint64_t off = static_cast<uint64_t>(offset);
@@ -359,14 +359,17 @@ void Filesystem::read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
       iov.push_back({const_cast<std::byte*>(piece.data()), n});  // iovec is not const-correct
       left -= n;
     }
-    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+    reply.iov(iov.data(), static_cast<int>(iov.size()));
   };
-  // The rest of the window goes to the page cache, from the supplier's thread.
-  auto supply = [&](uint64_t at, std::span<const std::byte> data) { supplier_.offer(ino, at, data); };
-  auto result = pager_->page_in(blob, static_cast<uint64_t>(offset), size, reply, supply);
+  // The rest of the window goes to the page cache, from the supplier's
+  // thread. This runs after the reply, so it must not throw: a copy that
+  // cannot be made is dropped and counted (offer is noexcept).
+  auto supply = [&](uint64_t at, std::span<const std::byte> data) noexcept { supplier_.offer(ino, at, data); };
+  // page_in does not throw, and returns an error only if `send` did not reply.
+  auto result = pager_->page_in(blob, static_cast<uint64_t>(offset), size, send, supply);
   if (!result) {
     logger_->error("read {} at {}: {}", blob.digest().str(), offset, result.error().message());
-    fuse_reply_err(req, to_errno(result.error()));
+    reply.err(to_errno(result.error()));
   }
 }
 
@@ -507,7 +510,8 @@ nlohmann::json Filesystem::stats_json() const {
   }
   const PageCacheSupplier::Stats supplied = supplier_.stats();
   fuse["notify_store"] = {{"calls", supplied.stored}, {"bytes", supplied.bytes},
-                          {"dropped", supplied.dropped}, {"failures", supplied.failed}};
+                          {"dropped", supplied.dropped}, {"failures", supplied.failed},
+                          {"out_of_memory", supplied.out_of_memory}};
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& layer : stack_->layers()) {
     const LayerStats::Snapshot s = layer->stats().snapshot();
@@ -523,6 +527,7 @@ nlohmann::json Filesystem::stats_json() const {
                       {"errors", s.errors},
                       {"fill_errors", s.fill_errors},
                       {"bytes_cached", s.bytes_cached},
+                      {"sectors_invalidated", s.sectors_invalidated},
                       {"read_latency", histogram_json(s.read_latency)}});
   }
   const PagerStats p = pager_->stats();
@@ -541,6 +546,9 @@ nlohmann::json Filesystem::stats_json() const {
                           {"bytes_fetched", p.bytes_fetched},
                           {"chunk_cache_bytes", p.chunk_cache_bytes},
                           {"open_blobs", p.open_blobs},
+                          {"integrity_retries", p.integrity_retries},
+                          {"integrity_repairs", p.integrity_repairs},
+                          {"after_reply_failures", p.after_reply_failures},
                           {"failures", failures},
                           {"decode_latency", histogram_json(p.decode_latency)},
                           {"fault_latency", histogram_json(p.fault_latency)}};

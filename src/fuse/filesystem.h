@@ -27,6 +27,7 @@
 
 #include "fuse/mount_view.h"
 #include "fuse/page_cache_supplier.h"
+#include "fuse/reply_guard.h"
 #include "pagerfs/layer_stack.h"
 #include "pagerfs/pager.h"
 #include "pagerfs/store.h"
@@ -73,7 +74,9 @@ class Filesystem {
   void getattr(fuse_req_t req, fuse_ino_t ino);
   void readlink(fuse_req_t req, fuse_ino_t ino);
   void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-  void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
+  // Replies through `reply` (reply_guard.h): the data first, then the rest
+  // of the window goes to the page cache supplier, which cannot fail it.
+  void read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
   void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);

@@ -5,31 +5,44 @@
 #include <cerrno>
 #include <chrono>
 #include <new>
+#include <type_traits>
 
 #include "fuse/filesystem.h"
+#include "fuse/reply_guard.h"
 
 namespace pagerfs {
 namespace {
 
 Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
 
-// Runs `body`, which must reply; if it throws before replying, replies with
-// an errno instead. Bodies reply as their last step, so a throw means no
-// reply has been sent yet.
+// Runs `body`, which must reply exactly once; if it throws without having
+// replied, replies with an errno instead (ENOMEM for std::bad_alloc, else
+// EIO), and never a second time. Two kinds of body:
+//   * body(fs, reply) sends its reply through the ReplyGuard, which knows
+//     whether the request was answered when the exception came (read: its
+//     data is sent before the read-ahead is pushed);
+//   * body(fs) replies as its last step, so a throw means no reply yet.
 template <class Body>
-void guarded(fuse_req_t req, Filesystem::Op op, Body&& body) {
+void guarded(fuse_req_t req, Filesystem::Op op, Body&& body) noexcept {
   Filesystem& fs = fs_of(req);
   const auto start = std::chrono::steady_clock::now();
+  ReplyGuard reply(req);
   bool failed = false;
   try {
-    body(fs);
-  } catch (const std::bad_alloc&) {
-    failed = true;
-    fuse_reply_err(req, ENOMEM);
-  } catch (const std::exception& e) {
-    failed = true;
-    spdlog::error("unexpected error in a FUSE operation: {}", e.what());
-    fuse_reply_err(req, EIO);
+    if constexpr (std::is_invocable_v<Body&, Filesystem&, ReplyGuard&>) {
+      body(fs, reply);
+    } else {
+      body(fs);
+      reply.claim();
+    }
+  } catch (...) {
+    const Error error = current_exception_error();
+    if (reply.err(to_errno(error))) {
+      failed = true;
+      if (to_errno(error) != ENOMEM) spdlog::error("unexpected error in a FUSE operation: {}", error.message());
+    } else {
+      spdlog::error("unexpected error in a FUSE operation after its reply (ignored): {}", error.message());
+    }
   }
   fs.count(op, std::chrono::steady_clock::now() - start, failed);
 }
@@ -58,7 +71,7 @@ fuse_lowlevel_ops make_fuse_ops() {
     guarded(req, Filesystem::Op::open, [&](Filesystem& fs) { fs.open(req, ino, fi); });
   };
   ops.read = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-    guarded(req, Filesystem::Op::read, [&](Filesystem& fs) { fs.read(req, ino, size, off, fi); });
+    guarded(req, Filesystem::Op::read, [&](Filesystem& fs, ReplyGuard& reply) { fs.read(reply, ino, size, off, fi); });
   };
   ops.release = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, Filesystem::Op::release, [&](Filesystem& fs) { fs.release(req, ino, fi); });

@@ -1,5 +1,7 @@
 #include "fuse/page_cache_supplier.h"
 
+#include "util/fault_injection.h"
+
 namespace pagerfs {
 
 void PageCacheSupplier::start(fuse_session* session) {
@@ -18,15 +20,22 @@ void PageCacheSupplier::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void PageCacheSupplier::offer(fuse_ino_t ino, uint64_t offset, std::span<const std::byte> data) {
-  {
+void PageCacheSupplier::offer(fuse_ino_t ino, uint64_t offset, std::span<const std::byte> data) noexcept {
+  try {
+    fault::maybe_fail(fault::Point::supply);  // as if the copy could not be allocated
     std::lock_guard lock(mu_);
     if (stopping_ || queued_bytes_ + data.size() > budget_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    // A failed copy leaves the queue as it was (push_back's strong guarantee).
     queue_.push_back({ino, offset, std::vector<std::byte>(data.begin(), data.end())});
     queued_bytes_ += data.size();
+  } catch (...) {
+    // Only read-ahead is lost: the kernel asks for those pages if it needs them.
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    out_of_memory_.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
   wake_.notify_one();
 }
@@ -59,7 +68,7 @@ void PageCacheSupplier::run() {
 }
 
 PageCacheSupplier::Stats PageCacheSupplier::stats() const {
-  return {stored_.load(), bytes_.load(), dropped_.load(), failed_.load()};
+  return {stored_.load(), bytes_.load(), dropped_.load(), failed_.load(), out_of_memory_.load()};
 }
 
 }  // namespace pagerfs

@@ -35,11 +35,14 @@ class PageCacheSupplier {
   // Drops what is queued and joins the thread. Idempotent.
   void stop();
 
-  // Queues a copy of `data` for inode `ino` at `offset`, unless the queue is full.
-  void offer(fuse_ino_t ino, uint64_t offset, std::span<const std::byte> data);
+  // Queues a copy of `data` for inode `ino` at `offset`, unless the queue is
+  // full. Never throws: it runs after the READ reply, when nothing may fail
+  // the request any more; a copy that cannot be allocated is dropped and
+  // counted (dropped and out_of_memory).
+  void offer(fuse_ino_t ino, uint64_t offset, std::span<const std::byte> data) noexcept;
 
   struct Stats {
-    uint64_t stored = 0, bytes = 0, dropped = 0, failed = 0;
+    uint64_t stored = 0, bytes = 0, dropped = 0, failed = 0, out_of_memory = 0;
   };
   Stats stats() const;
 
@@ -59,7 +62,7 @@ class PageCacheSupplier {
   std::deque<Item> queue_;  // guarded by mu_
   uint64_t queued_bytes_ = 0;  // guarded by mu_
   bool stopping_ = false;      // guarded by mu_
-  std::atomic<uint64_t> stored_{0}, bytes_{0}, dropped_{0}, failed_{0};
+  std::atomic<uint64_t> stored_{0}, bytes_{0}, dropped_{0}, failed_{0}, out_of_memory_{0};
 };
 
 }  // namespace pagerfs

@@ -95,6 +95,7 @@ class CacheLayer final : public Layer {
   Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override;
   Result<void> write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
                                   std::span<const std::byte> data) override;
+  Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) override;
   Result<void> sync() override;
   Result<void> drop() override {
     std::lock_guard lock(mu_);
@@ -128,8 +129,9 @@ class CacheLayer final : public Layer {
   void forget_blob(const Digest& digest);
   void publish_usage() { stats().bytes_cached.store(used_, std::memory_order_relaxed); }
 
-  // Drops one sector whose stored bytes failed their check.
-  void drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected);
+  // Drops one sector whose stored bytes failed a check; false if it was
+  // evicted or replaced meanwhile.
+  bool drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected);
 
   const std::string dir_;
   const std::string blobs_dir_;
@@ -366,8 +368,8 @@ uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
   return freed;
 }
 
-void CacheLayer::drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) {
-  if (!b.entries[sector].compare_exchange_strong(expected, kAbsent)) return;  // evicted meanwhile
+bool CacheLayer::drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) {
+  if (!b.entries[sector].compare_exchange_strong(expected, kAbsent)) return false;  // evicted meanwhile
   std::lock_guard lock(mu_);
   const uint64_t extent = sector / options_.extent_sectors;
   if (auto map_fd = fds_.open(map_path(b.digest), O_RDWR)) {
@@ -381,6 +383,7 @@ void CacheLayer::drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) 
     b.in_lru[extent] = false;
   }
   publish_usage();
+  return true;
 }
 
 Result<void> CacheLayer::read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) {
@@ -538,6 +541,33 @@ Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t fir
   }
   stats().fills.fetch_add(1, std::memory_order_relaxed);
   stats().bytes_filled.fetch_add(claimed_count * ss, std::memory_order_relaxed);
+  return ok();
+}
+
+Result<void> CacheLayer::invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) {
+  std::shared_ptr<CachedBlob> b = find(blob.digest);
+  if (!b || b->size != blob.size || first_sector >= b->sectors) return ok();
+  const uint64_t end = std::min(b->sectors, first_sector + count);
+  const uint64_t ss = options_.sector_size;
+  std::shared_ptr<const UniqueFd> data_fd;
+  uint64_t dropped = 0;
+  for (uint64_t s = first_sector; s < end; ++s) {
+    // Pending sectors belong to a fill in progress: its bytes are new ones,
+    // not the damaged ones that were served.
+    const uint64_t v = b->entries[s].load(std::memory_order_acquire);
+    if (v <= kPending) continue;
+    // The map entry first (a remount does not serve it again), then the
+    // data: its space is freed as eviction frees it.
+    if (!drop_sector(*b, s, v)) continue;
+    ++dropped;
+    if (!data_fd) {
+      PAGERFS_TRY(opened, fds_.open(data_path(b->digest), O_RDWR));
+      data_fd = opened;
+    }
+    ::fallocate(data_fd->get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(s * ss),
+                static_cast<off_t>(ss));
+  }
+  stats().sectors_invalidated.fetch_add(dropped, std::memory_order_relaxed);
   return ok();
 }
 

@@ -1,6 +1,7 @@
 #include "pagerfs/fault_layer.h"
 
 #include <chrono>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -25,6 +26,7 @@ class FaultLayer final : public Layer {
 
   Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
     const uint64_t n = config_->reads_seen.fetch_add(1) + 1;
+    if (config_->throw_bad_alloc.load()) throw std::bad_alloc();
     if (const uint64_t us = config_->latency_us.load(); us > 0) {
       std::this_thread::sleep_for(std::chrono::microseconds(us));
     }
@@ -51,6 +53,9 @@ class FaultLayer final : public Layer {
     return inner_->write_no_overwrite(blob, first_sector, data);
   }
 
+  Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) override {
+    return inner_->invalidate(blob, first_sector, count);
+  }
   Result<void> sync() override { return inner_->sync(); }
   Result<void> drop() override { return inner_->drop(); }
 

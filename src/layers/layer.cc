@@ -15,6 +15,7 @@ LayerStats::Snapshot LayerStats::snapshot() const noexcept {
   s.errors = errors.load(std::memory_order_relaxed);
   s.fill_errors = fill_errors.load(std::memory_order_relaxed);
   s.bytes_cached = bytes_cached.load(std::memory_order_relaxed);
+  s.sectors_invalidated = sectors_invalidated.load(std::memory_order_relaxed);
   s.read_latency = read_latency.snapshot();
   return s;
 }
@@ -23,5 +24,7 @@ Result<void> Layer::write_no_overwrite(const BlobExtent&, uint64_t, std::span<co
   return Error(std::make_error_code(std::errc::operation_not_supported),
                std::string(type()) + " layer is not a read cache");
 }
+
+Result<void> Layer::invalidate(const BlobExtent&, uint64_t, uint64_t) { return ok(); }
 
 }  // namespace pagerfs

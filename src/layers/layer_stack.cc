@@ -70,7 +70,8 @@ void LayerStack::report_layer_fault(size_t layer, const char* what, const Error&
   }
 }
 
-Result<void> LayerStack::read(const BlobExtent& blob, uint64_t offset, std::span<std::byte> out) const {
+Result<void> LayerStack::read(const BlobExtent& blob, uint64_t offset, std::span<std::byte> out,
+                              ReadMode mode) const {
   if (offset > blob.size || out.size() > blob.size - offset) {
     return Error(errc::invalid_argument, "read of " + std::to_string(out.size()) + " bytes at " +
                                              std::to_string(offset) + " is past the end of " +
@@ -82,15 +83,15 @@ Result<void> LayerStack::read(const BlobExtent& blob, uint64_t offset, std::span
   const uint64_t end = offset + out.size();
   const uint64_t aligned_end = std::min(blob.size, (end + ss - 1) / ss * ss);
   const uint64_t aligned_start = first_sector * ss;
-  if (aligned_start == offset && aligned_end == end) return read_sectors(blob, first_sector, out);
+  if (aligned_start == offset && aligned_end == end) return read_sectors(blob, first_sector, out, mode);
   std::vector<std::byte> buf(aligned_end - aligned_start);
-  PAGERFS_TRYV(read_sectors(blob, first_sector, buf));
+  PAGERFS_TRYV(read_sectors(blob, first_sector, buf, mode));
   std::memcpy(out.data(), buf.data() + (offset - aligned_start), out.size());
   return ok();
 }
 
 Result<void> LayerStack::read_sectors(const BlobExtent& blob, uint64_t first_sector,
-                                      std::span<std::byte> buf) const {
+                                      std::span<std::byte> buf, ReadMode mode) const {
   const uint64_t ss = sector_size_;
   const uint64_t count = (buf.size() + ss - 1) / ss;
   SectorMarker marker(first_sector, count);
@@ -100,6 +101,7 @@ Result<void> LayerStack::read_sectors(const BlobExtent& blob, uint64_t first_sec
 
   for (size_t i = 0; i < layers_.size() && !marker.all(); ++i) {
     Layer& layer = *layers_[i];
+    if (mode == ReadMode::below_caches && layer.is_read_cache()) continue;
     for (const SectorMarker::Run& run : marker.runs(false)) {
       const uint64_t from = (run.first - first_sector) * ss;
       const uint64_t to = std::min<uint64_t>(buf.size(), from + run.count * ss);
@@ -135,7 +137,7 @@ Result<void> LayerStack::read_sectors(const BlobExtent& blob, uint64_t first_sec
                      std::to_string(missing.first) + ".." +
                      std::to_string(missing.first + missing.count - 1));
   }
-  fill_caches(blob, first_sector, buf, source);
+  if (mode == ReadMode::normal) fill_caches(blob, first_sector, buf, source);
   return ok();
 }
 
@@ -160,6 +162,42 @@ void LayerStack::fill_caches(const BlobExtent& blob, uint64_t first_sector,
         cache.stats().fill_errors.fetch_add(1, std::memory_order_relaxed);
         report_layer_fault(k, "fill", filled.error());
       }
+    }
+  }
+}
+
+void LayerStack::invalidate(const BlobExtent& blob, uint64_t offset, uint64_t length) const {
+  if (length == 0 || offset >= blob.size) return;
+  const uint64_t ss = sector_size_;
+  const uint64_t end = offset + std::min(length, blob.size - offset);
+  const uint64_t first = offset / ss;
+  const uint64_t count = (end + ss - 1) / ss - first;
+  for (size_t k = 0; k < layers_.size(); ++k) {
+    Layer& layer = *layers_[k];
+    if (auto dropped = layer.invalidate(blob, first, count); !dropped) {
+      if (layer.is_read_cache()) layer.stats().fill_errors.fetch_add(1, std::memory_order_relaxed);
+      report_layer_fault(k, "invalidate", dropped.error());
+    }
+  }
+}
+
+void LayerStack::fill(const BlobExtent& blob, uint64_t offset, std::span<const std::byte> data) const {
+  if (offset > blob.size || data.size() > blob.size - offset) return;
+  const uint64_t ss = sector_size_;
+  const uint64_t end = offset + data.size();
+  const uint64_t first = (offset + ss - 1) / ss;               // first whole sector
+  const uint64_t last = end == blob.size ? (end + ss - 1) / ss  // the short last sector ends the blob
+                                         : end / ss;
+  if (last <= first) return;
+  const uint64_t from = first * ss - offset;
+  const uint64_t to = std::min(end, last * ss) - offset;
+  const std::span<const std::byte> sectors = data.subspan(from, to - from);
+  for (size_t k = 0; k < layers_.size(); ++k) {
+    Layer& cache = *layers_[k];
+    if (!cache.is_read_cache()) continue;
+    if (auto filled = cache.write_no_overwrite(blob, first, sectors); !filled) {
+      cache.stats().fill_errors.fetch_add(1, std::memory_order_relaxed);
+      report_layer_fault(k, "fill", filled.error());
     }
   }
 }

@@ -43,6 +43,13 @@ class LocalLayer final : public Layer {
     return ok();
   }
 
+  // The bytes read failed their check: reopen the file at the next read, in
+  // case it was repaired by replacing it.
+  Result<void> invalidate(const BlobExtent& blob, uint64_t, uint64_t) override {
+    fds_.forget(store_.blob_path(blob.digest));
+    return ok();
+  }
+
  private:
   const Store store_;
   const uint32_t sector_size_;

@@ -69,6 +69,22 @@ class MemoryLayer final : public Layer {
     return ok();
   }
 
+  Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) override {
+    std::lock_guard lock(mu_);
+    uint64_t dropped = 0;
+    for (uint64_t s = first_sector; s < first_sector + count; ++s) {
+      auto it = index_.find({blob.digest, s});
+      if (it == index_.end()) continue;
+      used_ -= it->second->second.size();
+      lru_.erase(it->second);
+      index_.erase(it);
+      ++dropped;
+    }
+    stats().sectors_invalidated.fetch_add(dropped, std::memory_order_relaxed);
+    stats().bytes_cached.store(used_, std::memory_order_relaxed);
+    return ok();
+  }
+
   Result<void> drop() override {
     std::lock_guard lock(mu_);
     while (!lru_.empty()) evict_one();

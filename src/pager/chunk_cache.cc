@@ -20,8 +20,14 @@ void ChunkCache::put(const ChunkKey& key, DecodedChunk chunk) {
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }
+  // A failed allocation leaves the cache as it was (the chunk is not kept).
   lru_.emplace_front(key, std::move(chunk));
-  index_[key] = lru_.begin();
+  try {
+    index_.emplace(key, lru_.begin());
+  } catch (...) {
+    lru_.pop_front();
+    throw;
+  }
   bytes_ += size;
 }
 

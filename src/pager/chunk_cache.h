@@ -39,7 +39,8 @@ class ChunkCache {
   explicit ChunkCache(uint64_t budget_bytes) : budget_(budget_bytes) {}
 
   DecodedChunk get(const ChunkKey& key);
-  // Keeps `chunk` unless it alone exceeds the budget.
+  // Keeps `chunk` unless it alone exceeds the budget. May throw
+  // std::bad_alloc; the cache is then unchanged, less what was evicted.
   void put(const ChunkKey& key, DecodedChunk chunk);
   void clear();
   uint64_t bytes() const;

@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <new>
 
 namespace pagerfs {
 namespace {
@@ -46,6 +48,21 @@ Error Error::with_context(std::string_view context) const {
   message += ": ";
   message += message_;
   return Error(code_, std::move(message));
+}
+
+Error current_exception_error() noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return Error(std::make_error_code(std::errc::not_enough_memory), "out of memory");
+  } catch (const std::exception& e) {
+    try {
+      return Error(std::make_error_code(std::errc::io_error), std::string("internal error: ") + e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  return Error(std::make_error_code(std::errc::io_error), "internal error");
 }
 
 void outcome_throw_as_system_error_with_payload(const Error& e) {

@@ -262,11 +262,17 @@ TEST_F(MountTest, ACorruptChunkIsEioAndSigbusWhileOthersStillRead) {
   EXPECT_TRUE(testing::is_pagerfs_mount(m->path()));
 }
 
+nlohmann::json stats_of(const std::string& mnt);
+
 TEST_F(MountTest, EightConcurrentReadersMixingMmapAndRead) {
   const int seconds = std::getenv("PAGERFS_SOAK_SECONDS") ? std::atoi(std::getenv("PAGERFS_SOAK_SECONDS")) : 30;
   auto m = mount({"chunk_cache=1M"});  // small: keep the decoder busy
+  // Warm: both files whole in the page cache. From here on, only dropping
+  // it makes reads reach the daemon.
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(read_all(m->blob(blobs_[i].hex)) == blobs_[i].content);
+  const auto warm = stats_of(m->path());
   std::atomic<int> errors{0};
-  std::atomic<uint64_t> reads{0};
+  std::atomic<uint64_t> reads{0}, drops{0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
@@ -292,16 +298,26 @@ TEST_F(MountTest, EightConcurrentReadersMixingMmapAndRead) {
           if (p == MAP_FAILED || std::memcmp(p + off, b.content.data() + off, len) != 0) ++errors;
           if (p != MAP_FAILED) ::munmap(const_cast<std::byte*>(p), b.content.size());
         }
+        // Now and then forget the page cache so the daemon keeps working
+        // (pages mapped by another reader at that moment stay).
+        if (rng() % 50 == 0) {
+          if (::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0) ++drops;
+          else ++errors;
+        }
         ::close(fd);
         ++reads;
-        // Now and then forget the page cache so the daemon keeps working.
-        if (rng() % 50 == 0) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
       }
     });
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(errors, 0);
   EXPECT_GT(reads, 100u);
+  EXPECT_GT(drops, 0u);
+  // The drops worked: reads reached the daemon after the warm-up, and it decoded again.
+  const auto after = stats_of(m->path());
+  EXPECT_GT(after["fuse"]["read"]["calls"].get<uint64_t>(), warm["fuse"]["read"]["calls"].get<uint64_t>() + drops / 2);
+  EXPECT_GT(after["pager"]["chunks_decoded"].get<uint64_t>(), warm["pager"]["chunks_decoded"].get<uint64_t>());
+  EXPECT_EQ(after["fuse"]["read"]["errors"].get<uint64_t>(), 0u);
 }
 
 TEST_F(MountTest, SigtermDetachesButKeepsServingAnOpenMapping) {
@@ -493,6 +509,183 @@ TEST_F(MountTest, WorksThroughMountDashT) {
   EXPECT_EQ(testing::run({"umount", mnt}).exit_code, 0);
   // The daemonized server exits by itself once unmounted.
   EXPECT_FALSE(testing::is_pagerfs_mount(mnt));
+}
+
+// --- Failures stay local (issue 12) ---
+
+// Sets an environment variable for the daemons started in its scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::string& value) : name_(std::move(name)) {
+    ::setenv(name_.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() { ::unsetenv(name_.c_str()); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+};
+
+// pread()s [offset, offset + length) whole, retrying reads that fail with
+// ENOMEM or EIO (counted in *failures); any other error, or no progress in
+// 200 tries, fails the test.
+std::vector<std::byte> pread_retrying(int fd, uint64_t offset, size_t length, int* failures) {
+  std::vector<std::byte> out(length);
+  size_t got = 0;
+  for (int tries = 0; got < length && tries < 200;) {
+    const ssize_t n = ::pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n == 0) {
+      break;
+    } else {
+      EXPECT_TRUE(errno == ENOMEM || errno == EIO) << std::strerror(errno);
+      ++*failures;
+      ++tries;
+    }
+  }
+  out.resize(got);
+  return out;
+}
+
+uint64_t failures_of(const nlohmann::json& stats, int err) {
+  const auto& f = stats["pager"]["failures"];
+  return f.contains(std::strerror(err)) ? f[std::strerror(err)].get<uint64_t>() : 0;
+}
+
+TEST_F(MountTest, AnAllocationFailureInADecodeTaskFailsOneReadAndTheDaemonServesOn) {
+  {
+    // Every decode throws: reads that need a chunk fail with ENOMEM, and
+    // the rest of the mount (and the daemon) goes on.
+    auto m = [&] {
+      ScopedEnv faults("PAGERFS_INJECT_FAULTS", "decode:1");
+      return mount();
+    }();
+    const int fd = ::open(m->blob(blobs_[1].hex).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    std::vector<std::byte> buf(200000);
+    for (int i = 0; i < 3; ++i) {
+      errno = 0;
+      EXPECT_EQ(::pread(fd, buf.data(), buf.size(), 0), -1);
+      EXPECT_EQ(errno, ENOMEM) << std::strerror(errno);
+    }
+    ::close(fd);
+    EXPECT_TRUE(read_all(m->blob(blobs_[4].hex)).empty()) << "an empty file needs no decode";
+    struct stat st {};
+    EXPECT_EQ(::stat(m->blob(blobs_[0].hex).c_str(), &st), 0);
+    EXPECT_EQ(static_cast<size_t>(st.st_size), blobs_[0].content.size());
+    EXPECT_GE(failures_of(stats_of(m->path()), ENOMEM), 3u);
+    ASSERT_TRUE(testing::is_pagerfs_mount(m->path()));
+  }
+  // Every third decode throws: every read that succeeds is right, and each
+  // failed one succeeds when retried.
+  auto m = [&] {
+    ScopedEnv faults("PAGERFS_INJECT_FAULTS", "decode:3");  // every third decode throws std::bad_alloc
+    return mount();
+  }();
+  EXPECT_NE(m->log().find("PAGERFS_INJECT_FAULTS=decode:3"), std::string::npos) << m->log();
+  int failed_reads = 0;
+  for (const PackedBlob& b : blobs_) {
+    const int fd = ::open(m->blob(b.hex).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    // Streaming reads (windows of several chunks: decoded on the pool) and
+    // small random ones (one chunk: decoded inline), every byte compared.
+    for (uint64_t off = 0; off < b.content.size(); off += 300000) {
+      const size_t len = std::min<size_t>(300000, b.content.size() - off);
+      ASSERT_TRUE(pread_retrying(fd, off, len, &failed_reads) ==
+                  std::vector<std::byte>(b.content.begin() + static_cast<ptrdiff_t>(off),
+                                         b.content.begin() + static_cast<ptrdiff_t>(off + len)))
+          << b.hex << " at " << off;
+    }
+    ::close(fd);
+  }
+  std::mt19937_64 rng(12);
+  const PackedBlob& big = blobs_[1];
+  const int fd = ::open(m->blob(big.hex).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  for (int i = 0; i < 100; ++i) {
+    const uint64_t off = rng() % (big.content.size() - 4096);
+    ASSERT_TRUE(pread_retrying(fd, off, 4096, &failed_reads) ==
+                std::vector<std::byte>(big.content.begin() + static_cast<ptrdiff_t>(off),
+                                       big.content.begin() + static_cast<ptrdiff_t>(off + 4096)));
+  }
+  ::close(fd);
+  ASSERT_TRUE(testing::is_pagerfs_mount(m->path())) << "the daemon survived: " << m->log();
+  const auto stats = stats_of(m->path());
+  EXPECT_GT(failures_of(stats, ENOMEM), 0u) << "decode tasks threw, and only their requests failed";
+  EXPECT_EQ(stats["pager"]["open_blobs"].get<uint64_t>(), 0u);
+  const auto dump = testing::run({testing::binary_from_env("PAGERFSCTL"), "dump", m->path()});
+  EXPECT_NE(dump.out.find(" 0 chunk(s) in flight"), std::string::npos) << dump.out;
+  RecordProperty("failed_reads_retried", failed_reads);
+}
+
+TEST_F(MountTest, AnAllocationFailureAfterTheReplyLosesOnlyReadAhead) {
+  auto m = [&] {
+    ScopedEnv faults("PAGERFS_INJECT_FAULTS", "supply:1");  // every read-ahead copy fails
+    return mount();
+  }();
+  for (const PackedBlob& b : blobs_) EXPECT_TRUE(read_all(m->blob(b.hex)) == b.content) << b.hex;
+  EXPECT_TRUE(mmap_all(m->blob(blobs_[1].hex), MADV_RANDOM) == blobs_[1].content);
+  ASSERT_TRUE(testing::is_pagerfs_mount(m->path())) << m->log();
+  const auto stats = stats_of(m->path());
+  const auto& supply = stats["fuse"]["notify_store"];
+  EXPECT_GT(supply["out_of_memory"].get<uint64_t>(), 0u) << stats.dump();
+  EXPECT_EQ(supply["calls"].get<uint64_t>(), 0u) << "nothing was pushed";
+  // Each READ was answered once, with its data: none counted as failed.
+  EXPECT_GT(stats["fuse"]["read"]["calls"].get<uint64_t>(), 0u);
+  EXPECT_EQ(stats["fuse"]["read"]["errors"].get<uint64_t>(), 0u);
+  EXPECT_TRUE(stats["pager"]["failures"].empty()) << stats["pager"].dump();
+}
+
+TEST_F(MountTest, ABadFaultInjectionSpecIsRefusedBeforeMounting) {
+  ScopedEnv faults("PAGERFS_INJECT_FAULTS", "decode:0");
+  const std::string mnt = dir_ / "mnt";
+  std::filesystem::create_directory(mnt);
+  const auto r = testing::run({testing::binary_from_env("PAGERFS"), store_path_, mnt, "-f"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("PAGERFS_INJECT_FAULTS: bad item 'decode:0'"), std::string::npos) << r.err;
+  EXPECT_FALSE(testing::is_pagerfs_mount(mnt));
+}
+
+TEST_F(MountTest, AChunkDamagedInTheStoreReadsCorrectlyOnceTheStoreIsRepaired) {
+  const PackedBlob& b = blobs_[0];
+  const std::string path = store_blob(b.hex);
+  const std::string good = testing::read_file(path);
+  const std::string cache = dir_ / "cache";
+  damage(b.hex);  // the first chunk's frame
+  {
+    auto m = mount({"cache=" + cache});
+    const int fd = ::open(m->blob(b.hex).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    std::vector<std::byte> buf(4096);
+    errno = 0;
+    EXPECT_EQ(::pread(fd, buf.data(), buf.size(), 0), -1);
+    EXPECT_EQ(errno, EIO);
+    const auto damaged = stats_of(m->path());
+    EXPECT_GE(damaged["pager"]["integrity_retries"].get<uint64_t>(), 1u);
+    EXPECT_GT(damaged["layers"][0]["sectors_invalidated"].get<uint64_t>(), 0u) << "the bad fill was dropped";
+    // Repaired as an operator would: a good copy renamed into place.
+    testing::write_file(path + ".tmp", good);
+    ASSERT_EQ(::rename((path + ".tmp").c_str(), path.c_str()), 0);
+    // No drop-caches: the next read is right.
+    ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), static_cast<ssize_t>(buf.size()));
+    EXPECT_EQ(std::memcmp(buf.data(), b.content.data(), buf.size()), 0);
+    ::close(fd);
+    EXPECT_TRUE(read_all(m->blob(b.hex)) == b.content);
+  }
+  // The cache disk holds the good bytes: with the store damaged again, a
+  // new mount still reads them right, from the cache.
+  damage(b.hex);
+  auto m = mount({"cache=" + cache});
+  const int fd = ::open(m->blob(b.hex).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::vector<std::byte> buf(4096);
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), static_cast<ssize_t>(buf.size())) << std::strerror(errno);
+  EXPECT_EQ(std::memcmp(buf.data(), b.content.data(), buf.size()), 0);
+  ::close(fd);
+  EXPECT_EQ(stats_of(m->path())["pager"]["integrity_retries"].get<uint64_t>(), 0u);
 }
 
 }  // namespace

@@ -37,6 +37,13 @@ class FakeLayer : public Layer {
 
   std::vector<Call> reads() const { std::lock_guard lock(mu_); return reads_; }
   std::vector<Call> fills() const { std::lock_guard lock(mu_); return fills_; }
+  std::vector<Call> invalidations() const { std::lock_guard lock(mu_); return invalidations_; }
+  // The bytes held for `d` (meaningful in the sectors present()).
+  std::vector<std::byte> content(const Digest& d) const {
+    std::lock_guard lock(mu_);
+    auto it = blobs_.find(d);
+    return it == blobs_.end() ? std::vector<std::byte>{} : it->second.content;
+  }
   std::set<uint64_t> present(const Digest& d) const {
     std::lock_guard lock(mu_);
     auto it = blobs_.find(d);
@@ -87,6 +94,16 @@ class FakeLayer : public Layer {
     return ok();
   }
 
+  Result<void> invalidate(const BlobExtent& blob, uint64_t first, uint64_t count) override {
+    std::lock_guard lock(mu_);
+    invalidations_.push_back({first, count});
+    if (!read_cache_) return ok();  // a store keeps its bytes
+    auto it = blobs_.find(blob.digest);
+    if (it == blobs_.end()) return ok();
+    for (uint64_t s = first; s < first + count; ++s) it->second.present.erase(s);
+    return ok();
+  }
+
  private:
   struct Blob {
     std::vector<std::byte> content;
@@ -97,7 +114,7 @@ class FakeLayer : public Layer {
   uint32_t sector_size_;
   mutable std::mutex mu_;
   std::map<Digest, Blob> blobs_;
-  std::vector<Call> reads_, fills_;
+  std::vector<Call> reads_, fills_, invalidations_;
 };
 
 }  // namespace pagerfs::testing

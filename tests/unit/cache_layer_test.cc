@@ -11,7 +11,10 @@
 #include <random>
 #include <thread>
 
+#include "pagerfs/blob_writer.h"
+#include "pagerfs/fault_layer.h"
 #include "pagerfs/layer_stack.h"
+#include "pagerfs/pager.h"
 #include "support/fake_layer.h"
 #include "support/returns_quickly.h"
 #include "support/subprocess.h"
@@ -131,6 +134,99 @@ TEST_F(CacheLayerTest, DamagedSectorsAreDroppedAndRefetched) {
   EXPECT_EQ(bottom_->reads().back(), (FakeLayer::Call{7, 1}));
   expect_read(*s, b, 0, b.size);  // refilled: all hits again
   EXPECT_EQ(bottom_->reads().size(), reads_before + 1);
+}
+
+TEST_F(CacheLayerTest, InvalidatedSectorsAreForgottenAcrossReopen) {
+  const BlobExtent b = add_blob(20 * kSector - 5, 30);
+  {
+    auto cache = open_cache(64 << 20);
+    auto s = stack(cache);
+    expect_read(*s, b, 0, b.size);
+    ASSERT_TRUE(cache->invalidate(b, 5, 3));
+    ASSERT_TRUE(cache->invalidate(b, 19, 10));  // clamped: the short last sector
+    EXPECT_EQ(cache->stats().snapshot().sectors_invalidated, 4u);
+    EXPECT_EQ(cache->stats().snapshot().bytes_cached, 16u * kSector);
+    const size_t before = bottom_->reads().size();
+    ASSERT_TRUE(cache->invalidate(b, 5, 3));  // nothing left to drop there
+    EXPECT_EQ(cache->stats().snapshot().sectors_invalidated, 4u);
+    std::vector<std::byte> out(b.size);
+    SectorMarker marker(0, 20);
+    ASSERT_TRUE(cache->read(b, out, marker));
+    EXPECT_EQ(marker.runs(false), (std::vector<SectorMarker::Run>{{5, 3}, {19, 1}}));
+    EXPECT_EQ(bottom_->reads().size(), before);
+  }
+  // The map was updated: a remount does not serve them either.
+  auto cache = open_cache(64 << 20);
+  EXPECT_EQ(cache->stats().snapshot().bytes_cached, 16u * kSector);
+  auto s = stack(cache);
+  const size_t before = bottom_->reads().size();
+  expect_read(*s, b, 0, b.size);
+  const auto reads = bottom_->reads();
+  EXPECT_EQ(std::vector<FakeLayer::Call>(reads.begin() + static_cast<ptrdiff_t>(before), reads.end()),
+            (std::vector<FakeLayer::Call>{{5, 3}, {19, 1}}));
+}
+
+// The case of issue 12: one bad read from the store filled the cache disk
+// with damaged bytes under good sector checksums. Once the store is
+// repaired, reads are right again, without dropping the cache.
+TEST_F(CacheLayerTest, BytesThatFailThePagersCheckDoNotOutliveARepairedStore) {
+  const auto content = testing::random_bytes(6 * 16384 + 99, 31);
+  std::vector<std::byte> file;
+  auto input = memory_input_stream(content);
+  auto output = memory_writable_file(&file);
+  BlobWriterOptions writer;
+  writer.chunk_size = 16384;
+  const Digest d = write_blob(*input, *output, writer).value().digest;
+  bottom_->add(d, file);
+  const BlobExtent b{d, file.size()};
+  auto faults = std::make_shared<FaultConfig>();
+  auto cache = open_cache(64 << 20);
+  auto s = LayerStack::create({cache, make_fault_layer(bottom_, faults)}, nullptr).value();
+  PagerOptions options;
+  options.readahead = 16384;
+  options.threads = 1;
+  auto pager = Pager::create(s, options).value();
+  auto blob = pager->open(d).value();
+  const format::ChunkEntry chunk2 = blob->reader().chunks()[2], chunk4 = blob->reader().chunks()[4];
+
+  // Chunk 2: the store answers with damaged bytes, they reach the cache
+  // disk (the stack fills before any check), and the pager refuses them.
+  faults->corrupt = true;
+  auto bad = pager->read(*blob, 2 * 16384, 100);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(to_errno(bad.error()), EIO);
+  // Chunk 4 the way the old code left it: damaged bytes cached by a plain
+  // stack read, checked by nobody.
+  std::vector<std::byte> frame(chunk4.compressed_size);
+  ASSERT_TRUE(s->read(b, chunk4.offset, frame));
+  faults->corrupt = false;  // the store is repaired
+  EXPECT_GT(cache->stats().snapshot().sectors_invalidated, 0u);
+
+  for (const uint64_t c : {2, 4}) {
+    auto good = pager->read(*blob, c * 16384, 16384);
+    ASSERT_TRUE(good) << "chunk " << c << ": " << good.error().message();
+    EXPECT_TRUE(std::equal(good.value().begin(), good.value().end(), content.begin() + static_cast<ptrdiff_t>(c * 16384)));
+  }
+  EXPECT_EQ(pager->stats().integrity_repairs, 1u) << "chunk 4 came damaged from the cache";
+  // What the cache disk holds of both frames now is the store's bytes, also after a remount.
+  pager.reset();
+  blob.reset();
+  s.reset();
+  cache.reset();
+  auto reopened = open_cache(64 << 20);
+  for (const format::ChunkEntry& e : {chunk2, chunk4}) {
+    const uint64_t first = e.offset / kSector, end = (e.offset + e.compressed_size + kSector - 1) / kSector;
+    std::vector<std::byte> out(std::min<uint64_t>(b.size, end * kSector) - first * kSector);
+    SectorMarker marker(first, end - first);
+    ASSERT_TRUE(reopened->read(b, out, marker));
+    for (const auto& run : marker.runs(true)) {
+      const uint64_t from = (run.first - first) * kSector;
+      const uint64_t to = std::min<uint64_t>(out.size(), from + run.count * kSector);
+      EXPECT_TRUE(std::equal(out.begin() + static_cast<ptrdiff_t>(from), out.begin() + static_cast<ptrdiff_t>(to),
+                             file.begin() + static_cast<ptrdiff_t>(first * kSector + from)))
+          << "damaged bytes still cached in sectors " << run.first << "+" << run.count;
+    }
+  }
 }
 
 TEST_F(CacheLayerTest, EvictionKeepsTheBudgetUnderConcurrentLoad) {

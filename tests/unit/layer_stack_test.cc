@@ -196,6 +196,59 @@ TEST_F(LayerStackTest, BottomFailuresAreErrors) {
   EXPECT_TRUE(s->read(blob(), 0, big));
 }
 
+TEST_F(LayerStackTest, BelowCachesNeitherReadsNorFillsTheCaches) {
+  auto top = std::make_shared<FakeLayer>("top", false, true);
+  std::vector<std::byte> junk(content_.size(), std::byte{0xee});
+  top->add(digest_, junk, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto s = stack({top, bottom_});
+  std::vector<std::byte> out(content_.size());
+  ASSERT_TRUE(s->read(blob(), 0, out, LayerStack::ReadMode::below_caches));
+  EXPECT_TRUE(out == content_);
+  EXPECT_TRUE(top->reads().empty());
+  EXPECT_TRUE(top->fills().empty());
+  EXPECT_TRUE(read(*s, 0, kSector) == std::vector<std::byte>(kSector, std::byte{0xee})) << "a normal read uses it";
+}
+
+TEST_F(LayerStackTest, InvalidateDropsTheSectorsOfARangeFromEveryCache) {
+  auto memory = make_memory_layer(1 << 20);
+  auto middle = std::make_shared<FakeLayer>("middle", false, true);
+  auto s = stack({memory, middle, bottom_});
+  EXPECT_TRUE(read(*s, 0, content_.size()) == content_);
+  s->invalidate(blob(), kSector + 100, kSector);  // overlaps sectors 1 and 2
+  EXPECT_EQ(middle->invalidations(), (std::vector<Call>{{1, 2}}));
+  EXPECT_EQ(bottom_->invalidations(), (std::vector<Call>{{1, 2}})) << "the store may drop handles";
+  EXPECT_EQ(memory->stats().snapshot().sectors_invalidated, 2u);
+  EXPECT_EQ(memory->stats().snapshot().bytes_cached, 8u * kSector - 42);
+  EXPECT_FALSE(middle->present(digest_).contains(1));
+  EXPECT_FALSE(middle->present(digest_).contains(2));
+  EXPECT_TRUE(middle->present(digest_).contains(3));
+  const size_t before = bottom_->reads().size();
+  EXPECT_TRUE(read(*s, 0, content_.size()) == content_);
+  ASSERT_EQ(bottom_->reads().size(), before + 1);
+  EXPECT_EQ(bottom_->reads().back(), (Call{1, 2})) << "only the forgotten sectors come from below";
+  s->invalidate(blob(), content_.size() - 1, 100);  // clamped to the blob
+  EXPECT_EQ(middle->invalidations().back(), (Call{9, 1}));
+}
+
+TEST_F(LayerStackTest, FillStoresTheWholeSectorsOfVerifiedBytesOnly) {
+  auto top = std::make_shared<FakeLayer>("top", false, true);
+  auto s = stack({top, bottom_});
+  // [100, 100 + 3 sectors) covers sectors 1 and 2 whole, 0 and 3 in part.
+  s->fill(blob(), 100, slice(100, 3 * kSector));
+  EXPECT_EQ(top->fills(), (std::vector<Call>{{1, 2}}));
+  // Bytes that end the blob fill its short last sector too.
+  s->fill(blob(), 8 * kSector + 5, slice(8 * kSector + 5, content_.size() - 8 * kSector - 5));
+  EXPECT_EQ(top->fills().back(), (Call{9, 1}));
+  s->fill(blob(), 10, slice(10, 100));  // no whole sector: nothing
+  EXPECT_EQ(top->fills().size(), 2u);
+  EXPECT_EQ(top->present(digest_), (std::set<uint64_t>{1, 2, 9}));
+  const auto held = top->content(digest_);
+  EXPECT_TRUE(std::equal(held.begin() + kSector, held.begin() + 3 * kSector, content_.begin() + kSector));
+  EXPECT_TRUE(std::equal(held.begin() + 9 * kSector, held.end(), content_.begin() + 9 * kSector));
+  EXPECT_TRUE(read(*s, kSector, 2 * kSector) == slice(kSector, 2 * kSector));
+  EXPECT_TRUE(bottom_->reads().empty()) << "served by the filled cache";
+}
+
 TEST_F(LayerStackTest, BlobReaderWorksThroughTheStack) {
   const auto data = testing::compressible_bytes(300000);
   std::vector<std::byte> blob_file;
