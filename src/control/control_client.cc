@@ -170,12 +170,17 @@ Result<std::string> request(const Endpoint& endpoint, const std::string& line,
     return Error(errc::invalid_argument, "control socket '" + path + "' is served by uid " + std::to_string(peer.uid) +
                                              ", not by uid " + uid_list(endpoint.owners) + ": refusing to talk to it");
   }
+  // A daemon that refuses us (wrong uid, too many connections) answers and
+  // closes at once: then the send fails, but the answer says why.
+  std::optional<Error> send_error;
   for (size_t done = 0; done < line.size();) {
     const ssize_t n = ::send(fd.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return timed_out("send to");
-      return Error::from_errno(errno, "send to '" + path + "'");
+      send_error = Error::from_errno(errno, "send to '" + path + "'");
+      if (errno != EPIPE && errno != ECONNRESET) return *send_error;
+      break;
     }
     done += static_cast<size_t>(n);
   }
@@ -199,6 +204,8 @@ Result<std::string> request(const Endpoint& endpoint, const std::string& line,
     const ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == ECONNRESET && !answer.empty()) break;
+      if (send_error) return *send_error;
       return Error::from_errno(errno, "read from '" + path + "'");
     }
     if (n == 0) break;
@@ -208,6 +215,7 @@ Result<std::string> request(const Endpoint& endpoint, const std::string& line,
     if (answer.back() == '\n') break;  // one answer line: done, even if the peer keeps the connection
   }
   if (answer.empty()) {
+    if (send_error) return *send_error;
     return Error(std::make_error_code(std::errc::protocol_error), "'" + path + "' closed without an answer");
   }
   auto body = parse_answer(answer);
