@@ -292,7 +292,12 @@ Result<std::string> handle_command(Filesystem& fs, const ControlServer& server, 
     std::string out;
     for (const control::PrewarmItem& item : request.items) {
       PAGERFS_TRYV(fs.prewarm(item.path, item.offset, item.length));
-      out += "prewarmed " + item.path + "\n";
+      out += "prewarmed " + item.path;
+      if (item.offset != 0 || item.length != UINT64_MAX) {
+        out += ":" + std::to_string(item.offset) + ":" +
+               (item.length == UINT64_MAX ? std::string("end") : std::to_string(item.length));
+      }
+      out += "\n";
     }
     return out;
   }

@@ -437,9 +437,6 @@ struct ControlTarget {
 // Sends `request` to the daemon; returns its answer. Every command but a
 // prewarm (which may decode a whole image) gets control::kClientTimeout.
 Result<std::string> ask(const ControlTarget& target, const control::Request& request) {
-  if (target.socket.empty() && target.mountpoint.empty()) {
-    return Error(errc::invalid_argument, "a MOUNTPOINT or --control SOCKET is required");
-  }
   auto endpoint = target.socket.empty() ? control::socket_for_mount(target.mountpoint)
                                         : control::explicit_socket(target.socket);
   if (!endpoint) return endpoint.error();
@@ -589,6 +586,12 @@ int main_impl(int argc, char** argv) {
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
   if (images_cmd->parsed()) return run_images(images_store, images_name, images_json);
   if (cat_cmd->parsed()) return run_cat(cat_path, cat_offset, cat_length, cat_threads);
+  if ((stats_cmd->parsed() || dump_cmd->parsed() || drop_cmd->parsed()) &&
+      target.mountpoint.empty() == target.socket.empty()) {
+    print_error("give a MOUNTPOINT or --control SOCKET (one of them)");
+    std::fprintf(stderr, "Run 'pagerfsctl --help' for usage.\n");
+    return kExitUsage;
+  }
   if (stats_cmd->parsed()) return run_stats(target, stats_json);
   if (dump_cmd->parsed()) return run_control(target, {"dump", {}});
   if (drop_cmd->parsed()) return run_control(target, {"drop-caches", {}});

@@ -181,6 +181,7 @@ TEST_F(ControlTest, PrewarmsANameWithSpacesAndANewline) {
   // A range, relative to the mount root.
   const auto ranged = testing::run({pagerfsctl(), "prewarm", m->path(), std::string("images/img/") + kOddName + ":64K:4K"});
   ASSERT_EQ(ranged.exit_code, 0) << ranged.err;
+  EXPECT_EQ(ranged.out, std::string("prewarmed images/img/") + kOddName + ":65536:4096\n");
   EXPECT_EQ(testing::read_file(file), std::string(reinterpret_cast<const char*>(content_.data()), content_.size()));
 }
 
