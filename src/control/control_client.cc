@@ -48,6 +48,11 @@ std::string uid_list(const std::vector<uid_t>& owners) {
   return out;
 }
 
+std::string seconds(std::chrono::milliseconds t) {
+  const std::string whole = std::to_string(t.count() / 1000);
+  return t.count() % 1000 == 0 ? whole : whole + "." + std::to_string(t.count() % 1000 / 100);
+}
+
 bool allowed(const std::vector<uid_t>& owners, uid_t uid) {
   return std::find(owners.begin(), owners.end(), uid) != owners.end();
 }
@@ -192,8 +197,8 @@ Result<std::string> request(const Endpoint& endpoint, const std::string& line,
     if (timeout) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
-        return Error::from_errno(ETIMEDOUT, "no answer from '" + path + "' within " +
-                                                std::to_string(timeout->count() / 1000) + " s (is the daemon hung?)");
+        return Error::from_errno(ETIMEDOUT, "no answer from '" + path + "' within " + seconds(*timeout) +
+                                                " s (is the daemon hung?)");
       }
       wait_ms = static_cast<int>(std::min<int64_t>(left.count(), INT_MAX));
     }

@@ -432,6 +432,7 @@ int run_cat(const std::string& path, const std::string& offset_text,
 struct ControlTarget {
   std::string mountpoint;  // empty with --control only
   std::string socket;      // --control, or empty
+  std::optional<double> timeout_s;  // --timeout; 0: none
 };
 
 // Sends `request` to the daemon; returns its answer. Every command but a
@@ -442,6 +443,10 @@ Result<std::string> ask(const ControlTarget& target, const control::Request& req
   if (!endpoint) return endpoint.error();
   std::optional<std::chrono::milliseconds> timeout = control::kClientTimeout;
   if (request.command == "prewarm") timeout.reset();
+  if (target.timeout_s) {
+    timeout.reset();
+    if (*target.timeout_s > 0) timeout = std::chrono::milliseconds(static_cast<int64_t>(*target.timeout_s * 1000));
+  }
   return control::request(endpoint.value(), control::encode_request(request), timeout);
 }
 
@@ -566,6 +571,11 @@ int main_impl(int argc, char** argv) {
   auto* drop_cmd = app.add_subcommand("drop-caches", "Empty a mount's chunk cache and cache layers");
   drop_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted");
   drop_cmd->add_option("--control", target.socket, control_help);
+  for (CLI::App* cmd : {stats_cmd, dump_cmd, prewarm_cmd, drop_cmd}) {
+    cmd->add_option("--timeout", target.timeout_s,
+                    "Seconds to wait for the answer (0: no limit; default 30, prewarm: no limit)")
+        ->check(CLI::Range(0.0, 1e6));
+  }
 
   try {
     app.parse(argc, argv);

@@ -335,6 +335,23 @@ TEST_F(ControlTest, LongMountPointsMountWithDefaultOptions) {
   }
 }
 
+TEST(ControlClient, GivesUpOnASilentDaemon) {
+  TempDir dir;
+  const std::string path = dir / "silent.sock";
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const sockaddr_un addr = socket_address(path);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);  // connections complete, nobody ever answers
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = testing::run({pagerfsctl(), "stats", "--control", path, "--timeout", "1"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no answer from '" + path + "' within 1 s"), std::string::npos) << r.err;
+  EXPECT_GE(took, std::chrono::milliseconds(900));
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
 // ---- the client's checks --------------------------------------------------------
 
 TEST(ControlClient, TheMountTableMustShowAPagerfsMountAndItsOwner) {
