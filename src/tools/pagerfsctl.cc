@@ -481,6 +481,14 @@ int run_stats(const ControlTarget& target, bool json) {
                 l["sectors_missed"].get<unsigned long long>(), l["errors"].get<unsigned long long>(),
                 format_size(l["bytes_cached"].get<uint64_t>()).c_str());
   }
+  if (s.contains("control")) {
+    const auto& c = s["control"];
+    std::printf("control      %llu connections; refused: %llu other uid, %llu oversized, %llu timed out, %llu over "
+                "the connection limit\n",
+                c["connections"].get<unsigned long long>(), c["refused_peers"].get<unsigned long long>(),
+                c["oversized"].get<unsigned long long>(), c["timed_out"].get<unsigned long long>(),
+                c["evicted"].get<unsigned long long>());
+  }
   for (const auto& [name, op] : s["fuse"].items()) {
     if (!op.contains("calls") || op["calls"].get<uint64_t>() == 0 || !op.contains("latency")) continue;
     std::printf("fuse %-8s %llu calls, %llu errors, p50 %llu us, p99 %llu us\n", name.c_str(),

@@ -166,6 +166,8 @@ TEST_F(ControlTest, AnotherUserIsRefusedEvenIfTheSocketIsWorldWritable) {
   // Root still may, and the refusal was counted.
   const auto s = stats({m->path()});
   EXPECT_EQ(s["control"]["refused_peers"], 1u);
+  const auto text = testing::run({pagerfsctl(), "stats", m->path()});
+  EXPECT_NE(text.out.find("refused: 1 other uid"), std::string::npos) << text.out;
 }
 
 TEST_F(ControlTest, PrewarmsANameWithSpacesAndANewline) {
