@@ -132,7 +132,8 @@ void print_usage() {
       "    -o chunk_cache=SIZE    decoded chunk cache (default 64M)\n"
       "    -o threads=N           decode threads (default: one per core)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
-      "    -o control=PATH        control socket (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<mnt>.sock)\n"
+      "    -o control=PATH        control socket, an absolute path\n"
+      "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"
       "    -o trust_suid          honour set-user-ID/set-group-ID bits of images (root only;\n"
       "                           the default is nosuid, whatever -o suid says)\n"
       "    -o trust_dev           honour device nodes of images (root only; default nodev)\n"
@@ -228,6 +229,11 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
       return Error(errc::invalid_argument, std::string("-o log_level: unknown level '") + raw.log_level + "'");
     }
   }
+  if (raw.control && raw.control[0] != '/') {
+    // The daemon changes its directory to /: a relative path would not name
+    // what the user meant in every process that reads it.
+    return Error(errc::invalid_argument, std::string("-o control: '") + raw.control + "' is not an absolute path");
+  }
   c.control_path = raw.control ? absolute(raw.control) : control::default_socket_path(c.mountpoint);
   c.trust_suid = raw.trust_suid;
   c.trust_dev = raw.trust_dev;
@@ -311,24 +317,38 @@ bool abort_connection(dev_t dev, spdlog::logger& log) {
   return static_cast<bool>(abort);
 }
 
-Result<std::string> handle_command(Filesystem& fs, const std::string& line) {
-  std::istringstream in(line);
-  std::string command;
-  in >> command;
-  if (command == "stats") return fs.stats_json().dump(2) + "\n";
+// One control request (a JSON line, see pagerfs/control.h); the answer's body.
+Result<std::string> handle_command(Filesystem& fs, const ControlServer& server, const std::string& line) {
+  PAGERFS_TRY(request, control::parse_request(line));
+  const std::string& command = request.command;
+  if (command != "prewarm" && !request.items.empty()) {
+    return Error(errc::invalid_argument, "'" + command + "' takes no items");
+  }
+  if (command == "stats") {
+    nlohmann::json stats = fs.stats_json();
+    const ControlCounters n = server.counters();
+    stats["control"] = {{"connections", n.connections}, {"refused_peers", n.refused_peers},
+                        {"oversized", n.oversized},     {"timed_out", n.timed_out},
+                        {"evicted", n.evicted}};
+    return stats.dump(2) + "\n";
+  }
   if (command == "dump") return fs.dump();
   if (command == "drop-caches") {
     PAGERFS_TRYV(fs.drop_caches());
     return std::string("caches dropped\n");
   }
   if (command == "prewarm") {
-    std::string item, out;
-    while (in >> item) {
-      const control::PrewarmItem p = control::parse_prewarm_item(item);
-      PAGERFS_TRYV(fs.prewarm(p.path, p.offset, p.length));
-      out += "prewarmed " + item + "\n";
+    if (request.items.empty()) return Error(errc::invalid_argument, "prewarm needs at least one item");
+    std::string out;
+    for (const control::PrewarmItem& item : request.items) {
+      PAGERFS_TRYV(fs.prewarm(item.path, item.offset, item.length));
+      out += "prewarmed " + item.path;
+      if (item.offset != 0 || item.length != UINT64_MAX) {
+        out += ":" + std::to_string(item.offset) + ":" +
+               (item.length == UINT64_MAX ? std::string("end") : std::to_string(item.length));
+      }
+      out += "\n";
     }
-    if (out.empty()) return Error(errc::invalid_argument, "prewarm needs PATH[:OFFSET:LENGTH]...");
     return out;
   }
   return Error(errc::invalid_argument, "unknown command '" + command + "'");
@@ -453,7 +473,9 @@ int run_daemon(int argc, char** argv) {
     return fail(pager.error().message());
   }
   fs.start(se, pager.value());
-  control_server.value()->start([&fs](const std::string& line) { return handle_command(fs, line); });
+  control_server.value()->start(
+      [&fs, &server = *control_server.value()](const std::string& line) { return handle_command(fs, server, line); },
+      log);
 
   std::atomic<bool> stopping{false};
   std::thread supervisor([&] {

@@ -444,23 +444,40 @@ int run_cat(const std::string& path, const std::string& offset_text,
 
 // ---- stats, dump, prewarm, drop-caches: the control socket of a mount --------
 
-// Sends `command` to the daemon serving `mountpoint`; returns its answer.
-Result<std::string> ask(const std::string& mountpoint, const std::string& command) {
-  auto socket = control::socket_for_mount(mountpoint);
-  if (!socket) return socket.error();
-  return control::request(socket.value(), command);
+// Where to send a control request: the socket a mount names (checked: a
+// pagerfs mount, a socket of the mount's owner), or one given with --control
+// (checked: a socket of the caller's or root's).
+struct ControlTarget {
+  std::string mountpoint;  // empty with --control only
+  std::string socket;      // --control, or empty
+  std::optional<double> timeout_s;  // --timeout; 0: none
+};
+
+// Sends `request` to the daemon; returns its answer. Every command but a
+// prewarm (which may decode a whole image) gets control::kClientTimeout.
+Result<std::string> ask(const ControlTarget& target, const control::Request& request) {
+  auto endpoint = target.socket.empty() ? control::socket_for_mount(target.mountpoint)
+                                        : control::explicit_socket(target.socket);
+  if (!endpoint) return endpoint.error();
+  std::optional<std::chrono::milliseconds> timeout = control::kClientTimeout;
+  if (request.command == "prewarm") timeout.reset();
+  if (target.timeout_s) {
+    timeout.reset();
+    if (*target.timeout_s > 0) timeout = std::chrono::milliseconds(static_cast<int64_t>(*target.timeout_s * 1000));
+  }
+  return control::request(endpoint.value(), control::encode_request(request), timeout);
 }
 
-int run_control(const std::string& mountpoint, const std::string& command) {
-  auto answer = ask(mountpoint, command);
+int run_control(const ControlTarget& target, const control::Request& request) {
+  auto answer = ask(target, request);
   if (!answer) return print_error(answer.error().message()), kExitFailure;
   std::fputs(answer.value().c_str(), stdout);
   return kExitOk;
 }
 
-int run_stats(const std::string& mountpoint, bool json) {
-  if (json) return run_control(mountpoint, "stats");
-  auto answer = ask(mountpoint, "stats");
+int run_stats(const ControlTarget& target, bool json) {
+  if (json) return run_control(target, {"stats", {}});
+  auto answer = ask(target, {"stats", {}});
   if (!answer) return print_error(answer.error().message()), kExitFailure;
   const auto s = nlohmann::json::parse(answer.value());
   const auto& p = s["pager"];
@@ -481,6 +498,14 @@ int run_stats(const std::string& mountpoint, bool json) {
                 format_size(l["bytes_read"].get<uint64_t>()).c_str(),
                 l["sectors_missed"].get<unsigned long long>(), l["errors"].get<unsigned long long>(),
                 format_size(l["bytes_cached"].get<uint64_t>()).c_str());
+  }
+  if (s.contains("control")) {
+    const auto& c = s["control"];
+    std::printf("control      %llu connections; refused: %llu other uid, %llu oversized, %llu timed out, %llu over "
+                "the connection limit\n",
+                c["connections"].get<unsigned long long>(), c["refused_peers"].get<unsigned long long>(),
+                c["oversized"].get<unsigned long long>(), c["timed_out"].get<unsigned long long>(),
+                c["evicted"].get<unsigned long long>());
   }
   for (const auto& [name, op] : s["fuse"].items()) {
     if (!op.contains("calls") || op["calls"].get<uint64_t>() == 0 || !op.contains("latency")) continue;
@@ -549,21 +574,34 @@ int main_impl(int argc, char** argv) {
   cat_cmd->add_option("--length", cat_length, "Bytes to write (default: to the end)");
   cat_cmd->add_option("--threads,-j", cat_threads, "Decoding threads (0: one per core)");
 
-  std::string mountpoint;
+  // stats, dump, drop-caches: MOUNTPOINT, or --control SOCKET; prewarm: MOUNTPOINT (to resolve FILEs).
+  ControlTarget target;
+  const char* control_help = "Talk to this control socket (owned by you or root) instead of the one the mount names";
   bool stats_json = false;
   auto* stats_cmd = app.add_subcommand("stats", "Show a mount's counters (pager, layers, FUSE operations)");
-  stats_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  stats_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted");
+  stats_cmd->add_option("--control", target.socket, control_help);
   stats_cmd->add_flag("--json", stats_json, "Machine-readable output");
   auto* dump_cmd = app.add_subcommand("dump", "Show a mount's state: requests in flight, open blobs");
-  dump_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  dump_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted");
+  dump_cmd->add_option("--control", target.socket, control_help);
   std::vector<std::string> prewarm_items;
   auto* prewarm_cmd = app.add_subcommand("prewarm", "Fetch and decode files ahead of need");
-  prewarm_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  prewarm_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted")->required();
   prewarm_cmd->add_option("files", prewarm_items,
                           "FILE or FILE:OFFSET:LENGTH, FILE under the mount point or relative to it")
       ->required();
+  prewarm_cmd->add_option("--control", target.socket, control_help);
+  prewarm_cmd->footer("Waits as long as the daemon works (no time limit); other control commands give up after " +
+                      std::to_string(control::kClientTimeout.count()) + " s.");
   auto* drop_cmd = app.add_subcommand("drop-caches", "Empty a mount's chunk cache and cache layers");
-  drop_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
+  drop_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted");
+  drop_cmd->add_option("--control", target.socket, control_help);
+  for (CLI::App* cmd : {stats_cmd, dump_cmd, prewarm_cmd, drop_cmd}) {
+    cmd->add_option("--timeout", target.timeout_s,
+                    "Seconds to wait for the answer (0: no limit; default 30, prewarm: no limit)")
+        ->check(CLI::Range(0.0, 1e6));
+  }
 
   try {
     app.parse(argc, argv);
@@ -584,26 +622,31 @@ int main_impl(int argc, char** argv) {
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
   if (images_cmd->parsed()) return run_images(images_store, images_name, images_json);
   if (cat_cmd->parsed()) return run_cat(cat_path, cat_offset, cat_length, cat_threads);
-  if (stats_cmd->parsed()) return run_stats(mountpoint, stats_json);
-  if (dump_cmd->parsed()) return run_control(mountpoint, "dump");
-  if (drop_cmd->parsed()) return run_control(mountpoint, "drop-caches");
+  if ((stats_cmd->parsed() || dump_cmd->parsed() || drop_cmd->parsed()) &&
+      target.mountpoint.empty() == target.socket.empty()) {
+    print_error("give a MOUNTPOINT or --control SOCKET (one of them)");
+    std::fprintf(stderr, "Run 'pagerfsctl --help' for usage.\n");
+    return kExitUsage;
+  }
+  if (stats_cmd->parsed()) return run_stats(target, stats_json);
+  if (dump_cmd->parsed()) return run_control(target, {"dump", {}});
+  if (drop_cmd->parsed()) return run_control(target, {"drop-caches", {}});
   if (prewarm_cmd->parsed()) {
     // Paths may be given under the mount point or relative to it.
     char root[PATH_MAX];
-    if (::realpath(mountpoint.c_str(), root) == nullptr) {
-      return print_error("'" + mountpoint + "': " + std::strerror(errno)), kExitFailure;
+    if (::realpath(target.mountpoint.c_str(), root) == nullptr) {
+      return print_error("'" + target.mountpoint + "': " + std::strerror(errno)), kExitFailure;
     }
-    std::string command = "prewarm";
+    control::Request request{"prewarm", {}};
     for (const std::string& item : prewarm_items) {
       // FILE or FILE:OFFSET:LENGTH; FILE may be relative to the current directory.
-      const control::PrewarmItem parsed = control::parse_prewarm_item(item);
-      std::string file = parsed.path;
+      control::PrewarmItem parsed = control::parse_prewarm_item(item);
       char resolved[PATH_MAX];
-      if (::realpath(file.c_str(), resolved) != nullptr) file = resolved;
-      if (file.starts_with(std::string(root) + "/")) file = file.substr(std::strlen(root) + 1);
-      command += " " + file + parsed.range;
+      if (::realpath(parsed.path.c_str(), resolved) != nullptr) parsed.path = resolved;
+      if (parsed.path.starts_with(std::string(root) + "/")) parsed.path = parsed.path.substr(std::strlen(root) + 1);
+      request.items.push_back(std::move(parsed));
     }
-    return run_control(mountpoint, command);
+    return run_control(target, request);
   }
   return kExitUsage;
 }

@@ -1,6 +1,7 @@
 // libFuzzer target: the text parsers that see user input on command lines and
 // in store directory listings: parse_size, format_size, Digest::parse and
-// Digest::is_canonical_hex. Besides "never crash", it checks round trips:
+// Digest::is_canonical_hex; and what the control socket reads from a peer
+// (requests, answers) and from /proc/self/mountinfo. Besides "never crash", it checks round trips:
 // a parsed digest prints back to text that parses to the same digest, and a
 // plain decimal size parses to itself.
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "pagerfs/control.h"
 #include "pagerfs/digest.h"
 #include "pagerfs/units.h"
 
@@ -56,5 +58,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto canonical = pagerfs::Digest::parse(text);
     check(canonical && canonical.value().hex() == text);
   }
+  // A request that parses encodes back to one that parses the same.
+  auto request = pagerfs::control::parse_request(text);
+  if (request) {
+    auto again = pagerfs::control::parse_request(pagerfs::control::encode_request(request.value()));
+    check(again && again.value().command == request.value().command &&
+          again.value().items.size() == request.value().items.size());
+    for (size_t i = 0; i < request.value().items.size(); ++i) {
+      const auto& a = request.value().items[i];
+      const auto& b = again.value().items[i];
+      check(a.path == b.path && a.offset == b.offset && a.length == b.length);
+    }
+  }
+  (void)pagerfs::control::parse_answer(text);
+  (void)pagerfs::control::pagerfs_mount_owner(text, "/mnt");
   return 0;
 }
