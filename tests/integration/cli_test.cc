@@ -2,10 +2,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "pagerfs/digest.h"
 #include "pagerfs/file.h"
+#include "pagerfs/image_manifest.h"
+#include "pagerfs/store.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"
 
@@ -195,6 +198,50 @@ TEST_F(CliTest, PackFailureOfOneInputStillPacksTheOthers) {
   const auto r = ctl({"pack", "-s", store(), dir_ / "absent", good});
   expect_failure(r, 1, "absent");
   EXPECT_NE(r.out.find("  " + good), std::string::npos);
+}
+
+TEST_F(CliTest, ListingADeepImageIsLinear) {
+  // 20,000 nested directories: each path is its parent's plus one name. A
+  // listing that rebuilt every path from the root took about a minute; one
+  // that extends the parent's path costs what it prints (400 MB here).
+  constexpr int kDepth = 20000;
+  {
+    std::vector<image::EntrySpec> specs(kDepth + 1);
+    std::string path;
+    for (int i = 0; i <= kDepth; ++i) {
+      if (i > 0) path += i == 1 ? "d" : "/d";
+      specs[i].path = path;
+      specs[i].type = image::EntryType::directory;
+      specs[i].mode = S_IFDIR | 0755;
+    }
+    auto manifest = image::encode(std::move(specs));
+    ASSERT_TRUE(manifest) << manifest.error().message();
+    auto created = Store::create(store());
+    ASSERT_TRUE(created) << created.error().message();
+    ASSERT_TRUE(created.value().write_image("deep", manifest.value()));
+  }
+
+  // Into a file: capturing 400 MB through a pipe would time the test, not pagerfsctl.
+  const std::string listing = dir_ / "listing";
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = testing::run({"sh", "-c", "exec \"$0\" images \"$1\" deep > \"$2\"",
+                               testing::binary_from_env("PAGERFSCTL"), store(), listing});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(seconds, 10.0);
+  // Every line, in order: ".", "d", "d/d", ...
+  std::ifstream in(listing);
+  std::string line, expected = ".";
+  size_t lines = 0;
+  while (std::getline(in, line)) {
+    ASSERT_TRUE(line.starts_with("dir      0755 ")) << line.substr(0, 80);
+    ASSERT_TRUE(line.ends_with(expected) && line.size() > expected.size() + 2 &&
+                line.compare(line.size() - expected.size() - 2, 2, "  ") == 0)
+        << "line " << lines << ": " << line.substr(0, 80);
+    if (lines == 0) expected = "d"; else expected += "/d";
+    ++lines;
+  }
+  EXPECT_EQ(lines, static_cast<size_t>(kDepth + 1));
 }
 
 }  // namespace
