@@ -585,6 +585,20 @@ int main_impl(int argc, char** argv) {
   auto* drop_cmd = app.add_subcommand("drop-caches", "Empty a mount's chunk cache and cache layers");
   drop_cmd->add_option("mountpoint", mountpoint, "Where the store is mounted")->required();
 
+  // A usage error is one line, and says where the usage is.
+  auto usage_error = [&app](const std::string& message) {
+    std::string help = "pagerfsctl --help";
+    for (const CLI::App* sub : app.get_subcommands()) help = "pagerfsctl " + sub->get_name() + " --help";
+    print_error(message + " (see '" + help + "')");
+    return kExitUsage;
+  };
+  // The first operand names the command (the top level has only flags);
+  // CLI11 would report an unknown one as a missing subcommand.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string command = argv[1];
+    const auto known = app.get_subcommands([&](CLI::App* sub) { return sub->check_name(command); });
+    if (known.empty()) return usage_error("unknown command '" + command + "'");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -594,9 +608,7 @@ int main_impl(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    print_error(e.what());
-    std::fprintf(stderr, "Run 'pagerfsctl --help' for usage.\n");
-    return kExitUsage;
+    return usage_error(e.what());
   }
 
   if (pack_cmd->parsed()) return run_pack(pack);

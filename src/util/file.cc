@@ -159,7 +159,10 @@ Result<std::unique_ptr<RandomAccessFile>> open_random_access_file(const std::str
   if (!fd) return Error::from_errno(errno, "open " + quoted(path));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, "stat " + quoted(path));
-  if (!S_ISREG(st.st_mode)) return Error::from_errno(EISDIR, quoted(path) + " is not a regular file");
+  if (!S_ISREG(st.st_mode)) {
+    return Error(std::make_error_code(std::errc::invalid_argument),
+                 quoted(path) + " is not a regular file" + (S_ISDIR(st.st_mode) ? " (a directory)" : ""));
+  }
   return std::unique_ptr<RandomAccessFile>(
       new PosixRandomAccessFile(std::move(fd), static_cast<uint64_t>(st.st_size), path));
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 
@@ -168,7 +169,17 @@ TEST_F(CliTest, BadUsageExitsTwo) {
   const std::string input = dir_ / "x";
   testing::write_file(input, "x");
   expect_failure(ctl({}), 2, "A subcommand is required");
-  expect_failure(ctl({"frobnicate"}), 2, "subcommand");
+  // Usage errors are one line that says where the usage is.
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"frobnicate"}, "pagerfsctl: error: unknown command 'frobnicate' (see 'pagerfsctl --help')\n"},
+           {{}, "pagerfsctl: error: A subcommand is required (see 'pagerfsctl --help')\n"},
+           {{"pack", "-s", store()}, "pagerfsctl: error: inputs is required (see 'pagerfsctl pack --help')\n"},
+           {{"inspect", "--bogus", input},
+            "pagerfsctl: error: The following argument was not expected: --bogus (see 'pagerfsctl inspect --help')\n"}}) {
+    const auto r = ctl(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err, message);
+  }
   expect_failure(ctl({"pack", input}), 2, "--store");
   expect_failure(ctl({"pack", "-s", store(), "--chunk-size", "3K", input}), 2, "chunk size 3072");
   expect_failure(ctl({"pack", "-s", store(), "--chunk-size", "lots", input}), 2, "bad size 'lots'");
@@ -184,6 +195,13 @@ TEST_F(CliTest, BadUsageExitsTwo) {
     EXPECT_EQ(help.exit_code, 0) << sub;
     EXPECT_NE(help.out.find("Usage"), std::string::npos) << sub;
   }
+}
+
+TEST_F(CliTest, InspectOfADeviceSaysItIsNotARegularFile) {
+  const auto r = ctl({"inspect", "/dev/zero"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "pagerfsctl: error: '/dev/zero' is not a regular file\n");
+  expect_failure(ctl({"inspect", dir_.path()}), 1, "is not a regular file (a directory)");
 }
 
 TEST_F(CliTest, VerifyOfAMissingBlobIsAnIoError) {
