@@ -9,6 +9,11 @@
 // leaves either the old image or the new one, never a manifest naming a
 // blob that is not on disk.
 //
+// The tree may change while it is packed: a file (or a directory above it)
+// replaced by a symlink, a FIFO or another file after the scan fails the pack
+// ("'PATH' changed during pack: ..."); a file whose content changes is packed
+// as it was read, and the manifest names only blobs the store holds.
+//
 // Thread safety: pack_image() may run concurrently with readers of the
 // store and with other packs of different image names; `on_progress` is
 // called from one thread at a time.
@@ -31,9 +36,17 @@ struct ImagePackProgress {
   uint64_t bytes_total = 0;
 };
 
+// Points at which a test can change the tree under a pack, deterministically.
+struct ImagePackTestHooks {
+  std::function<void()> scanned;  // the tree is scanned; no file is opened yet
+  // A file was hashed (from `path`), before it is compressed or deduplicated.
+  std::function<void(const std::string& path)> hashed;
+};
+
 struct ImagePackOptions {
   BlobWriterOptions blob;  // chunk size, level, threads (0: one per core)
   std::function<void(const ImagePackProgress&)> on_progress;
+  ImagePackTestHooks test_hooks;  // for tests only; empty otherwise
 };
 
 struct ImagePackResult {

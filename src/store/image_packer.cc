@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,8 +28,9 @@ struct Hashed {
   uint64_t size = 0;
 };
 
-Result<Hashed> hash_file(const std::string& path, std::vector<std::byte>& buffer) {
-  PAGERFS_TRY(input, open_input_stream(path));
+// Hashes what `fd` holds from its current offset to the end.
+Result<Hashed> hash_fd(int fd, const std::string& path, std::vector<std::byte>& buffer) {
+  auto input = fd_input_stream(fd, path);
   Sha256 sha;
   Hashed out;
   for (;;) {
@@ -40,7 +43,17 @@ Result<Hashed> hash_file(const std::string& path, std::vector<std::byte>& buffer
   return out;
 }
 
-// Shared state of one pack; every member is guarded by `mu`.
+// Shared state of one pack; every member but the constants is guarded by `mu`.
+//
+// Why every digest the manifest names is in the store: a file's entry gets
+// either the digest of what Store::pack() returned (stored), or the digest
+// its content hashed to. In the second case the digest is in `stored_` if the
+// store had it, or was claimed by another file that was to pack it. That
+// file may have changed between its hash and its pack, and stored another
+// digest instead; so after every file is done, each file whose digest is not
+// in `stored_` is packed again, directly, and takes the digest pack()
+// returns (see pack_image). The manifest is written only if every digest it
+// names is in `stored_`.
 class PackState {
  public:
   PackState(const Store& store, const ImagePackOptions& options, TreeScan& scan)
@@ -62,6 +75,25 @@ class PackState {
     if (options_.on_progress) options_.on_progress(progress_);
   }
 
+  // Packs one file without deduplicating against other files (see above).
+  Result<void> repack(const TreeScan::File& file, unsigned writer_threads) {
+    auto done = [&]() -> Result<void> {
+      PAGERFS_TRY(fd, open_scanned_file(scan_, file));
+      PAGERFS_TRY(xattrs, read_fd_xattrs(fd.get(), file.source));
+      PAGERFS_TRY(packed, pack_fd(fd.get(), file, writer_threads));
+      record(file, packed, std::move(xattrs));
+      return ok();
+    }();
+    if (!done) return done.error().with_context("pack '" + file.source + "'");
+    return ok();
+  }
+
+  // Whether `digest` is known to be in the store.
+  bool stored(const Digest& digest) {
+    std::lock_guard lock(mu_);
+    return stored_.contains(digest);
+  }
+
   const std::optional<Error>& error() const { return error_; }
   uint64_t new_blobs() const { return new_blobs_; }
   uint64_t new_blob_bytes() const { return new_blob_bytes_; }
@@ -69,33 +101,58 @@ class PackState {
  private:
   Result<void> process_file(const TreeScan::File& file, unsigned writer_threads) {
     thread_local std::vector<std::byte> buffer(1u << 20);
-    PAGERFS_TRY(hashed, hash_file(file.source, buffer));
+    // One fd for everything read of the file: its xattrs, its hash and the
+    // content packed, so all three are of the file the scan saw.
+    PAGERFS_TRY(fd, open_scanned_file(scan_, file));
+    PAGERFS_TRY(xattrs, read_fd_xattrs(fd.get(), file.source));
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    PAGERFS_TRY(hashed, hash_fd(fd.get(), file.source, buffer));
+    if (options_.test_hooks.hashed) options_.test_hooks.hashed(file.source);
     bool mine = false;
     {
       std::lock_guard lock(mu_);
       mine = claimed_.insert(hashed.digest).second;
     }
-    if (mine && !store_.has_blob(hashed.digest)) {
-      PAGERFS_TRY(input, open_input_stream(file.source));
-      BlobWriterOptions blob = options_.blob;
-      blob.threads = writer_threads;
-      blob.on_progress = nullptr;
-      PAGERFS_TRY(packed, store_.pack(*input, blob, Store::Durability::deferred));
-      // What was packed is what the image names, even if the file changed
-      // after it was hashed.
-      hashed = {packed.header.digest, packed.header.byte_size};
-      std::lock_guard lock(mu_);
-      claimed_.insert(hashed.digest);
-      if (!packed.already_present) {
-        ++new_blobs_;
-        new_blob_bytes_ += packed.file_size;
+    if (mine) {
+      if (store_.has_blob(hashed.digest)) {
+        std::lock_guard lock(mu_);
+        stored_.insert(hashed.digest);
+      } else {
+        if (::lseek(fd.get(), 0, SEEK_SET) != 0) return Error::from_errno(errno, "seek in '" + file.source + "'");
+        // What was packed is what the image names, even if the file changed
+        // after it was hashed.
+        PAGERFS_TRY(packed, pack_fd(fd.get(), file, writer_threads));
+        hashed = packed;
       }
     }
+    record(file, hashed, std::move(xattrs));
+    return ok();
+  }
+
+  // Packs what `fd` holds from its offset as a blob; returns what was stored.
+  Result<Hashed> pack_fd(int fd, const TreeScan::File& file, unsigned writer_threads) {
+    auto input = fd_input_stream(fd, file.source);
+    BlobWriterOptions blob = options_.blob;
+    blob.threads = writer_threads;
+    blob.on_progress = nullptr;
+    PAGERFS_TRY(packed, store_.pack(*input, blob, Store::Durability::deferred));
+    const Hashed out{packed.header.digest, packed.header.byte_size};
+    std::lock_guard lock(mu_);
+    claimed_.insert(out.digest);
+    stored_.insert(out.digest);
+    if (!packed.already_present) {
+      ++new_blobs_;
+      new_blob_bytes_ += packed.file_size;
+    }
+    return out;
+  }
+
+  void record(const TreeScan::File& file, const Hashed& content, std::vector<image::Xattr> xattrs) {
     std::lock_guard lock(mu_);
     image::EntrySpec& entry = scan_.entries[file.entry];
-    entry.digest = hashed.digest;
-    entry.size = hashed.size;
-    return ok();
+    entry.digest = content.digest;
+    entry.size = content.size;
+    entry.xattrs = std::move(xattrs);
   }
 
   const Store& store_;
@@ -103,7 +160,8 @@ class PackState {
   std::atomic<bool> failed_{false};
   std::mutex mu_;
   TreeScan& scan_;
-  std::unordered_set<Digest, DigestHash> claimed_;
+  std::unordered_set<Digest, DigestHash> claimed_;  // hashed by some file, which packs it if needed
+  std::unordered_set<Digest, DigestHash> stored_;   // known to be in the store
   ImagePackProgress progress_;
   std::optional<Error> error_;
   uint64_t new_blobs_ = 0;
@@ -117,6 +175,7 @@ Result<ImagePackResult> pack_image(const Store& store, const std::string& name, 
   PAGERFS_TRYV(image::validate_image_name(name));
   PAGERFS_TRYV(validate(options.blob));
   PAGERFS_TRY(scan, scan_tree(dir));
+  if (options.test_hooks.scanned) options.test_hooks.scanned();
   const unsigned threads =
       options.blob.threads != 0 ? options.blob.threads : std::max(1u, std::thread::hardware_concurrency());
 
@@ -136,6 +195,18 @@ Result<ImagePackResult> pack_image(const Store& store, const std::string& name, 
     pool.join();
   }
   if (state.error()) return *state.error();
+  // Files that named a digest another file claimed but did not store (it
+  // changed before it was packed): rare, so one at a time, on every thread.
+  for (const TreeScan::File& f : scan.files) {
+    if (!state.stored(scan.entries[f.entry].digest)) PAGERFS_TRYV(state.repack(f, threads));
+  }
+  for (const TreeScan::File& f : scan.files) {
+    if (!state.stored(scan.entries[f.entry].digest)) {
+      return Error(std::make_error_code(std::errc::io_error),
+                   "pack '" + f.source + "': blob " + scan.entries[f.entry].digest.str() +
+                       " was not stored (internal error); no manifest written");
+    }
+  }
 
   ImagePackResult result;
   result.entries = scan.entries.size();

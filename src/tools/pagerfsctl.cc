@@ -14,8 +14,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <unordered_map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pagerfs/blob_reader.h"
@@ -330,6 +332,39 @@ const char* type_name(image::EntryType type) {
   return "?";
 }
 
+// The paths of a manifest's entries, in index order, each built from its
+// parent's: a listing then costs what it prints, however deep the tree
+// (Manifest::path walks up to the root for every entry). Entries are breadth
+// first with each directory's children contiguous, so a directory's path is
+// dropped once its children are past, and at most about one level's paths
+// are held.
+class EntryPaths {
+ public:
+  explicit EntryPaths(const image::Manifest& m) : m_(m) {}
+
+  // The path of `e` ("" for the root); call for every entry in index order.
+  const std::string& of(const image::Entry& e) {
+    if (e.index == 0) {
+      path_.clear();
+    } else {
+      if (e.parent != parent_) dirs_.erase(std::exchange(parent_, e.parent));
+      auto it = dirs_.find(e.parent);
+      if (it == dirs_.end()) it = dirs_.emplace(e.parent, m_.path(e.parent)).first;  // not in order
+      path_ = it->second;
+      if (!path_.empty()) path_ += '/';
+      path_ += e.name;
+    }
+    if (e.type == image::EntryType::directory) dirs_[e.index] = path_;
+    return path_;
+  }
+
+ private:
+  const image::Manifest& m_;
+  std::unordered_map<uint32_t, std::string> dirs_;  // directories whose children may come
+  uint32_t parent_ = 0;
+  std::string path_;
+};
+
 // Lists the store's images, or the entries of one.
 int run_images(const std::string& store_path, const std::optional<std::string>& name, bool json) {
   auto store = Store::open(store_path);
@@ -339,15 +374,17 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
     if (!manifest) return print_error(manifest.error().message()), kExitFailure;
     const image::Manifest& m = manifest.value();
     nlohmann::json entries = nlohmann::json::array();
+    EntryPaths paths(m);
     for (uint32_t i = 0; i < m.size(); ++i) {
       const image::Entry e = m.entry(i);
-      const std::string path = i == 0 ? "." : m.path(i);
+      const std::string& walked = paths.of(e);
+      const std::string_view path = i == 0 ? std::string_view(".") : std::string_view(walked);
       std::string detail;
       if (e.type == image::EntryType::file) detail = m.digest_of(e).str();
       if (e.type == image::EntryType::symlink) detail = "-> " + std::string(m.symlink_target(e));
       if (e.type == image::EntryType::hardlink) detail = "=> " + m.path(m.resolve(i));
       if (json) {
-        nlohmann::json j = {{"path", path}, {"type", type_name(e.type)}, {"mode", e.mode & 07777},
+        nlohmann::json j = {{"path", std::string(path)}, {"type", type_name(e.type)}, {"mode", e.mode & 07777},
                             {"uid", e.uid}, {"gid", e.gid}, {"mtime_ns", e.mtime_sec * 1000000000 + e.mtime_nsec},
                             {"size", e.size}, {"nlink", m.nlink(i)}};
         if (e.type == image::EntryType::file) j["digest"] = m.digest_of(e).str();
@@ -359,8 +396,9 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
         entries.push_back(std::move(j));
         continue;
       }
-      std::printf("%-8s %04o %5u %5u %12llu  %s%s%s\n", type_name(e.type), e.mode & 07777, e.uid, e.gid,
-                  static_cast<unsigned long long>(e.size), path.c_str(), detail.empty() ? "" : "  ",
+      std::printf("%-8s %04o %5u %5u %12llu  %.*s%s%s\n", type_name(e.type), e.mode & 07777, e.uid, e.gid,
+                  static_cast<unsigned long long>(e.size), static_cast<int>(path.size()), path.data(),
+                  detail.empty() ? "" : "  ",
                   detail.c_str());
     }
     if (json) std::cout << entries.dump(2) << '\n';
@@ -603,6 +641,20 @@ int main_impl(int argc, char** argv) {
         ->check(CLI::Range(0.0, 1e6));
   }
 
+  // A usage error is one line, and says where the usage is.
+  auto usage_error = [&app](const std::string& message) {
+    std::string help = "pagerfsctl --help";
+    for (const CLI::App* sub : app.get_subcommands()) help = "pagerfsctl " + sub->get_name() + " --help";
+    print_error(message + " (see '" + help + "')");
+    return kExitUsage;
+  };
+  // The first operand names the command (the top level has only flags);
+  // CLI11 would report an unknown one as a missing subcommand.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string command = argv[1];
+    const auto known = app.get_subcommands([&](CLI::App* sub) { return sub->check_name(command); });
+    if (known.empty()) return usage_error("unknown command '" + command + "'");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -612,9 +664,7 @@ int main_impl(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    print_error(e.what());
-    std::fprintf(stderr, "Run 'pagerfsctl --help' for usage.\n");
-    return kExitUsage;
+    return usage_error(e.what());
   }
 
   if (pack_cmd->parsed()) return run_pack(pack);

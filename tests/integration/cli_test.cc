@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
 #include "pagerfs/digest.h"
 #include "pagerfs/file.h"
+#include "pagerfs/image_manifest.h"
+#include "pagerfs/store.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"
 
@@ -175,7 +178,17 @@ TEST_F(CliTest, BadUsageExitsTwo) {
   const std::string input = dir_ / "x";
   testing::write_file(input, "x");
   expect_failure(ctl({}), 2, "A subcommand is required");
-  expect_failure(ctl({"frobnicate"}), 2, "subcommand");
+  // Usage errors are one line that says where the usage is.
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"frobnicate"}, "pagerfsctl: error: unknown command 'frobnicate' (see 'pagerfsctl --help')\n"},
+           {{}, "pagerfsctl: error: A subcommand is required (see 'pagerfsctl --help')\n"},
+           {{"pack", "-s", store()}, "pagerfsctl: error: inputs is required (see 'pagerfsctl pack --help')\n"},
+           {{"inspect", "--bogus", input},
+            "pagerfsctl: error: The following argument was not expected: --bogus (see 'pagerfsctl inspect --help')\n"}}) {
+    const auto r = ctl(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err, message);
+  }
   expect_failure(ctl({"pack", input}), 2, "--store");
   expect_failure(ctl({"pack", "-s", store(), "--chunk-size", "3K", input}), 2, "chunk size 3072");
   expect_failure(ctl({"pack", "-s", store(), "--chunk-size", "lots", input}), 2, "bad size 'lots'");
@@ -191,6 +204,13 @@ TEST_F(CliTest, BadUsageExitsTwo) {
     EXPECT_EQ(help.exit_code, 0) << sub;
     EXPECT_NE(help.out.find("Usage"), std::string::npos) << sub;
   }
+}
+
+TEST_F(CliTest, InspectOfADeviceSaysItIsNotARegularFile) {
+  const auto r = ctl({"inspect", "/dev/zero"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "pagerfsctl: error: '/dev/zero' is not a regular file\n");
+  expect_failure(ctl({"inspect", dir_.path()}), 1, "is not a regular file (a directory)");
 }
 
 TEST_F(CliTest, VerifyOfAMissingBlobIsAnIoError) {
@@ -364,6 +384,50 @@ TEST_F(CliTest, PackIntoALooseStoreWarnsOnce) {
   for (const std::string& dir : {store() + "/blobs", store() + "/blobs/sha256"}) ::chmod(dir.c_str(), 0700);
   const auto quiet = ctl({"pack", "-s", store(), dir_ / "x"});
   EXPECT_EQ(quiet.err, "");
+}
+
+TEST_F(CliTest, ListingADeepImageIsLinear) {
+  // 20,000 nested directories: each path is its parent's plus one name. A
+  // listing that rebuilt every path from the root took about a minute; one
+  // that extends the parent's path costs what it prints (400 MB here).
+  constexpr int kDepth = 20000;
+  {
+    std::vector<image::EntrySpec> specs(kDepth + 1);
+    std::string path;
+    for (int i = 0; i <= kDepth; ++i) {
+      if (i > 0) path += i == 1 ? "d" : "/d";
+      specs[i].path = path;
+      specs[i].type = image::EntryType::directory;
+      specs[i].mode = S_IFDIR | 0755;
+    }
+    auto manifest = image::encode(std::move(specs));
+    ASSERT_TRUE(manifest) << manifest.error().message();
+    auto created = Store::create(store());
+    ASSERT_TRUE(created) << created.error().message();
+    ASSERT_TRUE(created.value().write_image("deep", manifest.value()));
+  }
+
+  // Into a file: capturing 400 MB through a pipe would time the test, not pagerfsctl.
+  const std::string listing = dir_ / "listing";
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = testing::run({"sh", "-c", "exec \"$0\" images \"$1\" deep > \"$2\"",
+                               testing::binary_from_env("PAGERFSCTL"), store(), listing});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(seconds, 10.0);
+  // Every line, in order: ".", "d", "d/d", ...
+  std::ifstream in(listing);
+  std::string line, expected = ".";
+  size_t lines = 0;
+  while (std::getline(in, line)) {
+    ASSERT_TRUE(line.starts_with("dir      0755 ")) << line.substr(0, 80);
+    ASSERT_TRUE(line.ends_with(expected) && line.size() > expected.size() + 2 &&
+                line.compare(line.size() - expected.size() - 2, 2, "  ") == 0)
+        << "line " << lines << ": " << line.substr(0, 80);
+    if (lines == 0) expected = "d"; else expected += "/d";
+    ++lines;
+  }
+  EXPECT_EQ(lines, static_cast<size_t>(kDepth + 1));
 }
 
 }  // namespace
