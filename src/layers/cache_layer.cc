@@ -281,9 +281,8 @@ Result<std::shared_ptr<CachedBlob>> CacheLayer::find_or_create(const BlobExtent&
     for (const std::string& path : {map, data}) {
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::from_errno(errno, "replace '" + path + "'");
     }
-    PAGERFS_TRY(d, open_regular_file(data, O_RDWR | O_CREAT | O_EXCL, 0600));
+    if (auto d = open_regular_file(data, O_RDWR | O_CREAT | O_EXCL, 0600); !d) return d.error();
     PAGERFS_TRY(m, open_regular_file(map, O_RDWR | O_CREAT | O_EXCL, 0600));
-    (void)d;
     PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header(options_.sector_size, blob.size), 0, "'" + map + "'"));
     if (::ftruncate(m.get(), static_cast<off_t>(kMapHeaderSize + 8 * sectors)) != 0) {
       return Error::from_errno(errno, "extend '" + map + "'");

@@ -38,8 +38,7 @@ Result<void> make_dir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
     return Error::from_errno(errno, "create directory " + quoted(path));
   }
-  PAGERFS_TRY(fd, open_directory(path));
-  (void)fd;
+  if (auto dir = open_directory(path); !dir) return dir.error();
   return ok();
 }
 

@@ -11,11 +11,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
 #include "pagerfs/blob_reader.h"
+#include "pagerfs/digest.h"
 #include "pagerfs/store.h"
 #include "support/mount_fixture.h"
 #include "support/subprocess.h"
@@ -492,6 +494,100 @@ TEST_F(MountTest, ASmallCacheStaysWithinItsBudget) {
   read_all(m->blob(blobs_[1].hex));
   const auto du = testing::run({"du", "-sk", cache});
   EXPECT_LE(std::stoul(du.out), 2048u) << "KiB in the cache directory";
+}
+
+// Runs a command on mount `m` that must finish at once. A process waiting
+// for a FUSE reply cannot be killed (the kernel waits for the answer even
+// after SIGKILL), so a request the daemon never answers is ended by killing
+// the daemon after 5 s: the test fails instead of hanging the suite.
+testing::ProcessResult run_quick(MountedStore& m, const std::vector<std::string>& argv) {
+  auto result = std::async(std::launch::async, [&] { return testing::run(argv); });
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    ADD_FAILURE() << argv.front() << " " << argv.back() << " did not finish within 5 s: killing the daemon";
+    m.signal(SIGKILL);
+  }
+  return result.get();
+}
+
+// FIFOs and symlinks named like blobs, before and after mounting: each lookup
+// fails at once (a FUSE worker never blocks in open()), the rest of the mount
+// keeps serving, and SIGTERM still unmounts.
+TEST_F(MountTest, FifosAndSymlinksNamedLikeBlobsFailQuicklyAndTheDaemonStillStops) {
+  const std::string fifo_hex = Sha256::of(bytes_of(std::string("never packed"))).hex();
+  ASSERT_EQ(::mkfifo(store_blob(fifo_hex).c_str(), 0644), 0);
+  // A link, named as it should be, to a good blob file outside the store.
+  const PackedBlob& linked = add(testing::random_bytes(20000, 77), 4096);
+  const std::string elsewhere = dir_ / "elsewhere";
+  ASSERT_EQ(::rename(store_blob(linked.hex).c_str(), elsewhere.c_str()), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), store_blob(linked.hex).c_str()), 0);
+
+  auto m = mount();
+  for (const std::string& hex : {fifo_hex, linked.hex}) {
+    const auto st = run_quick(*m, {"stat", m->blob(hex)});
+    EXPECT_EQ(st.exit_code, 1) << hex << ": " << st.err;  // not 124: it did not hang
+    EXPECT_NE(st.err.find("Input/output error"), std::string::npos) << st.err;
+    const auto cat = run_quick(*m, {"cat", m->blob(hex)});
+    EXPECT_EQ(cat.exit_code, 1) << cat.err;
+    EXPECT_TRUE(cat.out.empty());
+  }
+  // Named like a blob after mounting: not found, at once.
+  const std::string late_hex = Sha256::of(bytes_of(std::string("late fifo"))).hex();
+  ASSERT_EQ(::mkfifo(store_blob(late_hex).c_str(), 0644), 0);
+  const auto late = run_quick(*m, {"stat", m->blob(late_hex)});
+  EXPECT_EQ(late.exit_code, 1) << late.err;
+  EXPECT_NE(late.err.find("No such file or directory"), std::string::npos) << late.err;
+  const auto listing = run_quick(*m, {"ls", "-l", m->path() + "/blobs/sha256"});
+  EXPECT_TRUE(listing.exit_code == 0 || listing.exit_code == 1) << "finished: " << listing.exit_code;
+  EXPECT_TRUE(read_all(m->blob(blobs_[1].hex)) == blobs_[1].content) << "the rest is served";
+  EXPECT_NE(m->log().find("is not a regular file (a FIFO)"), std::string::npos) << m->log();
+  m->signal(SIGTERM);
+  EXPECT_EQ(m->wait_exit(std::chrono::seconds(10)), 0) << m->log();
+  EXPECT_FALSE(testing::is_pagerfs_mount(m->path()));
+}
+
+// A FIFO as an image manifest, before mounting: the daemon never hangs on it.
+// It refuses the mount with one clear line, or (once bad images are skipped)
+// mounts without it; either way SIGTERM stops it.
+TEST_F(MountTest, AFifoAsAnImageNeverHangsTheDaemon) {
+  const std::string images = store_path_ + "/images";
+  ASSERT_EQ(::mkdir(images.c_str(), 0700), 0);
+  ASSERT_EQ(::mkfifo((images + "/piped").c_str(), 0644), 0);
+  std::unique_ptr<MountedStore> m;
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    m = mount();
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find("did not mount within"), std::string::npos) << what;
+    EXPECT_NE(what.find("image 'piped': '" + images + "/piped' is not a regular file (a FIFO)"), std::string::npos)
+        << what;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  if (m) {
+    const auto st = run_quick(*m, {"stat", m->path() + "/images/piped"});
+    EXPECT_EQ(st.exit_code, 1) << st.err;
+    m->signal(SIGTERM);
+    EXPECT_EQ(m->wait_exit(std::chrono::seconds(10)), 0) << m->log();
+  }
+  EXPECT_FALSE(testing::is_pagerfs_mount(dir_ / "mnt"));
+}
+
+// The same after mounting: a lookup of the late "image" fails at once, the
+// listing of images/ finishes, and SIGTERM still unmounts.
+TEST_F(MountTest, AFifoAsALateImageFailsQuicklyAndTheDaemonStillStops) {
+  auto m = mount();
+  const std::string images = store_path_ + "/images";
+  ASSERT_EQ(::mkdir(images.c_str(), 0700), 0);
+  ASSERT_EQ(::mkfifo((images + "/late").c_str(), 0644), 0);
+  const auto st = run_quick(*m, {"stat", m->path() + "/images/late"});
+  EXPECT_EQ(st.exit_code, 1) << st.err;
+  EXPECT_NE(st.err.find("Input/output error"), std::string::npos) << st.err;
+  const auto listing = run_quick(*m, {"ls", m->path() + "/images"});
+  EXPECT_EQ(listing.exit_code, 0) << listing.err;
+  EXPECT_EQ(listing.out, "");
+  EXPECT_NE(m->log().find("is not a regular file (a FIFO)"), std::string::npos) << m->log();
+  m->signal(SIGTERM);
+  EXPECT_EQ(m->wait_exit(std::chrono::seconds(10)), 0) << m->log();
 }
 
 TEST_F(MountTest, WorksThroughMountDashT) {

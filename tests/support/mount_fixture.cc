@@ -62,6 +62,12 @@ MountedStore::MountedStore(const std::string& store, const std::string& mountpoi
       throw std::runtime_error("pagerfs exited before mounting:\n" + log());
     }
     if (std::chrono::steady_clock::now() > deadline) {
+      // A daemon stuck before mounting (e.g. in an open() that blocks) is
+      // stopped here: the destructor does not run for a throwing constructor.
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+      if (is_pagerfs_mount(mountpoint_)) run({"fusermount3", "-u", "-z", mountpoint_});
       throw std::runtime_error("pagerfs did not mount within 10 s:\n" + log());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
