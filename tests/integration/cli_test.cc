@@ -209,7 +209,7 @@ TEST_F(CliTest, BadUsageExitsTwo) {
 TEST_F(CliTest, InspectOfADeviceSaysItIsNotARegularFile) {
   const auto r = ctl({"inspect", "/dev/zero"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "pagerfsctl: error: '/dev/zero' is not a regular file\n");
+  EXPECT_EQ(r.err, "pagerfsctl: error: '/dev/zero' is not a regular file (a character device)\n");
   expect_failure(ctl({"inspect", dir_.path()}), 1, "is not a regular file (a directory)");
 }
 
