@@ -93,8 +93,8 @@ struct ControlServer::Impl {
       Result<std::string> answer = Error(errc::invalid_argument, "internal error");
       try {
         answer = server_.handler(line);
-      } catch (const std::exception& e) {
-        answer = Error(errc::invalid_argument, e.what());
+      } catch (...) {
+        answer = current_exception_error();
       }
       reply_ = control::encode_answer(answer);
       // The command may have run long: the answer gets a fresh deadline.
@@ -288,7 +288,17 @@ void ControlServer::start(Handler handler, std::shared_ptr<spdlog::logger> log) 
   impl_->acceptor = std::make_unique<stream_protocol::acceptor>(impl_->io);
   impl_->acceptor->assign(stream_protocol(), impl_->listen_fd.release());
   impl_->accept();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    // A handler that throws (out of memory) costs that connection, not the
+    // daemon: run() is resumed after it.
+    for (;;) {
+      try {
+        impl_->io.run();
+        return;
+      } catch (...) {
+      }
+    }
+  });
 }
 
 void ControlServer::unpublish() {

@@ -202,6 +202,12 @@ std::vector<ChunkResult> Pager::Impl::ensure_chunks(const PagedBlob& blob, range
     fetch_and_decode(blob, span.first + i, std::span(owned).subspan(i, j - i));
     i = j;
   }
+  // Every task is waited for before anything here can throw (copying a
+  // result allocates): pool tasks use `blob`, which the caller may free as
+  // soon as this returns.
+  for (uint64_t i = 0; i < span.count(); ++i) {
+    if (waits[i].valid()) waits[i].wait();
+  }
   for (uint64_t i = 0; i < span.count(); ++i) {
     if (waits[i].valid()) results[i] = waits[i].get();
   }
