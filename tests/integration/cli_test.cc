@@ -296,27 +296,6 @@ TEST_F(CliTest, ASymlinkNamedLikeABlobIsRefused) {
   EXPECT_EQ(ctl_quick({"inspect", mine}).exit_code, 0);
 }
 
-// The unprivileged user the permission tests run commands as, created once.
-std::string test_user() {
-  static const std::string name = [] {
-    const std::string user = "pagerfs-test-store";
-    if (testing::run({"id", "-u", user}).exit_code != 0) {
-      const auto added = testing::run({"useradd", "-M", "-r", "-s", "/usr/sbin/nologin", user});
-      if (added.exit_code != 0 && testing::run({"id", "-u", user}).exit_code != 0) {
-        throw std::runtime_error("useradd " + user + ": " + added.err);
-      }
-    }
-    return user;
-  }();
-  return name;
-}
-
-testing::ProcessResult as_user(std::vector<std::string> argv) {
-  const std::string user = test_user();
-  argv.insert(argv.begin(), {"setpriv", "--reuid=" + user, "--regid=" + user, "--clear-groups"});
-  return testing::run(argv);
-}
-
 // A 0600 file packed into an image (an /etc/shadow of a root file system)
 // cannot be read from the store on disk by another user: not its blob, not
 // the manifest that lists it, not through pagerfsctl.
@@ -328,7 +307,7 @@ TEST_F(CliTest, APrivateFilePackedIntoAnImageStaysPrivateOnDisk) {
   const std::string probe = dir_ / "probe";
   testing::write_file(probe, "public");
   ASSERT_EQ(::chmod(probe.c_str(), 0644), 0);
-  ASSERT_EQ(as_user({"cat", probe}).out, "public") << "the user reaches the test directory";
+  ASSERT_EQ(testing::run_as_test_user({"cat", probe}).out, "public") << "the user reaches the test directory";
 
   const std::string tree = dir_ / "rootfs";
   std::filesystem::create_directories(tree + "/etc");
@@ -343,14 +322,14 @@ TEST_F(CliTest, APrivateFilePackedIntoAnImageStaysPrivateOnDisk) {
   ASSERT_NE(testing::read_file(blob).find("very-secret"), std::string::npos) << "a small blob holds it as is";
 
   for (const std::string& path : {blob, manifest}) {
-    const auto r = as_user({"cat", path});
+    const auto r = testing::run_as_test_user({"cat", path});
     EXPECT_NE(r.exit_code, 0) << path;
     EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << path << ": " << r.err;
     EXPECT_EQ(r.out.find("very-secret"), std::string::npos);
   }
-  const auto listed = as_user({"ls", store() + "/blobs/sha256"});
+  const auto listed = testing::run_as_test_user({"ls", store() + "/blobs/sha256"});
   EXPECT_NE(listed.exit_code, 0) << "not even the digests are listed: " << listed.out;
-  const auto through_ctl = as_user({testing::binary_from_env("PAGERFSCTL"), "cat", blob});
+  const auto through_ctl = testing::run_as_test_user({testing::binary_from_env("PAGERFSCTL"), "cat", blob});
   EXPECT_EQ(through_ctl.exit_code, 1);
   EXPECT_NE(through_ctl.err.find("Permission denied"), std::string::npos) << through_ctl.err;
   EXPECT_EQ(through_ctl.out.find("very-secret"), std::string::npos);
@@ -359,7 +338,7 @@ TEST_F(CliTest, APrivateFilePackedIntoAnImageStaysPrivateOnDisk) {
   // the same user reads the secret.
   for (const std::string& dir : {store() + "/blobs", store() + "/blobs/sha256"}) ::chmod(dir.c_str(), 0755);
   ::chmod(blob.c_str(), 0444);
-  EXPECT_NE(as_user({"cat", blob}).out.find("very-secret"), std::string::npos) << "a small blob holds it as is";
+  EXPECT_NE(testing::run_as_test_user({"cat", blob}).out.find("very-secret"), std::string::npos) << "a small blob holds it as is";
 }
 
 // Packing into an existing store that others may enter (a store of an older

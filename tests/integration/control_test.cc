@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,23 +33,8 @@ using testing::TempDir;
 
 std::string pagerfsctl() { return testing::binary_from_env("PAGERFSCTL"); }
 
-struct TestUser {
-  uid_t uid = 0;
-  gid_t gid = 0;
-  // argv prefix that runs a command as this user, without root's groups.
-  std::vector<std::string> as() const {
-    return {"setpriv", "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(gid), "--clear-groups"};
-  }
-};
-
-// An unprivileged user of our own, created on first use.
-TestUser test_user() {
-  const char* name = "pagerfs-test-ctl";
-  if (::getpwnam(name) == nullptr) testing::run({"useradd", "-M", "-r", "-s", "/usr/sbin/nologin", name});
-  const passwd* pw = ::getpwnam(name);
-  if (pw == nullptr) throw std::runtime_error("cannot create user pagerfs-test-ctl");
-  return {pw->pw_uid, pw->pw_gid};
-}
+using testing::TestUser;
+using testing::test_user;
 
 sockaddr_un socket_address(const std::string& path) {
   sockaddr_un addr{};
@@ -147,7 +131,7 @@ class ControlTest : public ::testing::Test {
 };
 
 TEST_F(ControlTest, AnotherUserIsRefusedEvenIfTheSocketIsWorldWritable) {
-  const TestUser user = test_user();
+  const TestUser& user = test_user();
   const std::string ctl_dir = dir_ / "ctl";
   ASSERT_EQ(::mkdir(ctl_dir.c_str(), 0711), 0);
   const std::string socket = ctl_dir + "/c.sock";
@@ -277,7 +261,7 @@ TEST_F(ControlTest, TheControlPathNeverReplacesAnythingButAStaleSocketOfOurs) {
             std::string::npos);
 
   // A socket of another user's is not ours to replace, stale or not.
-  const TestUser user = test_user();
+  const TestUser& user = test_user();
   const std::string foreign = ctl_dir + "/foreign.sock";
   {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -373,7 +357,7 @@ TEST(ControlClient, TheMountTableMustShowAPagerfsMountAndItsOwner) {
 
 TEST(ControlClient, RefusesASocketOfAnotherUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (creates a user)";
-  const TestUser user = test_user();
+  const TestUser& user = test_user();
   TempDir dir;
   ::chmod(dir.path().c_str(), 0711);
   const std::string user_dir = dir / "user";

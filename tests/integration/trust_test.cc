@@ -6,7 +6,6 @@
 // the daemon's own connection.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -34,8 +33,6 @@ using testing::MountedStore;
 using testing::ProcessResult;
 using testing::TempDir;
 
-constexpr const char* kUser = "pagerfs-test";
-
 ProcessResult pagerfsctl(std::vector<std::string> args) {
   args.insert(args.begin(), testing::binary_from_env("PAGERFSCTL"));
   return testing::run(args);
@@ -55,24 +52,7 @@ std::string mount_options(const std::string& path) {
   return found;
 }
 
-// Runs argv as the unprivileged test user, created if missing.
-ProcessResult run_as_user(std::vector<std::string> argv) {
-  struct passwd* pw = ::getpwnam(kUser);
-  if (pw == nullptr) {
-    testing::run({"useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", kUser});
-    pw = ::getpwnam(kUser);
-  }
-  if (pw == nullptr) throw std::runtime_error(std::string("cannot create user ") + kUser);
-  std::vector<std::string> full = {"setpriv", "--reuid=" + std::to_string(pw->pw_uid),
-                                   "--regid=" + std::to_string(pw->pw_gid), "--clear-groups", "--"};
-  full.insert(full.end(), argv.begin(), argv.end());
-  return testing::run(full);
-}
-
-uid_t test_uid() {
-  run_as_user({"true"});
-  return ::getpwnam(kUser)->pw_uid;
-}
+uid_t test_uid() { return testing::test_user().uid; }
 
 // Unmounts `path` whatever happens; the daemon mount(8) started exits by
 // itself once unmounted.
@@ -131,7 +111,7 @@ class TrustTest : public ::testing::Test {
 
   // What the setuid copy of id(1) says, run by the test user.
   static std::string effective_uid_through(const std::string& mnt) {
-    const ProcessResult r = run_as_user({mnt + "/images/root/bin/id", "-u"});
+    const ProcessResult r = testing::run_as_test_user({mnt + "/images/root/bin/id", "-u"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.out;
   }
@@ -204,7 +184,7 @@ TEST_F(TrustTest, TrustOptionsNeedRoot) {
   const std::string mnt = mountpoint("user");
   ::chown(mnt.c_str(), test_uid(), 0);
   const ProcessResult r =
-      run_as_user({testing::binary_from_env("PAGERFS"), store_, mnt, "-o", "trust_suid"});
+      testing::run_as_test_user({testing::binary_from_env("PAGERFS"), store_, mnt, "-o", "trust_suid"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("trust_suid needs root"), std::string::npos) << r.err;
   EXPECT_FALSE(testing::is_pagerfs_mount(mnt));
@@ -215,20 +195,20 @@ TEST_F(TrustTest, AnotherUserReadsImagesByTheirModesAndNeverTheBlobView) {
   const std::string root = m.path() + "/images/root";
   const std::string secret_blob = m.path() + "/blobs/sha256/" + Sha256::of(bytes_of(std::string(kSecret))).hex();
   EXPECT_EQ(testing::read_file(secret_blob), kSecret) << "the owner (root) reads the blob view";
-  const ProcessResult motd = run_as_user({"cat", root + "/motd"});
+  const ProcessResult motd = testing::run_as_test_user({"cat", root + "/motd"});
   EXPECT_EQ(motd.exit_code, 0) << motd.err;
   EXPECT_EQ(motd.out, "public\n");
   for (const std::string& path : {root + "/shadow", secret_blob}) {
-    const ProcessResult r = run_as_user({"cat", path});
+    const ProcessResult r = testing::run_as_test_user({"cat", path});
     EXPECT_NE(r.exit_code, 0) << path;
     EXPECT_EQ(r.out, "") << path;
     EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << path << ": " << r.err;
   }
-  const ProcessResult ls = run_as_user({"ls", m.path() + "/blobs/sha256"});
+  const ProcessResult ls = testing::run_as_test_user({"ls", m.path() + "/blobs/sha256"});
   EXPECT_NE(ls.exit_code, 0);
   EXPECT_EQ(ls.out, "");
   // Nor through pagerfsctl, which reads the store as the user it runs as.
-  const ProcessResult cat = run_as_user({testing::binary_from_env("PAGERFSCTL"), "cat", store_,
+  const ProcessResult cat = testing::run_as_test_user({testing::binary_from_env("PAGERFSCTL"), "cat", store_,
                                          Sha256::of(bytes_of(std::string(kSecret))).hex()});
   EXPECT_NE(cat.exit_code, 0);
   EXPECT_EQ(cat.out.find("secret-hash"), std::string::npos);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,6 +103,27 @@ ProcessResult run(const std::vector<std::string>& argv, const std::string& input
     result.exit_code = WEXITSTATUS(status);
   }
   return result;
+}
+
+std::vector<std::string> TestUser::as() const {
+  return {"setpriv", "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(gid), "--clear-groups", "--"};
+}
+
+const TestUser& test_user() {
+  static const TestUser user = [] {
+    constexpr const char* kName = "pagerfs-test";
+    if (::getpwnam(kName) == nullptr) run({"useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", kName});
+    const passwd* pw = ::getpwnam(kName);  // another test may have created it meanwhile
+    if (pw == nullptr) throw std::runtime_error(std::string("cannot create the test user ") + kName);
+    return TestUser{pw->pw_uid, pw->pw_gid};
+  }();
+  return user;
+}
+
+ProcessResult run_as_test_user(std::vector<std::string> argv, const std::string& input) {
+  std::vector<std::string> full = test_user().as();
+  full.insert(full.end(), argv.begin(), argv.end());
+  return run(full, input);
 }
 
 std::string binary_from_env(const char* var) {

@@ -3,6 +3,8 @@
 // Thread safety: run() may be called from several threads at once.
 #pragma once
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +26,18 @@ ProcessResult run(const std::vector<std::string>& argv, const std::string& input
 // The path of a binary under test, from the environment variable `var` that
 // meson sets for every test (e.g. PAGERFSCTL).
 std::string binary_from_env(const char* var);
+
+// The unprivileged user ("pagerfs-test") that permission tests run commands
+// as; created on first use (root only). Throws if it cannot be had.
+struct TestUser {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  // The argv prefix that runs a command as this user, without root's groups.
+  std::vector<std::string> as() const;
+};
+const TestUser& test_user();
+// run() as test_user().
+ProcessResult run_as_test_user(std::vector<std::string> argv, const std::string& input = "");
 
 // A fresh directory under $TMPDIR, removed (recursively) on destruction.
 class TempDir {
