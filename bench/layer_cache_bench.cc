@@ -11,11 +11,11 @@
 #include <filesystem>
 #include <vector>
 
-#include "pagerfs/cache_layer.h"
-#include "pagerfs/fault_layer.h"
-#include "pagerfs/layer_stack.h"
-#include "pagerfs/local_layer.h"
-#include "pagerfs/units.h"
+#include "pagerfs/layers/cache_layer.h"
+#include "layers/fault_layer.h"
+#include "pagerfs/layers/layer_stack.h"
+#include "pagerfs/layers/local_layer.h"
+#include "pagerfs/util/units.h"
 
 using namespace pagerfs;
 

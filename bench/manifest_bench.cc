@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/store/image_manifest.h"
 
 using namespace pagerfs;
 

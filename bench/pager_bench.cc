@@ -9,10 +9,10 @@
 #include <fstream>
 #include <random>
 
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/chunk_codec.h"
-#include "pagerfs/memory_layer.h"
-#include "pagerfs/pager.h"
+#include "pagerfs/format/blob_writer.h"
+#include "pagerfs/format/chunk_codec.h"
+#include "pagerfs/layers/memory_layer.h"
+#include "pagerfs/pager/pager.h"
 
 using namespace pagerfs;
 

@@ -15,8 +15,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "pagerfs/control.h"
-#include "pagerfs/digest.h"
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/digest.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs::control {

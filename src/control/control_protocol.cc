@@ -1,10 +1,10 @@
 // The control protocol's messages: one JSON object per line each way
-// (see include/pagerfs/control.h). JSON escapes newlines, so a line is a
+// (see include/pagerfs/control/control.h). JSON escapes newlines, so a line is a
 // whole message whatever bytes a path holds.
 #include <nlohmann/json.hpp>
 
-#include "pagerfs/control.h"
-#include "pagerfs/units.h"
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/units.h"
 
 namespace pagerfs::control {
 namespace {

@@ -18,7 +18,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
-#include "pagerfs/control.h"
+#include "pagerfs/control/control.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {

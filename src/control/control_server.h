@@ -6,7 +6,7 @@
 // send one request line of at most kMaxRequest bytes; at most kMaxSessions
 // are open at once: a new one closes the oldest that is still silent, so
 // idle connections never pile up (fds) nor lock out a real client. The
-// protocol itself is in include/pagerfs/control.h.
+// protocol itself is in include/pagerfs/control/control.h.
 //
 // bind() happens before daemonizing, so a bad path is reported on the
 // terminal; start() runs the I/O thread after daemonizing, so the thread
@@ -26,7 +26,7 @@
 #include <mutex>
 #include <string>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 namespace spdlog {
 class logger;

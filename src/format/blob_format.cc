@@ -1,4 +1,4 @@
-#include "pagerfs/blob_format.h"
+#include "pagerfs/format/blob_format.h"
 
 #include <xxhash.h>
 #include <zstd.h>

@@ -1,9 +1,9 @@
-#include "pagerfs/blob_reader.h"
+#include "pagerfs/format/blob_reader.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "pagerfs/chunk_codec.h"
+#include "pagerfs/format/chunk_codec.h"
 
 namespace pagerfs {
 

@@ -1,4 +1,4 @@
-#include "pagerfs/blob_writer.h"
+#include "pagerfs/format/blob_writer.h"
 
 #include <zstd.h>
 
@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "pagerfs/digest.h"
+#include "pagerfs/util/digest.h"
 #include "util/ordered_pipeline.h"
 
 namespace pagerfs {

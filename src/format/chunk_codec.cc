@@ -1,4 +1,4 @@
-#include "pagerfs/chunk_codec.h"
+#include "pagerfs/format/chunk_codec.h"
 
 #include <zstd.h>
 

@@ -1,4 +1,4 @@
-#include "pagerfs/chunk_stream.h"
+#include "pagerfs/format/chunk_stream.h"
 
 #include <boost/asio/thread_pool.hpp>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "pagerfs/daemon.h"
+#include "fuse/daemon.h"
 
 #include <fuse_lowlevel.h>
 #include <malloc.h>
@@ -28,11 +28,11 @@
 #include "control/control_server.h"
 #include "fuse/filesystem.h"
 #include "fuse/fuse_ops.h"
-#include "pagerfs/cache_layer.h"
-#include "pagerfs/control.h"
-#include "pagerfs/local_layer.h"
-#include "pagerfs/memory_layer.h"
-#include "pagerfs/units.h"
+#include "pagerfs/layers/cache_layer.h"
+#include "pagerfs/control/control.h"
+#include "pagerfs/layers/local_layer.h"
+#include "pagerfs/layers/memory_layer.h"
+#include "pagerfs/util/units.h"
 #include "util/fault_injection.h"
 
 extern char** environ;
@@ -317,7 +317,7 @@ bool abort_connection(dev_t dev, spdlog::logger& log) {
   return static_cast<bool>(abort);
 }
 
-// One control request (a JSON line, see pagerfs/control.h); the answer's body.
+// One control request (a JSON line, see pagerfs/control/control.h); the answer's body.
 Result<std::string> handle_command(Filesystem& fs, const ControlServer& server, const std::string& line) {
   PAGERFS_TRY(request, control::parse_request(line));
   const std::string& command = request.command;

@@ -9,7 +9,7 @@
 #include <cfloat>
 #include <cstring>
 
-#include "pagerfs/blob_format.h"
+#include "pagerfs/format/blob_format.h"
 
 namespace pagerfs {
 namespace {

@@ -28,9 +28,9 @@
 #include "fuse/mount_view.h"
 #include "fuse/page_cache_supplier.h"
 #include "fuse/reply_guard.h"
-#include "pagerfs/layer_stack.h"
-#include "pagerfs/pager.h"
-#include "pagerfs/store.h"
+#include "pagerfs/layers/layer_stack.h"
+#include "pagerfs/pager/pager.h"
+#include "pagerfs/store/store.h"
 #include "util/rate_limiter.h"
 
 namespace spdlog {

@@ -36,8 +36,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/store/image_manifest.h"
 
 namespace pagerfs {
 

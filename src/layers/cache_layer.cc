@@ -1,4 +1,4 @@
-#include "pagerfs/cache_layer.h"
+#include "pagerfs/layers/cache_layer.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "pagerfs/fault_layer.h"
+#include "layers/fault_layer.h"
 
 #include <chrono>
 #include <new>

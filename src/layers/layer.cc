@@ -1,4 +1,4 @@
-#include "pagerfs/layer.h"
+#include "pagerfs/layers/layer.h"
 
 namespace pagerfs {
 

@@ -1,4 +1,4 @@
-#include "pagerfs/layer_stack.h"
+#include "pagerfs/layers/layer_stack.h"
 
 #include <spdlog/spdlog.h>
 

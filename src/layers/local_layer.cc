@@ -1,4 +1,4 @@
-#include "pagerfs/local_layer.h"
+#include "pagerfs/layers/local_layer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "pagerfs/memory_layer.h"
+#include "pagerfs/layers/memory_layer.h"
 
 #include <cstring>
 #include <list>

@@ -1,4 +1,4 @@
-#include "pagerfs/sector_marker.h"
+#include "pagerfs/layers/sector_marker.h"
 
 #include <cassert>
 

@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pagerfs/digest.h"
+#include "pagerfs/util/digest.h"
 
 namespace pagerfs {
 

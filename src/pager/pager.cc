@@ -1,4 +1,4 @@
-#include "pagerfs/pager.h"
+#include "pagerfs/pager/pager.h"
 
 #include <spdlog/spdlog.h>
 
@@ -15,7 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "pagerfs/chunk_codec.h"
+#include "pagerfs/format/chunk_codec.h"
 #include "pager/chunk_cache.h"
 #include "util/fault_injection.h"
 #include "util/rate_limiter.h"

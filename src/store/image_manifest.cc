@@ -1,4 +1,4 @@
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/store/image_manifest.h"
 
 #include <sys/stat.h>
 #include <xxhash.h>

@@ -1,4 +1,4 @@
-#include "pagerfs/image_packer.h"
+#include "pagerfs/store/image_packer.h"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -12,7 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "pagerfs/digest.h"
+#include "pagerfs/util/digest.h"
 #include "store/tree_scan.h"
 
 namespace pagerfs {

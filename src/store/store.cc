@@ -1,4 +1,4 @@
-#include "pagerfs/store.h"
+#include "pagerfs/store/store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "pagerfs/blob_reader.h"
+#include "pagerfs/format/blob_reader.h"
 #include "util/posix_io.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "pagerfs/error.h"
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/store/image_manifest.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {

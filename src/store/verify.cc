@@ -1,7 +1,7 @@
-#include "pagerfs/verify.h"
+#include "pagerfs/store/verify.h"
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/chunk_stream.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/format/chunk_stream.h"
 
 namespace pagerfs {
 

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "pagerfs/daemon.h"
+#include "fuse/daemon.h"
 
 int main(int argc, char** argv) {
   try {

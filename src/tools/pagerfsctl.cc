@@ -20,15 +20,15 @@
 #include <utility>
 #include <vector>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/chunk_stream.h"
-#include "pagerfs/control.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/image_manifest.h"
-#include "pagerfs/image_packer.h"
-#include "pagerfs/store.h"
-#include "pagerfs/units.h"
-#include "pagerfs/verify.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/format/chunk_stream.h"
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/store/image_manifest.h"
+#include "pagerfs/store/image_packer.h"
+#include "pagerfs/store/store.h"
+#include "pagerfs/util/units.h"
+#include "pagerfs/store/verify.h"
 
 namespace pagerfs {
 namespace {

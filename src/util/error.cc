@@ -1,4 +1,4 @@
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 #include <cerrno>
 #include <cstring>

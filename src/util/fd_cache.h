@@ -13,7 +13,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {

@@ -1,4 +1,4 @@
-#include "pagerfs/file.h"
+#include "pagerfs/util/file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "pagerfs/latency_histogram.h"
+#include "pagerfs/util/latency_histogram.h"
 
 #include <bit>
 

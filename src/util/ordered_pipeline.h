@@ -16,7 +16,7 @@
 #include <memory>
 #include <utility>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 

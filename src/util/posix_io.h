@@ -10,7 +10,7 @@
 #include <span>
 #include <string>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 

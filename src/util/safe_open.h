@@ -20,8 +20,8 @@
 #include <memory>
 #include <string>
 
-#include "pagerfs/error.h"
-#include "pagerfs/file.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/file.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {

@@ -1,4 +1,4 @@
-#include "pagerfs/units.h"
+#include "pagerfs/util/units.h"
 
 #include <cctype>
 #include <charconv>

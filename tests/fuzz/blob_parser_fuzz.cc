@@ -20,10 +20,10 @@
 #include <span>
 #include <vector>
 
-#include "pagerfs/blob_format.h"
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/chunk_codec.h"
-#include "pagerfs/file.h"
+#include "pagerfs/format/blob_format.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/format/chunk_codec.h"
+#include "pagerfs/util/file.h"
 
 namespace {
 

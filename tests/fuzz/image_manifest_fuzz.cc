@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/store/image_manifest.h"
 
 namespace {
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "pagerfs/control.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/units.h"
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/units.h"
 
 namespace {
 

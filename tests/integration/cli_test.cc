@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/file.h"
-#include "pagerfs/image_manifest.h"
-#include "pagerfs/store.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/file.h"
+#include "pagerfs/store/image_manifest.h"
+#include "pagerfs/store/store.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"
 

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "pagerfs/control.h"
+#include "pagerfs/control/control.h"
 #include "support/mount_fixture.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"

@@ -17,8 +17,8 @@
 #include <memory>
 #include <sstream>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/file.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/file.h"
 #include "support/mount_fixture.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"

@@ -16,9 +16,9 @@
 #include <random>
 #include <thread>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/store.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/store/store.h"
 #include "support/mount_fixture.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"

@@ -21,8 +21,8 @@
 #include <sstream>
 #include <thread>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/file.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/file.h"
 #include "support/mount_fixture.h"
 #include "support/subprocess.h"
 

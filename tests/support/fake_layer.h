@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pagerfs/layer.h"
+#include "pagerfs/layers/layer.h"
 
 namespace pagerfs::testing {
 

@@ -7,10 +7,10 @@
 #include <set>
 #include <thread>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/chunk_stream.h"
-#include "pagerfs/digest.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/format/blob_writer.h"
+#include "pagerfs/format/chunk_stream.h"
+#include "pagerfs/util/digest.h"
 #include "support/test_data.h"
 
 namespace pagerfs {

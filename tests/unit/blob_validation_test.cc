@@ -7,8 +7,8 @@
 #include <functional>
 #include <limits>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/blob_writer.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/format/blob_writer.h"
 #include "support/test_data.h"
 #include "util/endian.h"
 

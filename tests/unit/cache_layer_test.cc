@@ -1,4 +1,4 @@
-#include "pagerfs/cache_layer.h"
+#include "pagerfs/layers/cache_layer.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,10 +11,10 @@
 #include <random>
 #include <thread>
 
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/fault_layer.h"
-#include "pagerfs/layer_stack.h"
-#include "pagerfs/pager.h"
+#include "pagerfs/format/blob_writer.h"
+#include "layers/fault_layer.h"
+#include "pagerfs/layers/layer_stack.h"
+#include "pagerfs/pager/pager.h"
 #include "support/fake_layer.h"
 #include "support/returns_quickly.h"
 #include "support/subprocess.h"

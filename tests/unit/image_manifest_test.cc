@@ -1,7 +1,7 @@
 // Image manifest v1: encode/parse round trips, the breadth-first layout and
 // its lookups, every encode error, and every parse check, reached by
 // re-sealing the checksums after damaging one field on purpose.
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/store/image_manifest.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
 // pack_image() against a tree that changes under it: swapped files are
 // refused, changed files never leave a manifest naming a blob the store lacks,
 // and special files are recorded without being opened.
-#include "pagerfs/image_packer.h"
+#include "pagerfs/store/image_packer.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -13,9 +13,9 @@
 #include <cstring>
 #include <filesystem>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/store.h"
-#include "pagerfs/verify.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/store/store.h"
+#include "pagerfs/store/verify.h"
 #include "support/subprocess.h"
 
 namespace pagerfs {

@@ -1,11 +1,11 @@
-#include "pagerfs/layer_stack.h"
+#include "pagerfs/layers/layer_stack.h"
 
 #include <gtest/gtest.h>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/fault_layer.h"
-#include "pagerfs/memory_layer.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/format/blob_writer.h"
+#include "layers/fault_layer.h"
+#include "pagerfs/layers/memory_layer.h"
 #include "support/fake_layer.h"
 #include "support/test_data.h"
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "pagerfs/file.h"
+#include "pagerfs/util/file.h"
 
 namespace pagerfs {
 namespace {

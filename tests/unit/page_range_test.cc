@@ -1,4 +1,4 @@
-#include "pagerfs/page_range.h"
+#include "pagerfs/pager/page_range.h"
 
 #include <gtest/gtest.h>
 

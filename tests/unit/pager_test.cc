@@ -1,4 +1,4 @@
-#include "pagerfs/pager.h"
+#include "pagerfs/pager/pager.h"
 
 #include <gtest/gtest.h>
 
@@ -8,8 +8,8 @@
 #include <random>
 #include <thread>
 
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/fault_layer.h"
+#include "pagerfs/format/blob_writer.h"
+#include "layers/fault_layer.h"
 #include "support/fake_layer.h"
 #include "support/test_data.h"
 #include "util/fault_injection.h"

@@ -1,4 +1,4 @@
-#include "pagerfs/store.h"
+#include "pagerfs/store/store.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -9,8 +9,8 @@
 
 #include <limits>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/verify.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/store/verify.h"
 #include "support/returns_quickly.h"
 #include "support/subprocess.h"
 #include "support/test_data.h"

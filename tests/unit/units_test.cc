@@ -1,11 +1,11 @@
-#include "pagerfs/units.h"
+#include "pagerfs/util/units.h"
 
 #include <gtest/gtest.h>
 
-#include "pagerfs/control.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
-#include "pagerfs/file.h"
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/file.h"
 
 namespace pagerfs {
 namespace {

@@ -1,4 +1,4 @@
-#include "pagerfs/digest.h"
+#include "pagerfs/util/digest.h"
 
 #include <openssl/evp.h>
 

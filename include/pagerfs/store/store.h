@@ -3,7 +3,7 @@
 //   STORE/blobs/sha256/<64 lowercase hex>   one blob, named by the SHA-256 of
 //                                           its decompressed content
 //   STORE/images/<name>                     one image manifest (optional; see
-//                                           pagerfs/image_manifest.h)
+//                                           pagerfs/store/image_manifest.h)
 //
 // Blobs are immutable once written. They are written under a temporary name
 // in the same directory, fsync'd, and rename()d into place, so a crash never
@@ -27,12 +27,12 @@
 #include <string_view>
 #include <vector>
 
-#include "pagerfs/blob_format.h"
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
-#include "pagerfs/file.h"
-#include "pagerfs/image_manifest.h"
+#include "pagerfs/format/blob_format.h"
+#include "pagerfs/format/blob_writer.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/file.h"
+#include "pagerfs/store/image_manifest.h"
 
 namespace pagerfs {
 

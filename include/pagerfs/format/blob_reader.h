@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "pagerfs/blob_format.h"
-#include "pagerfs/error.h"
-#include "pagerfs/file.h"
+#include "pagerfs/format/blob_format.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/file.h"
 
 namespace pagerfs {
 

@@ -8,8 +8,8 @@
 #include <functional>
 #include <span>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/error.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 

@@ -19,8 +19,8 @@
 #include <span>
 #include <vector>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs::format {
 

@@ -21,10 +21,10 @@
 #include <span>
 #include <string_view>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
-#include "pagerfs/latency_histogram.h"
-#include "pagerfs/sector_marker.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/latency_histogram.h"
+#include "pagerfs/layers/sector_marker.h"
 
 namespace pagerfs {
 

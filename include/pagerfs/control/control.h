@@ -37,7 +37,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs::control {
 

@@ -9,8 +9,8 @@
 #include <span>
 #include <vector>
 
-#include "pagerfs/blob_format.h"
-#include "pagerfs/error.h"
+#include "pagerfs/format/blob_format.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 

@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "pagerfs/layer.h"
-#include "pagerfs/store.h"
+#include "pagerfs/layers/layer.h"
+#include "pagerfs/store/store.h"
 
 namespace pagerfs {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "pagerfs/layer.h"
+#include "pagerfs/layers/layer.h"
 
 namespace pagerfs {
 

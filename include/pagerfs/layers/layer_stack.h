@@ -25,9 +25,9 @@
 #include <span>
 #include <vector>
 
-#include "pagerfs/error.h"
-#include "pagerfs/file.h"
-#include "pagerfs/layer.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/file.h"
+#include "pagerfs/layers/layer.h"
 
 namespace spdlog {
 class logger;

@@ -13,10 +13,10 @@
 #include <cstdint>
 #include <functional>
 
-#include "pagerfs/blob_format.h"
-#include "pagerfs/chunk_codec.h"
-#include "pagerfs/error.h"
-#include "pagerfs/file.h"
+#include "pagerfs/format/blob_format.h"
+#include "pagerfs/format/chunk_codec.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/file.h"
 
 namespace pagerfs {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 

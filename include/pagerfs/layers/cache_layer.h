@@ -23,8 +23,8 @@
 #include <memory>
 #include <string>
 
-#include "pagerfs/error.h"
-#include "pagerfs/layer.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/layers/layer.h"
 
 namespace spdlog {
 class logger;

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "pagerfs/layer.h"
+#include "pagerfs/layers/layer.h"
 
 namespace pagerfs {
 

@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 
-#include "pagerfs/blob_format.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
+#include "pagerfs/format/blob_format.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 

@@ -35,12 +35,12 @@
 #include <string>
 #include <vector>
 
-#include "pagerfs/blob_reader.h"
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
-#include "pagerfs/latency_histogram.h"
-#include "pagerfs/layer_stack.h"
-#include "pagerfs/page_range.h"
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/util/latency_histogram.h"
+#include "pagerfs/layers/layer_stack.h"
+#include "pagerfs/pager/page_range.h"
 
 namespace spdlog {
 class logger;

@@ -32,8 +32,8 @@
 #include <string_view>
 #include <vector>
 
-#include "pagerfs/digest.h"
-#include "pagerfs/error.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs::image {
 

@@ -23,9 +23,9 @@
 #include <functional>
 #include <string>
 
-#include "pagerfs/blob_writer.h"
-#include "pagerfs/error.h"
-#include "pagerfs/store.h"
+#include "pagerfs/format/blob_writer.h"
+#include "pagerfs/util/error.h"
+#include "pagerfs/store/store.h"
 
 namespace pagerfs {
 

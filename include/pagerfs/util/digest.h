@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "pagerfs/error.h"
+#include "pagerfs/util/error.h"
 
 namespace pagerfs {
 
