@@ -125,7 +125,7 @@ TEST(LruCache, EraseReleasesTheCost) {
 TEST(LruCache, EvictOldestAndClear) {
   LruCache<std::string, int> lru;  // unbounded: the user evicts
   Recorder r;
-  EXPECT_EQ(lru.capacity(), LruCache<std::string, int>::kUnbounded);
+  EXPECT_EQ(lru.capacity(), (LruCache<std::string, int>::kUnbounded));
   lru.insert("a", 1, 7);
   lru.insert("b", 2, 8);
   EXPECT_TRUE(lru.evict_oldest(r.callback()));
