@@ -302,7 +302,7 @@ void ControlServer::start(Handler handler, std::shared_ptr<spdlog::logger> log) 
 }
 
 void ControlServer::unpublish() {
-  std::lock_guard lock(path_mu_);
+  MutexLock lock(path_mu_);
   struct stat st {};
   // Never another daemon's socket that took the path since.
   if (!path_.empty() && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) {

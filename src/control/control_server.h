@@ -23,10 +23,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "pagerfs/util/error.h"
+#include "util/mutex.h"
 
 namespace spdlog {
 class logger;
@@ -63,15 +63,15 @@ class ControlServer {
   // Removes the socket file now (if it is still the one we bound), while the
   // server keeps running until stop(): a daemon mounting at the same place can
   // bind it while this one finishes stopping.
-  void unpublish();
+  void unpublish() EXCLUDES(path_mu_);
 
   ControlCounters counters() const;
 
  private:
   struct Impl;
   ControlServer(std::string path, int fd, dev_t dev, ino_t ino);
-  std::mutex path_mu_;
-  std::string path_;  // guarded by path_mu_; empty once unpublished
+  Mutex path_mu_;
+  std::string path_ GUARDED_BY(path_mu_);  // empty once unpublished
   dev_t dev_;         // the socket file we bound
   ino_t ino_;
   std::unique_ptr<Impl> impl_;

@@ -1,3 +1,6 @@
+// The cache layer itself: which blobs and extents it holds, its budget, and
+// the Layer calls. The files of one blob and their format are in
+// cached_blob.{h,cc}.
 #include "pagerfs/layers/cache_layer.h"
 
 #include <dirent.h>
@@ -5,20 +8,18 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <list>
-#include <mutex>
 #include <unordered_map>
 #include <vector>
 
-#include "util/endian.h"
+#include "layers/cached_blob.h"
 #include "util/fd_cache.h"
+#include "util/lru_cache.h"
+#include "util/mutex.h"
 #include "util/posix_io.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"
@@ -26,52 +27,31 @@
 namespace pagerfs {
 namespace {
 
-constexpr char kVersionText[] = "pagerfs-cache 1\n";
-constexpr std::array<uint8_t, 8> kMapMagic = {'P', 'G', 'F', 'S', 'C', 'M', 'A', 'P'};
-constexpr uint32_t kMapVersion = 1;
-constexpr size_t kMapHeaderSize = 64;
-constexpr size_t kMapChecksumOffset = 56;
-// Map entry values: 0 absent; 1 (in memory only) a fill in progress; else
-// the checksum of the stored sector, never 0 or 1.
-constexpr uint64_t kAbsent = 0;
-constexpr uint64_t kPending = 1;
+using cache_disk::CachedBlob;
+using cache_disk::kAbsent;
+using cache_disk::kPending;
+using cache_disk::kVersionText;
+using cache_disk::sector_checksum;
 
-uint64_t sector_checksum(std::span<const std::byte> data, uint64_t sector) noexcept {
-  const uint64_t h = XXH3_64bits_withSeed(data.data(), data.size(), sector);
-  return h <= kPending ? h + 2 : h;
-}
-
-std::array<std::byte, kMapHeaderSize> encode_map_header(uint32_t sector_size, uint64_t blob_size) {
-  std::array<std::byte, kMapHeaderSize> h{};
-  std::memcpy(h.data(), kMapMagic.data(), kMapMagic.size());
-  store_le32(h.data() + 8, kMapVersion);
-  store_le32(h.data() + 12, sector_size);
-  store_le64(h.data() + 16, blob_size);
-  store_le64(h.data() + kMapChecksumOffset, XXH3_64bits(h.data(), kMapChecksumOffset));
-  return h;
-}
-
-class CacheLayer;
-
-struct CachedBlob;
-using Lru = std::list<std::pair<CachedBlob*, uint64_t>>;  // (blob, extent), most recent first
-
-struct CachedBlob {
-  CachedBlob(const Digest& d, uint64_t blob_size, uint64_t sector_count, uint64_t extents)
-      : digest(d), size(blob_size), sectors(sector_count),
-        entries(new std::atomic<uint64_t>[sector_count]()), extent_held(extents, 0),
-        extent_pos(extents), in_lru(extents, false) {}
-
-  const Digest digest;
-  const uint64_t size;
-  const uint64_t sectors;
-  std::unique_ptr<std::atomic<uint64_t>[]> entries;  // lock-free; see kAbsent/kPending
-  // Guarded by CacheLayer::mu_:
-  std::vector<uint32_t> extent_held;  // sectors present or pending, per extent
-  std::vector<Lru::iterator> extent_pos;
-  std::vector<bool> in_lru;
+// One extent of one cached blob: the unit of eviction. The blob outlives its
+// entry: forget_blob() removes a blob's extents before dropping it.
+struct ExtentRef {
+  CachedBlob* blob;
+  uint64_t extent;
+  bool operator==(const ExtentRef&) const = default;
 };
 
+struct ExtentRefHash {
+  size_t operator()(const ExtentRef& r) const noexcept {
+    return std::hash<const void*>{}(r.blob) ^ (r.extent * 0x9e3779b97f4a7c15ull);
+  }
+};
+
+// Thread safety: every Layer call may come from any thread. mu_ guards the
+// index of blobs, the extent order and the byte count; a blob's sector
+// entries are atomics, read and claimed without it (cached_blob.h), and the
+// bytes are read and written without it. Lock order: mu_, then the FdCache's
+// own lock (evictions open files with mu_ held; fds_ never calls back).
 class CacheLayer final : public Layer {
  public:
   CacheLayer(std::string dir, const CacheLayerOptions& options, std::shared_ptr<spdlog::logger> logger)
@@ -79,32 +59,29 @@ class CacheLayer final : public Layer {
         logger_(logger ? std::move(logger) : spdlog::default_logger()),
         fds_(options.max_open_files) {}
 
-  Result<void> init();
+  Result<void> init() EXCLUDES(mu_);
 
   std::string_view type() const noexcept override { return "cache"; }
   uint32_t sector_size() const noexcept override { return options_.sector_size; }
   bool is_read_cache() const noexcept override { return true; }
 
-  Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
-    std::lock_guard lock(mu_);
+  Result<std::optional<uint64_t>> blob_size(const Digest& digest) override EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto it = blobs_.find(digest);
     if (it == blobs_.end()) return std::optional<uint64_t>();
     return std::optional<uint64_t>(it->second->size);
   }
 
-  Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override;
+  Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override EXCLUDES(mu_);
   Result<void> write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
-                                  std::span<const std::byte> data) override;
-  Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) override;
-  Result<void> sync() override;
-  Result<void> drop() override {
-    std::lock_guard lock(mu_);
+                                  std::span<const std::byte> data) override EXCLUDES(mu_);
+  Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) override EXCLUDES(mu_);
+  Result<void> sync() override EXCLUDES(mu_);
+  Result<void> drop() override EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     // Extents with fills in progress move to the front and stay; each
     // extent is visited once.
-    for (size_t n = lru_.size(); n > 0 && !lru_.empty(); --n) {
-      auto [b, extent] = lru_.back();
-      evict_extent(b, extent);
-    }
+    for (size_t n = extents_.size(); n > 0 && !extents_.empty(); --n) evict_oldest_extent();
     return ok();
   }
 
@@ -115,23 +92,32 @@ class CacheLayer final : public Layer {
     return (sectors + options_.extent_sectors - 1) / options_.extent_sectors;
   }
 
-  std::shared_ptr<CachedBlob> find(const Digest& digest) {
-    std::lock_guard lock(mu_);
+  std::shared_ptr<CachedBlob> find(const Digest& digest) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto it = blobs_.find(digest);
     return it == blobs_.end() ? nullptr : it->second;
   }
-  Result<std::shared_ptr<CachedBlob>> find_or_create(const BlobExtent& blob);
-  Result<void> load_map(const std::string& hex);
+  Result<std::shared_ptr<CachedBlob>> find_or_create(const BlobExtent& blob) EXCLUDES(mu_);
+  Result<void> load_map(const std::string& hex) EXCLUDES(mu_);
 
-  // All below require mu_.
-  void touch(CachedBlob* b, uint64_t extent);
-  uint64_t evict_extent(CachedBlob* b, uint64_t extent);
-  void forget_blob(const Digest& digest);
-  void publish_usage() { stats().bytes_cached.store(used_, std::memory_order_relaxed); }
+  // One more sector of `extent` is present or pending; the extent is now
+  // the most recently used.
+  void hold_sector(CachedBlob* b, uint64_t extent) REQUIRES(mu_);
+  // One sector of `extent` is no longer held (dropped, or its fill failed).
+  void release_sector(CachedBlob* b, uint64_t extent) REQUIRES(mu_);
+  // Evicts the stored sectors of an extent that holds sectors; one with
+  // pending fills stays, as the most recently used. Returns sectors freed.
+  uint64_t evict_extent(CachedBlob* b, uint64_t extent) REQUIRES(mu_);
+  void evict_oldest_extent() REQUIRES(mu_) {
+    const ExtentRef victim = extents_.oldest_key();
+    evict_extent(victim.blob, victim.extent);
+  }
+  void forget_blob(const Digest& digest) REQUIRES(mu_);
+  void publish_usage() REQUIRES(mu_) { stats().bytes_cached.store(used_, std::memory_order_relaxed); }
 
   // Drops one sector whose stored bytes failed a check; false if it was
   // evicted or replaced meanwhile.
-  bool drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected);
+  bool drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) EXCLUDES(mu_);
 
   const std::string dir_;
   const std::string blobs_dir_;
@@ -139,10 +125,14 @@ class CacheLayer final : public Layer {
   std::shared_ptr<spdlog::logger> logger_;
   FdCache fds_;
 
-  std::mutex mu_;
-  std::unordered_map<Digest, std::shared_ptr<CachedBlob>, DigestHash> blobs_;  // guarded by mu_
-  Lru lru_;                                                                   // guarded by mu_
-  uint64_t used_ = 0;  // bytes of present and pending sectors; guarded by mu_
+  Mutex mu_;
+  std::unordered_map<Digest, std::shared_ptr<CachedBlob>, DigestHash> blobs_ GUARDED_BY(mu_);
+  // The extents that hold present or pending sectors, with how many, least
+  // recently used first out. Unbounded: the budget is in bytes, used_, which
+  // also counts the pending sectors of a blob forgotten while being filled
+  // (their filler releases them).
+  LruCache<ExtentRef, uint32_t, ExtentRefHash> extents_ GUARDED_BY(mu_);
+  uint64_t used_ GUARDED_BY(mu_) = 0;  // bytes of present and pending sectors
 };
 
 Result<void> CacheLayer::init() {
@@ -214,81 +204,42 @@ Result<void> CacheLayer::init() {
       ::unlink((blobs_dir_ + "/" + name).c_str());  // data without a map holds nothing usable
     }
   }
-  std::lock_guard lock(mu_);
-  while (used_ > options_.budget_bytes && !lru_.empty()) {
-    auto [b, extent] = lru_.back();
-    evict_extent(b, extent);
-  }
+  MutexLock lock(mu_);
+  while (used_ > options_.budget_bytes && !extents_.empty()) evict_oldest_extent();
   publish_usage();
   return ok();
 }
 
 Result<void> CacheLayer::load_map(const std::string& hex) {
-  const std::string path = blobs_dir_ + "/" + hex + ".map";
-  PAGERFS_TRY(fd, open_regular_file(path, O_RDONLY));  // a FIFO or a link is dropped, not waited on
-  // Its data file too: a map over a FIFO would fail every read and fill of
-  // the blob until the next start; dropped now, the blob is cached afresh.
-  const std::string data = blobs_dir_ + "/" + hex + ".data";
-  if (struct stat st {}; ::lstat(data.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-    return Error(errc::not_a_regular_file, "'" + data + "' is not a regular file (" + file_type_name(st.st_mode) + ")");
-  }
-  std::array<std::byte, kMapHeaderSize> h{};
-  PAGERFS_TRY(n, pread_some(fd.get(), h, 0, "map"));
-  if (n != h.size() || std::memcmp(h.data(), kMapMagic.data(), kMapMagic.size()) != 0 ||
-      load_le32(h.data() + 8) != kMapVersion ||
-      load_le64(h.data() + kMapChecksumOffset) != XXH3_64bits(h.data(), kMapChecksumOffset)) {
-    return Error(errc::corrupt_blob, "bad map header");
-  }
-  if (load_le32(h.data() + 12) != options_.sector_size) {
-    return Error(errc::corrupt_blob, "map of another sector size");
-  }
-  const uint64_t size = load_le64(h.data() + 16);
-  const uint64_t sectors = BlobExtent{Digest(), size}.sector_count(options_.sector_size);
-  std::vector<uint64_t> entries(sectors);
-  PAGERFS_TRY(got, pread_some(fd.get(), std::as_writable_bytes(std::span(entries)), kMapHeaderSize, "map"));
-  if (got != sectors * 8) return Error(errc::corrupt_blob, "truncated map");
-  auto b = std::make_shared<CachedBlob>(Digest::parse(hex).value(), size, sectors, extent_count(sectors));
-  std::lock_guard lock(mu_);
-  for (uint64_t s = 0; s < sectors; ++s) {
-    if (entries[s] <= kPending) continue;
-    b->entries[s].store(entries[s], std::memory_order_relaxed);
-    ++b->extent_held[s / options_.extent_sectors];
-    used_ += options_.sector_size;
-  }
-  for (uint64_t e = 0; e < b->extent_held.size(); ++e) {
-    if (b->extent_held[e] > 0) touch(b.get(), e);
+  const Digest digest = Digest::parse(hex).value();
+  PAGERFS_TRY(b, cache_disk::load_blob_map(map_path(digest), data_path(digest), digest, options_.sector_size));
+  MutexLock lock(mu_);
+  for (uint64_t e = 0; e < extent_count(b->sectors); ++e) {
+    const uint64_t first = e * options_.extent_sectors;
+    const uint64_t end = std::min(b->sectors, first + options_.extent_sectors);
+    uint32_t held = 0;
+    for (uint64_t s = first; s < end; ++s) held += b->entries[s].load(std::memory_order_relaxed) > kPending ? 1 : 0;
+    if (held == 0) continue;
+    extents_.insert({b.get(), e}, held);
+    used_ += uint64_t{held} * options_.sector_size;
   }
   blobs_[b->digest] = b;
   return ok();
 }
 
 Result<std::shared_ptr<CachedBlob>> CacheLayer::find_or_create(const BlobExtent& blob) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = blobs_.find(blob.digest); it != blobs_.end()) {
     if (it->second->size == blob.size) return it->second;
     // The store's blob file changed size (repacked): what we hold is stale.
     logger_->warn("cache '{}': {} changed size, dropping it", dir_, blob.digest.str());
     forget_blob(blob.digest);
   }
-  const uint64_t sectors = blob.sector_count(options_.sector_size);
   const std::string map = map_path(blob.digest), data = data_path(blob.digest);
   fds_.forget(map);
   fds_.forget(data);
-  {
-    // New files, whatever was under the names (stale files of this blob, or
-    // a FIFO or a link someone left there): readers of the old files keep
-    // their own descriptors and checksums.
-    for (const std::string& path : {map, data}) {
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::from_errno(errno, "replace '" + path + "'");
-    }
-    if (auto d = open_regular_file(data, O_RDWR | O_CREAT | O_EXCL, 0600); !d) return d.error();
-    PAGERFS_TRY(m, open_regular_file(map, O_RDWR | O_CREAT | O_EXCL, 0600));
-    PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header(options_.sector_size, blob.size), 0, "'" + map + "'"));
-    if (::ftruncate(m.get(), static_cast<off_t>(kMapHeaderSize + 8 * sectors)) != 0) {
-      return Error::from_errno(errno, "extend '" + map + "'");
-    }
-  }
-  auto b = std::make_shared<CachedBlob>(blob.digest, blob.size, sectors, extent_count(sectors));
+  PAGERFS_TRYV(cache_disk::create_blob_files(map, data, options_.sector_size, blob.size));
+  auto b = std::make_shared<CachedBlob>(blob.digest, blob.size, blob.sector_count(options_.sector_size));
   blobs_[blob.digest] = b;
   return b;
 }
@@ -297,24 +248,25 @@ void CacheLayer::forget_blob(const Digest& digest) {
   auto it = blobs_.find(digest);
   if (it == blobs_.end()) return;
   CachedBlob* b = it->second.get();
-  for (uint64_t e = 0; e < b->extent_held.size(); ++e) {
-    if (b->in_lru[e]) evict_extent(b, e);
-    if (b->in_lru[e]) {  // pending fills: their bytes are released by the filler
-      lru_.erase(b->extent_pos[e]);
-      b->in_lru[e] = false;
-    }
+  for (uint64_t e = 0; e < extent_count(b->sectors); ++e) {
+    if (extents_.contains({b, e})) evict_extent(b, e);
+    extents_.erase({b, e});  // pending fills: their bytes are released by the filler
   }
   blobs_.erase(it);
 }
 
-void CacheLayer::touch(CachedBlob* b, uint64_t extent) {
-  if (b->in_lru[extent]) {
-    lru_.splice(lru_.begin(), lru_, b->extent_pos[extent]);
+void CacheLayer::hold_sector(CachedBlob* b, uint64_t extent) {
+  if (uint32_t* held = extents_.get({b, extent})) {
+    ++*held;
   } else {
-    lru_.emplace_front(b, extent);
-    b->extent_pos[extent] = lru_.begin();
-    b->in_lru[extent] = true;
+    extents_.insert({b, extent}, 1);
   }
+}
+
+void CacheLayer::release_sector(CachedBlob* b, uint64_t extent) {
+  used_ -= options_.sector_size;
+  // Absent for a blob forgotten meanwhile: only its bytes were still counted.
+  if (uint32_t* held = extents_.peek({b, extent}); held && --*held == 0) extents_.erase({b, extent});
 }
 
 uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
@@ -323,41 +275,17 @@ uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
   const uint64_t end = std::min(b->sectors, first + options_.extent_sectors);
   auto map_fd = fds_.open(map_path(b->digest), O_RDWR);
   auto data_fd = fds_.open(data_path(b->digest), O_RDWR);
-  uint64_t freed = 0;
-  for (uint64_t s = first; s < end;) {
-    uint64_t v = b->entries[s].load(std::memory_order_acquire);
-    if (v <= kPending || !b->entries[s].compare_exchange_strong(v, kAbsent)) {
-      ++s;
-      continue;
-    }
-    // A run of present sectors: absent in memory first, then on disk (map
-    // before data, so no crash leaves an entry over a punched hole that
-    // would pass its check).
-    uint64_t run_end = s + 1;
-    while (run_end < end) {
-      uint64_t w = b->entries[run_end].load(std::memory_order_acquire);
-      if (w <= kPending || !b->entries[run_end].compare_exchange_strong(w, kAbsent)) break;
-      ++run_end;
-    }
-    const uint64_t n = run_end - s;
-    if (map_fd) {
-      std::vector<std::byte> zeros(n * 8);
-      (void)pwrite_all(map_fd.value()->get(), zeros, kMapHeaderSize + 8 * s, "map");
-    }
-    if (data_fd) {
-      ::fallocate(data_fd.value()->get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  static_cast<off_t>(s * ss), static_cast<off_t>(n * ss));
-    }
-    freed += n;
-    s = run_end;
-  }
-  b->extent_held[extent] -= static_cast<uint32_t>(freed);
+  const uint64_t freed = cache_disk::evict_sectors(*b, first, end, options_.sector_size,
+                                                   map_fd ? map_fd.value()->get() : -1,
+                                                   data_fd ? data_fd.value()->get() : -1);
+  const ExtentRef ref{b, extent};
+  uint32_t& held = *extents_.peek(ref);
+  held -= static_cast<uint32_t>(freed);
   used_ -= freed * ss;
-  if (b->extent_held[extent] == 0) {
-    lru_.erase(b->extent_pos[extent]);
-    b->in_lru[extent] = false;
+  if (held == 0) {
+    extents_.erase(ref);
   } else {
-    lru_.splice(lru_.begin(), lru_, b->extent_pos[extent]);  // pending fills: retry later
+    extents_.touch(ref);  // pending fills: retry later
   }
   if (freed > 0) {
     stats().evictions.fetch_add(1, std::memory_order_relaxed);
@@ -369,18 +297,9 @@ uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
 
 bool CacheLayer::drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) {
   if (!b.entries[sector].compare_exchange_strong(expected, kAbsent)) return false;  // evicted meanwhile
-  std::lock_guard lock(mu_);
-  const uint64_t extent = sector / options_.extent_sectors;
-  if (auto map_fd = fds_.open(map_path(b.digest), O_RDWR)) {
-    const std::array<std::byte, 8> zero{};
-    (void)pwrite_all(map_fd.value()->get(), zero, kMapHeaderSize + 8 * sector, "map");
-  }
-  --b.extent_held[extent];
-  used_ -= options_.sector_size;
-  if (b.extent_held[extent] == 0 && b.in_lru[extent]) {
-    lru_.erase(b.extent_pos[extent]);
-    b.in_lru[extent] = false;
-  }
+  MutexLock lock(mu_);
+  if (auto map_fd = fds_.open(map_path(b.digest), O_RDWR)) cache_disk::clear_map_entry(map_fd.value()->get(), sector);
+  release_sector(&b, sector / options_.extent_sectors);
   publish_usage();
   return true;
 }
@@ -424,11 +343,9 @@ Result<void> CacheLayer::read(const BlobExtent& blob, std::span<std::byte> out, 
     i = j;
   }
   if (!touched.empty()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (blobs_.contains(blob.digest) && blobs_[blob.digest] == b) {
-      for (uint64_t e : touched) {
-        if (b->in_lru[e]) touch(b.get(), e);
-      }
+      for (uint64_t e : touched) extents_.touch({b.get(), e});
     }
   }
   return ok();
@@ -454,33 +371,22 @@ Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t fir
   }
   if (claimed_count == 0) return ok();
   auto release = [&](bool accounted) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (uint64_t i = 0; i < count; ++i) {
       if (!claimed[i]) continue;
       uint64_t pending = kPending;
       b->entries[first_sector + i].compare_exchange_strong(pending, kAbsent);
-      if (accounted) {
-        const uint64_t e = (first_sector + i) / options_.extent_sectors;
-        --b->extent_held[e];
-        used_ -= ss;
-        if (b->extent_held[e] == 0 && b->in_lru[e]) {
-          lru_.erase(b->extent_pos[e]);
-          b->in_lru[e] = false;
-        }
-      }
+      if (accounted) release_sector(b.get(), (first_sector + i) / options_.extent_sectors);
     }
     publish_usage();
   };
 
   // Make room, least recently used extents first.
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const uint64_t needed = claimed_count * ss;
-    size_t attempts = lru_.size();
-    while (used_ + needed > options_.budget_bytes && !lru_.empty() && attempts-- > 0) {
-      auto [victim, extent] = lru_.back();
-      evict_extent(victim, extent);
-    }
+    size_t attempts = extents_.size();
+    while (used_ + needed > options_.budget_bytes && !extents_.empty() && attempts-- > 0) evict_oldest_extent();
     if (used_ + needed > options_.budget_bytes) {
       // Larger than the budget: cache nothing rather than thrash.
       for (uint64_t i = 0; i < count; ++i) {
@@ -490,10 +396,7 @@ Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t fir
     }
     used_ += needed;
     for (uint64_t i = 0; i < count; ++i) {
-      if (!claimed[i]) continue;
-      const uint64_t e = (first_sector + i) / options_.extent_sectors;
-      ++b->extent_held[e];
-      touch(b.get(), e);
+      if (claimed[i]) hold_sector(b.get(), (first_sector + i) / options_.extent_sectors);
     }
     publish_usage();
   }
@@ -524,8 +427,8 @@ Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t fir
     auto wrote = pwrite_all(data_fd.value()->get(), data.subspan(from, to - from), (first_sector + i) * ss,
                             "'" + data_path(b->digest) + "'");
     if (wrote) {
-      wrote = pwrite_all(map_fd.value()->get(), std::as_bytes(std::span(sums)),
-                         kMapHeaderSize + 8 * (first_sector + i), "'" + map_path(b->digest) + "'");
+      wrote = cache_disk::write_map_entries(map_fd.value()->get(), first_sector + i, sums,
+                                            "'" + map_path(b->digest) + "'");
     }
     if (!wrote) {
       // Sectors before this run are published and stay; release the rest.
@@ -547,7 +450,6 @@ Result<void> CacheLayer::invalidate(const BlobExtent& blob, uint64_t first_secto
   std::shared_ptr<CachedBlob> b = find(blob.digest);
   if (!b || b->size != blob.size || first_sector >= b->sectors) return ok();
   const uint64_t end = std::min(b->sectors, first_sector + count);
-  const uint64_t ss = options_.sector_size;
   std::shared_ptr<const UniqueFd> data_fd;
   uint64_t dropped = 0;
   for (uint64_t s = first_sector; s < end; ++s) {
@@ -563,8 +465,7 @@ Result<void> CacheLayer::invalidate(const BlobExtent& blob, uint64_t first_secto
       PAGERFS_TRY(opened, fds_.open(data_path(b->digest), O_RDWR));
       data_fd = opened;
     }
-    ::fallocate(data_fd->get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(s * ss),
-                static_cast<off_t>(ss));
+    cache_disk::punch_sectors(data_fd->get(), s, 1, options_.sector_size);
   }
   stats().sectors_invalidated.fetch_add(dropped, std::memory_order_relaxed);
   return ok();
@@ -573,7 +474,7 @@ Result<void> CacheLayer::invalidate(const BlobExtent& blob, uint64_t first_secto
 Result<void> CacheLayer::sync() {
   std::vector<std::shared_ptr<CachedBlob>> all;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [digest, b] : blobs_) all.push_back(b);
   }
   for (const auto& b : all) {

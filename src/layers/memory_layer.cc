@@ -1,10 +1,10 @@
 #include "pagerfs/layers/memory_layer.h"
 
 #include <cstring>
-#include <list>
-#include <mutex>
-#include <unordered_map>
 #include <vector>
+
+#include "util/lru_cache.h"
+#include "util/mutex.h"
 
 namespace pagerfs {
 namespace {
@@ -21,9 +21,11 @@ struct SectorKeyHash {
   }
 };
 
+// Thread safety: every Layer call may come from any thread; one mutex
+// guards the sectors.
 class MemoryLayer final : public Layer {
  public:
-  MemoryLayer(uint64_t budget, uint32_t sector_size) : budget_(budget), sector_size_(sector_size) {}
+  MemoryLayer(uint64_t budget, uint32_t sector_size) : sector_size_(sector_size), sectors_(budget) {}
 
   std::string_view type() const noexcept override { return "memory"; }
   uint32_t sector_size() const noexcept override { return sector_size_; }
@@ -32,16 +34,16 @@ class MemoryLayer final : public Layer {
   Result<std::optional<uint64_t>> blob_size(const Digest&) override { return std::optional<uint64_t>(); }
 
   Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (uint64_t i = 0; i < marker.count(); ++i) {
-      auto it = index_.find({blob.digest, marker.first() + i});
-      if (it == index_.end()) continue;
-      const std::vector<std::byte>& data = it->second->second;
+      const SectorKey key{blob.digest, marker.first() + i};
+      const std::vector<std::byte>* data = sectors_.peek(key);
+      if (!data) continue;
       const uint64_t from = i * sector_size_;
       const uint64_t len = std::min<uint64_t>(sector_size_, out.size() - from);
-      if (data.size() != len) continue;  // stored for a blob of another size
-      std::memcpy(out.data() + from, data.data(), len);
-      lru_.splice(lru_.begin(), lru_, it->second);
+      if (data->size() != len) continue;  // stored for a blob of another size
+      std::memcpy(out.data() + from, data->data(), len);
+      sectors_.touch(key);
       marker.mark(marker.first() + i);
     }
     return ok();
@@ -49,67 +51,58 @@ class MemoryLayer final : public Layer {
 
   Result<void> write_no_overwrite(const BlobExtent& blob, uint64_t first_sector,
                                   std::span<const std::byte> data) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     bool stored = false;
     for (uint64_t from = 0; from < data.size(); from += sector_size_) {
       const SectorKey key{blob.digest, first_sector + from / sector_size_};
-      if (index_.contains(key)) continue;
+      if (sectors_.contains(key)) continue;
       const uint64_t len = std::min<uint64_t>(sector_size_, data.size() - from);
-      if (len > budget_) break;
-      while (used_ + len > budget_) evict_one();
-      lru_.emplace_front(key, std::vector<std::byte>(data.begin() + static_cast<ptrdiff_t>(from),
-                                                     data.begin() + static_cast<ptrdiff_t>(from + len)));
-      index_[key] = lru_.begin();
-      used_ += len;
+      if (len > sectors_.capacity()) break;
+      sectors_.insert(key,
+                      std::vector<std::byte>(data.begin() + static_cast<ptrdiff_t>(from),
+                                             data.begin() + static_cast<ptrdiff_t>(from + len)),
+                      len, EvictionCounter{stats()});
       stats().bytes_filled.fetch_add(len, std::memory_order_relaxed);
       stored = true;
     }
     if (stored) stats().fills.fetch_add(1, std::memory_order_relaxed);
-    stats().bytes_cached.store(used_, std::memory_order_relaxed);
+    stats().bytes_cached.store(sectors_.cost(), std::memory_order_relaxed);
     return ok();
   }
 
   Result<void> invalidate(const BlobExtent& blob, uint64_t first_sector, uint64_t count) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     uint64_t dropped = 0;
     for (uint64_t s = first_sector; s < first_sector + count; ++s) {
-      auto it = index_.find({blob.digest, s});
-      if (it == index_.end()) continue;
-      used_ -= it->second->second.size();
-      lru_.erase(it->second);
-      index_.erase(it);
-      ++dropped;
+      if (sectors_.erase({blob.digest, s})) ++dropped;
     }
     stats().sectors_invalidated.fetch_add(dropped, std::memory_order_relaxed);
-    stats().bytes_cached.store(used_, std::memory_order_relaxed);
+    stats().bytes_cached.store(sectors_.cost(), std::memory_order_relaxed);
     return ok();
   }
 
   Result<void> drop() override {
-    std::lock_guard lock(mu_);
-    while (!lru_.empty()) evict_one();
+    MutexLock lock(mu_);
+    while (sectors_.evict_oldest(EvictionCounter{stats()})) {
+    }
     stats().bytes_cached.store(0, std::memory_order_relaxed);
     return ok();
   }
 
  private:
-  using Lru = std::list<std::pair<SectorKey, std::vector<std::byte>>>;
+  // Counts what the LruCache evicts.
+  struct EvictionCounter {
+    LayerStats& stats;
+    void operator()(SectorKey&&, std::vector<std::byte>&&, uint64_t bytes) const noexcept {
+      stats.evictions.fetch_add(1, std::memory_order_relaxed);
+      stats.bytes_evicted.fetch_add(bytes, std::memory_order_relaxed);
+    }
+  };
 
-  void evict_one() {  // requires mu_
-    const uint64_t len = lru_.back().second.size();
-    index_.erase(lru_.back().first);
-    lru_.pop_back();
-    used_ -= len;
-    stats().evictions.fetch_add(1, std::memory_order_relaxed);
-    stats().bytes_evicted.fetch_add(len, std::memory_order_relaxed);
-  }
-
-  const uint64_t budget_;
   const uint32_t sector_size_;
-  std::mutex mu_;
-  Lru lru_;                                                          // guarded by mu_
-  std::unordered_map<SectorKey, Lru::iterator, SectorKeyHash> index_;  // guarded by mu_
-  uint64_t used_ = 0;                                                // guarded by mu_
+  Mutex mu_;
+  // Cost: the sector's bytes, against the budget.
+  LruCache<SectorKey, std::vector<std::byte>, SectorKeyHash> sectors_ GUARDED_BY(mu_);
 };
 
 }  // namespace

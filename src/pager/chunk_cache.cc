@@ -3,44 +3,35 @@
 namespace pagerfs {
 
 DecodedChunk ChunkCache::get(const ChunkKey& key) {
-  std::lock_guard lock(mu_);
-  auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
+  MutexLock lock(mu_);
+  const DecodedChunk* chunk = chunks_.get(key);
+  return chunk ? *chunk : nullptr;
 }
 
 void ChunkCache::put(const ChunkKey& key, DecodedChunk chunk) {
   const uint64_t size = chunk->size();
-  if (size > budget_) return;
-  std::lock_guard lock(mu_);
-  if (index_.contains(key)) return;
-  while (bytes_ + size > budget_ && !lru_.empty()) {
-    bytes_ -= lru_.back().second->size();
-    index_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-  // A failed allocation leaves the cache as it was (the chunk is not kept).
-  lru_.emplace_front(key, std::move(chunk));
-  try {
-    index_.emplace(key, lru_.begin());
-  } catch (...) {
-    lru_.pop_front();
-    throw;
-  }
-  bytes_ += size;
+  // Declared before the lock, so evicted chunks are freed after it is released.
+  std::vector<DecodedChunk> evicted;
+  MutexLock lock(mu_);
+  if (chunks_.contains(key)) return;
+  // Too large for the budget: not kept (insert() refuses it).
+  chunks_.insert(key, std::move(chunk), size, [&](ChunkKey&&, DecodedChunk&& old, uint64_t) {
+    try {
+      evicted.push_back(std::move(old));
+    } catch (...) {
+      // No memory to move it out: `old` is freed here, under the lock.
+    }
+  });
 }
 
 void ChunkCache::clear() {
-  std::lock_guard lock(mu_);
-  lru_.clear();
-  index_.clear();
-  bytes_ = 0;
+  MutexLock lock(mu_);
+  chunks_.clear();
 }
 
 uint64_t ChunkCache::bytes() const {
-  std::lock_guard lock(mu_);
-  return bytes_;
+  MutexLock lock(mu_);
+  return chunks_.cost();
 }
 
 }  // namespace pagerfs

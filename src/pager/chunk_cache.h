@@ -4,18 +4,18 @@
 // with the same chunk size decodes to the same bytes, whichever blob file
 // or mount it came from.
 //
-// Thread safety: all methods may be called concurrently.
+// Thread safety: all methods may be called concurrently (one internal
+// mutex; evicted chunks are freed after it is released).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "pagerfs/util/digest.h"
+#include "util/lru_cache.h"
+#include "util/mutex.h"
 
 namespace pagerfs {
 
@@ -36,22 +36,19 @@ struct ChunkKeyHash {
 
 class ChunkCache {
  public:
-  explicit ChunkCache(uint64_t budget_bytes) : budget_(budget_bytes) {}
+  explicit ChunkCache(uint64_t budget_bytes) : chunks_(budget_bytes) {}
 
-  DecodedChunk get(const ChunkKey& key);
+  DecodedChunk get(const ChunkKey& key) EXCLUDES(mu_);
   // Keeps `chunk` unless it alone exceeds the budget. May throw
   // std::bad_alloc; the cache is then unchanged, less what was evicted.
-  void put(const ChunkKey& key, DecodedChunk chunk);
-  void clear();
-  uint64_t bytes() const;
+  void put(const ChunkKey& key, DecodedChunk chunk) EXCLUDES(mu_);
+  void clear() EXCLUDES(mu_);
+  uint64_t bytes() const EXCLUDES(mu_);
 
  private:
-  using Lru = std::list<std::pair<ChunkKey, DecodedChunk>>;
-  const uint64_t budget_;
-  mutable std::mutex mu_;
-  Lru lru_;                                                    // guarded by mu_
-  std::unordered_map<ChunkKey, Lru::iterator, ChunkKeyHash> index_;  // guarded by mu_
-  uint64_t bytes_ = 0;                                         // guarded by mu_
+  mutable Mutex mu_;
+  // Cost: the decoded size in bytes, against the budget.
+  LruCache<ChunkKey, DecodedChunk, ChunkKeyHash> chunks_ GUARDED_BY(mu_);
 };
 
 }  // namespace pagerfs

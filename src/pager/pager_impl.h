@@ -1,0 +1,114 @@
+// Pager::Impl: the pager's state, shared by its public calls (pager.cc) and
+// its chunk pipeline (chunk_pipeline.cc: coalescing, fetching and decoding
+// the chunks a request needs).
+//
+// Thread safety: every member is safe to use from any thread: the counters
+// are atomics, the chunk cache, histograms and rate limiter lock themselves,
+// and the tables below are GUARDED_BY(mu).
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <boost/asio/thread_pool.hpp>
+#include <future>
+#include <map>
+#include <memory>
+#include <span>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pagerfs/pager/pager.h"
+#include "pager/chunk_cache.h"
+#include "util/mutex.h"
+#include "util/rate_limiter.h"
+
+namespace pagerfs {
+
+using ChunkResult = Result<DecodedChunk>;
+using ChunkFuture = std::shared_future<ChunkResult>;
+
+inline Error shutdown_error() { return Error(errc::shutting_down, "the pager is shutting down"); }
+
+// Bytes that decoded wrong: damaged where they were read from (a cache, or
+// the store), unlike an I/O error or a lack of memory.
+inline bool is_integrity_error(const Error& e) noexcept {
+  const std::error_code& code = e.code();
+  return code == errc::corrupt_blob || code == errc::checksum_mismatch || code == errc::digest_mismatch;
+}
+
+inline unsigned decode_thread_count(unsigned requested) {
+  return requested != 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
+}
+
+struct Pager::Impl {
+  Impl(std::shared_ptr<const LayerStack> s, const PagerOptions& o, std::shared_ptr<spdlog::logger> l)
+      : stack(std::move(s)), options(o), logger(std::move(l)), pool(decode_thread_count(o.threads)),
+        cache(o.chunk_cache_bytes) {}
+
+  using Promise = std::shared_ptr<std::promise<ChunkResult>>;
+
+  // Exception safety: a failure (std::bad_alloc included) anywhere between
+  // registering a chunk in `in_flight` and fulfilling its promise becomes
+  // that chunk's result; every promise is fulfilled and every in-flight
+  // entry removed on every path, so waiters wake and the next request
+  // retries. Pool tasks never throw (Boost.Asio would call std::terminate).
+
+  // Decoded chunks [span.first, span.end) of `blob`: one result per chunk.
+  // May throw std::bad_alloc, leaving no registered chunk behind.
+  std::vector<ChunkResult> ensure_chunks(const PagedBlob& blob, range::ChunkSpan span) EXCLUDES(mu);
+  // Reads the frames of chunks [first, first + promises.size()) in one layer
+  // stack read and decodes them (on the pool, the last one on the caller),
+  // fulfilling their promises.
+  void fetch_and_decode(const PagedBlob& blob, uint64_t first, std::span<const Promise> promises) noexcept
+      EXCLUDES(mu);
+  // Decodes and verifies chunk `c` from its frame.
+  ChunkResult decode_chunk(const PagedBlob& blob, uint64_t c, std::span<const std::byte> frame) noexcept;
+  // After chunk `c` failed its check: forgets its frame in every cache and
+  // decodes it once more from the layers below them into `out`; caches the
+  // frame if it verifies.
+  Result<void> reread_below_caches(const PagedBlob& blob, uint64_t c, std::span<std::byte> out);
+  // Caches a good result, leaves the in-flight table, fulfils the promise.
+  void finish(const ChunkKey& key, const Promise& promise, ChunkResult result) noexcept EXCLUDES(mu);
+  void fail(const ChunkKey& key, const Promise& promise, const Error& e) noexcept EXCLUDES(mu);
+  void count_failure(const Error& e) noexcept EXCLUDES(mu);
+  Result<std::unique_ptr<BlobReader>> open_reader(const Digest& digest);
+  // The read-ahead window size for this request (see PagerOptions).
+  uint64_t readahead_for(const PagedBlob& blob, uint64_t offset, uint64_t length) {
+    const uint64_t full = std::max<uint64_t>(std::bit_ceil(options.readahead), blob.chunk_size());
+    const uint64_t previous_end = blob.next_offset_.exchange(range::saturating_add(offset, length));
+    if (!options.adaptive_readahead || length >= kStreamingRequest || offset == previous_end) return full;
+    random_faults.fetch_add(1, std::memory_order_relaxed);
+    return blob.chunk_size();
+  }
+  // The kernel's read-ahead and sequential read() calls ask for at least this.
+  static constexpr uint64_t kStreamingRequest = 32 * 1024;
+
+  const std::shared_ptr<const LayerStack> stack;
+  const PagerOptions options;
+  const std::shared_ptr<spdlog::logger> logger;
+  boost::asio::thread_pool pool;
+  ChunkCache cache;
+
+  // Lock order: mu first. With mu held, only the chunk cache (ensure_chunks,
+  // dump) and the pool's post (fetch_and_decode: nothing is posted once
+  // shutdown joined the pool) are called, which take only their own locks;
+  // the layer stack, decoding and the pool's tasks run without mu.
+  mutable Mutex mu;
+  bool shutting_down GUARDED_BY(mu) = false;
+  std::unordered_map<ChunkKey, ChunkFuture, ChunkKeyHash> in_flight GUARDED_BY(mu);
+  std::unordered_map<Digest, std::weak_ptr<PagedBlob>, DigestHash> blobs GUARDED_BY(mu);
+  std::map<int, uint64_t> failures GUARDED_BY(mu);
+
+  std::atomic<uint64_t> faults{0}, bytes_requested{0}, bytes_supplied{0}, chunks_decoded{0};
+  std::atomic<uint64_t> readahead_chunks{0}, cache_hits{0}, cache_misses{0}, coalesced{0}, random_faults{0};
+  std::atomic<uint64_t> fetches{0}, bytes_fetched{0};
+  std::atomic<uint64_t> integrity_retries{0}, integrity_repairs{0}, after_reply_failures{0};
+  LatencyHistogram decode_latency, fault_latency;
+  RateLimiter repair_log{std::chrono::seconds(5)};
+};
+
+}  // namespace pagerfs
