@@ -385,6 +385,14 @@ Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t fir
   {
     MutexLock lock(mu_);
     const uint64_t needed = claimed_count * ss;
+    if (auto it = blobs_.find(b->digest); it == blobs_.end() || it->second != b) {
+      // Another fill replaced this blob (its size changed) since we found it:
+      // the eviction order must not name a blob the layer no longer holds.
+      for (uint64_t i = 0; i < count; ++i) {
+        if (claimed[i]) b->entries[first_sector + i].store(kAbsent, std::memory_order_release);
+      }
+      return ok();
+    }
     size_t attempts = extents_.size();
     while (used_ + needed > options_.budget_bytes && !extents_.empty() && attempts-- > 0) evict_oldest_extent();
     if (used_ + needed > options_.budget_bytes) {
