@@ -95,8 +95,8 @@ int run_daemon(int argc, char** argv) {
   if (!control_server) return fail(control_server.error().message());
 
   Filesystem fs(store.value(), stack.value(), std::move(digests).value(), c.control_path, c.pager.readahead, log);
-  // Each image checked whole (manifest and blobs), so that a mount never
-  // shows a file it cannot read; a broken one is left out with a warning.
+  // The images the catalog finds usable (manifest and blobs), so that a mount
+  // never shows a file it cannot read; a broken one is left out with a warning.
   fs.load_images();
   char store_abs[PATH_MAX];
   if (::realpath(c.store.c_str(), store_abs) == nullptr) std::snprintf(store_abs, sizeof store_abs, "%s", c.store.c_str());

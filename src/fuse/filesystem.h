@@ -71,8 +71,8 @@ class Filesystem {
   // Stops the page cache supplier; before the session is destroyed.
   void stop() { supplier_.stop(); }
   Pager& pager() { return *pager_; }
-  // Loads every whole image of the store that the view does not show yet
-  // (at mount, and when images/ is listed). A broken image costs that image
+  // Loads every image of the store that the view does not show yet and the
+  // catalog finds usable (at mount, and when images/ is listed). A broken image costs that image
   // only: it is left out, logged (rate-limited) and counted in stats, and
   // looking it up fails with EIO.
   void load_images();
