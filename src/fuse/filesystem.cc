@@ -9,50 +9,29 @@
 #include <cfloat>
 #include <cstring>
 
-#include "pagerfs/format/blob_format.h"
-
 namespace pagerfs {
 namespace {
 
 constexpr double kForever = DBL_MAX;  // content is immutable
-constexpr const char* kXattrDigest = "user.pagerfs.digest";
-constexpr const char* kXattrChunkSize = "user.pagerfs.chunk_size";
-constexpr const char* kXattrStoredSize = "user.pagerfs.stored_size";
-constexpr const char* kXattrControl = "user.pagerfs.control";
-
-const char* op_name(Filesystem::Op op) {
-  static constexpr const char* kNames[] = {"lookup",   "getattr", "readlink",    "open",
-                                           "read",     "release", "opendir",     "readdir",
-                                           "readdirplus", "statfs", "getxattr", "listxattr", "denied"};
-  return kNames[static_cast<size_t>(op)];
-}
-
-nlohmann::json histogram_json(const LatencyHistogram::Snapshot& h) {
-  return {{"count", h.count}, {"mean_us", h.mean_us()}, {"p50_us", h.quantile_us(0.5)},
-          {"p99_us", h.quantile_us(0.99)}};
-}
-
-// Replies with an xattr value, or its size when size == 0 (the protocol).
-void reply_xattr(fuse_req_t req, const std::string& value, size_t size) {
-  if (size == 0) {
-    fuse_reply_xattr(req, value.size());
-  } else if (size < value.size()) {
-    fuse_reply_err(req, ERANGE);
-  } else {
-    fuse_reply_buf(req, value.data(), value.size());
-  }
-}
 
 }  // namespace
 
 Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
                        std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger)
     : store_(std::move(store)), stack_(std::move(stack)), view_(std::move(digests)),
-      control_path_(std::move(control_path)), readahead_(readahead), logger_(std::move(logger)) {
+      control_path_(std::move(control_path)), readahead_(readahead), logger_(std::move(logger)),
+      catalog_(store_, ImageCatalog::Options{.on_failure = [this](const Error& error) {
+                 uint64_t suppressed = 0;
+                 if (!image_log_limit_.allow(&suppressed)) return;
+                 logger_->warn("{} (image left out{})", error.message(),
+                               suppressed ? ", " + std::to_string(suppressed) + " more image failure(s) not logged"
+                                          : "");
+               }}) {
   ::stat(store_.blobs_dir().c_str(), &store_stat_);
 }
 
 Filesystem::~Filesystem() {
+  MutexLock lock(handles_mu_);
   for (Handle* handle : handles_) delete handle;
 }
 
@@ -74,26 +53,22 @@ void Filesystem::init(fuse_conn_info* conn) {
 
 Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino, const Digest& digest) {
   {
-    std::lock_guard lock(info_mu_);
+    MutexLock lock(info_mu_);
     if (auto it = info_.find(ino); it != info_.end()) return it->second;
   }
   // The header alone (128 bytes through the layer stack) gives the geometry.
   PAGERFS_TRY(size, stack_->blob_size(digest));
-  std::array<std::byte, format::kHeaderSize> header_bytes{};
-  const size_t n = std::min<uint64_t>(size, header_bytes.size());
-  PAGERFS_TRYV(stack_->read({digest, size}, 0, std::span(header_bytes).first(n)));
-  auto header = format::decode_header(std::span(header_bytes).first(n), size);
-  if (!header) return header.error().with_context(digest.str());
+  PAGERFS_TRY(header, read_blob_header(*stack_, {digest, size}));
   BlobInfo info;
-  info.byte_size = header.value().byte_size;
-  info.chunk_size = header.value().chunk_size;
+  info.byte_size = header.byte_size;
+  info.chunk_size = header.chunk_size;
   info.stored_size = size;
   struct stat st {};
   if (::stat(store_.blob_path(digest).c_str(), &st) != 0) st = store_stat_;  // served from a cache
   info.mtime = st.st_mtim;
   info.uid = st.st_uid;
   info.gid = st.st_gid;
-  std::lock_guard lock(info_mu_);
+  MutexLock lock(info_mu_);
   info_[ino] = info;
   return info;
 }
@@ -135,87 +110,6 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   st.st_gid = info.gid;
   st.st_mtim = st.st_ctim = st.st_atim = info.mtime;
   return st;
-}
-
-namespace {
-
-constexpr auto kImageRetry = std::chrono::seconds(10);
-
-bool same_file(const struct stat& a, const struct stat& b) {
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
-         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
-}
-
-}  // namespace
-
-Result<image::Manifest> Filesystem::load_whole_image(std::string_view name) {
-  PAGERFS_TRY(manifest, store_.load_image(name));
-  PAGERFS_TRYV(image::require_blobs(name, manifest, [&](const Digest& digest) {
-    return view_.has_blob(digest) || stack_->blob_size(digest).has_value();
-  }));
-  return manifest;
-}
-
-Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view name) {
-  if (!image::validate_image_name(name)) return std::optional<fuse_ino_t>{};
-  const std::string key(name);
-  struct stat file {};
-  if (::lstat(store_.image_path(name).c_str(), &file) != 0) {
-    if (errno == ENOENT) return std::optional<fuse_ino_t>{};
-    return Error::from_errno(errno, "image '" + key + "'");
-  }
-  const auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(failed_mu_);
-    if (auto it = failed_images_.find(key);
-        it != failed_images_.end() && same_file(it->second.file, file) && now - it->second.when < kImageRetry) {
-      return it->second.error;
-    }
-  }
-  auto manifest = load_whole_image(name);
-  if (!manifest) {
-    // Removed since the lstat? Then there is no such image.
-    if (::lstat(store_.image_path(name).c_str(), &file) != 0 && errno == ENOENT) return std::optional<fuse_ino_t>{};
-    image_load_failures_.fetch_add(1, std::memory_order_relaxed);
-    uint64_t suppressed = 0;
-    if (image_log_limit_.allow(&suppressed)) {
-      logger_->warn("{} (image left out{})", manifest.error().message(),
-                    suppressed ? ", " + std::to_string(suppressed) + " more image failure(s) not logged" : "");
-    }
-    std::lock_guard lock(failed_mu_);
-    failed_images_.insert_or_assign(key, FailedImage{file, now, manifest.error()});
-    return manifest.error();
-  }
-  {
-    std::lock_guard lock(failed_mu_);
-    failed_images_.erase(key);
-  }
-  view_.add_image(key, std::move(manifest).value());
-  return view_.lookup(MountView::kImagesDir, name);
-}
-
-void Filesystem::load_images() {
-  auto names = store_.list_images();
-  if (!names) {
-    logger_->warn("list images: {}", names.error().message());
-    return;
-  }
-  for (const std::string& name : names.value()) {
-    if (view_.lookup(MountView::kImagesDir, name)) continue;
-    // A broken image stays out of the listing (logged); looking it up says EIO.
-    (void)load_late_image(name);
-  }
-}
-
-void Filesystem::load_late_blobs() {
-  auto digests = store_.list_blobs();
-  if (!digests) {
-    logger_->warn("list blobs: {}", digests.error().message());
-    return;
-  }
-  for (const Digest& digest : digests.value()) {
-    if (!view_.has_blob(digest)) view_.add_blob(digest);
-  }
 }
 
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -322,13 +216,13 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->keep_cache = 1;
   fi->noflush = 1;
   {
-    std::lock_guard lock(handles_mu_);
+    MutexLock lock(handles_mu_);
     handles_.insert(handle.get());
   }
   if (fuse_reply_open(req, fi) == 0) {
     handle.release();
   } else {
-    std::lock_guard lock(handles_mu_);
+    MutexLock lock(handles_mu_);
     handles_.erase(handle.get());
   }
 }
@@ -336,7 +230,7 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   auto* handle = reinterpret_cast<Handle*>(fi->fh);
   {
-    std::lock_guard lock(handles_mu_);
+    MutexLock lock(handles_mu_);
     handles_.erase(handle);
   }
   delete handle;
@@ -452,147 +346,6 @@ void Filesystem::statfs(fuse_req_t req, fuse_ino_t) {
   out.f_namemax = 255;
   out.f_flag = ST_RDONLY;
   fuse_reply_statfs(req, &out);
-}
-
-void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  const std::string key = name;
-  if (ino == MountView::kRoot && key == kXattrControl) return reply_xattr(req, control_path_, size);
-  const std::optional<MountView::Node> node = view_.node(ino);
-  if (!node || node->kind == MountView::Node::Kind::fixed_dir) {
-    fuse_reply_err(req, ENODATA);
-    return;
-  }
-  if (node->kind != MountView::Node::Kind::blob) {
-    const image::Manifest& m = node->image->manifest;
-    if (auto value = m.xattr(m.entry(m.resolve(node->entry)), key)) {
-      return reply_xattr(req, std::string(*value), size);
-    }
-    if (node->kind == MountView::Node::Kind::image_file && key == kXattrDigest) {
-      return reply_xattr(req, node->digest.str(), size);
-    }
-    fuse_reply_err(req, ENODATA);
-    return;
-  }
-  if (key == kXattrDigest) return reply_xattr(req, node->digest.str(), size);
-  if (key == kXattrChunkSize || key == kXattrStoredSize) {
-    auto info = blob_info(ino, node->digest);
-    if (!info) {
-      fuse_reply_err(req, to_errno(info.error()));
-      return;
-    }
-    const uint64_t v = key == kXattrChunkSize ? info.value().chunk_size : info.value().stored_size;
-    return reply_xattr(req, std::to_string(v), size);
-  }
-  fuse_reply_err(req, ENODATA);
-}
-
-void Filesystem::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  std::string names;
-  const std::optional<MountView::Node> node = view_.node(ino);
-  if (ino == MountView::kRoot) names = std::string(kXattrControl) + '\0';
-  if (node && node->kind == MountView::Node::Kind::blob) {
-    names = std::string(kXattrDigest) + '\0' + kXattrChunkSize + '\0' + kXattrStoredSize + '\0';
-  }
-  if (node && node->image) {
-    const image::Manifest& m = node->image->manifest;
-    for (const image::Xattr& x : m.xattrs(m.entry(m.resolve(node->entry)))) names += x.name + '\0';
-    if (node->kind == MountView::Node::Kind::image_file) names += std::string(kXattrDigest) + '\0';
-  }
-  reply_xattr(req, names, size);
-}
-
-nlohmann::json Filesystem::stats_json() const {
-  nlohmann::json fuse;
-  for (size_t i = 0; i < ops_.size(); ++i) {
-    const OpStats& s = ops_[i];
-    fuse[op_name(static_cast<Op>(i))] = {{"calls", s.calls.load()}, {"errors", s.errors.load()},
-                                         {"latency", histogram_json(s.latency.snapshot())}};
-  }
-  const PageCacheSupplier::Stats supplied = supplier_.stats();
-  fuse["notify_store"] = {{"calls", supplied.stored}, {"bytes", supplied.bytes},
-                          {"dropped", supplied.dropped}, {"failures", supplied.failed},
-                          {"out_of_memory", supplied.out_of_memory}};
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& layer : stack_->layers()) {
-    const LayerStats::Snapshot s = layer->stats().snapshot();
-    layers.push_back({{"type", std::string(layer->type())},
-                      {"reads", s.reads},
-                      {"sectors_hit", s.sectors_hit},
-                      {"sectors_missed", s.sectors_missed},
-                      {"bytes_read", s.bytes_read},
-                      {"fills", s.fills},
-                      {"bytes_filled", s.bytes_filled},
-                      {"evictions", s.evictions},
-                      {"bytes_evicted", s.bytes_evicted},
-                      {"errors", s.errors},
-                      {"fill_errors", s.fill_errors},
-                      {"bytes_cached", s.bytes_cached},
-                      {"sectors_invalidated", s.sectors_invalidated},
-                      {"read_latency", histogram_json(s.read_latency)}});
-  }
-  const PagerStats p = pager_->stats();
-  nlohmann::json failures = nlohmann::json::object();
-  for (const auto& [err, n] : p.failures) failures[std::strerror(err)] = n;
-  nlohmann::json pager = {{"faults", p.faults},
-                          {"bytes_requested", p.bytes_requested},
-                          {"bytes_supplied", p.bytes_supplied},
-                          {"chunks_decoded", p.chunks_decoded},
-                          {"readahead_chunks", p.readahead_chunks},
-                          {"random_faults", p.random_faults},
-                          {"chunk_cache_hits", p.chunk_cache_hits},
-                          {"chunk_cache_misses", p.chunk_cache_misses},
-                          {"coalesced_waits", p.coalesced_waits},
-                          {"fetches", p.fetches},
-                          {"bytes_fetched", p.bytes_fetched},
-                          {"chunk_cache_bytes", p.chunk_cache_bytes},
-                          {"open_blobs", p.open_blobs},
-                          {"integrity_retries", p.integrity_retries},
-                          {"integrity_repairs", p.integrity_repairs},
-                          {"after_reply_failures", p.after_reply_failures},
-                          {"failures", failures},
-                          {"decode_latency", histogram_json(p.decode_latency)},
-                          {"fault_latency", histogram_json(p.fault_latency)}};
-  size_t images_failed = 0;
-  {
-    std::lock_guard lock(failed_mu_);
-    images_failed = failed_images_.size();
-  }
-  return {{"store", store_.root()},
-          {"blobs", view_.blob_count()},
-          {"images", view_.image_count()},
-          {"images_failed", images_failed},
-          {"image_load_failures", image_load_failures_.load()},
-          {"fuse", fuse},
-          {"pager", pager},
-          {"layers", layers}};
-}
-
-std::string Filesystem::dump() const {
-  std::string out = "pagerfs: store " + store_.root() + ", " + std::to_string(view_.blob_count()) + " blob(s), " +
-                    std::to_string(view_.image_count()) + " image(s)\n";
-  out += pager_->dump();
-  for (const auto& layer : stack_->layers()) {
-    const auto s = layer->stats().snapshot();
-    out += "layer " + std::string(layer->type()) + ": " + std::to_string(s.reads) + " reads, " +
-           std::to_string(s.errors) + " errors, " + std::to_string(s.bytes_cached) + " bytes cached\n";
-  }
-  return out;
-}
-
-Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint64_t length) {
-  const std::optional<fuse_ino_t> ino = view_.resolve(path);
-  const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
-  if (!node || (node->kind != MountView::Node::Kind::blob && node->kind != MountView::Node::Kind::image_file)) {
-    return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
-  }
-  PAGERFS_TRY(blob, pager_->open(node->digest));
-  const uint64_t end = range::saturating_add(offset, length);
-  return pager_->prewarm(*blob, {{offset, std::min(end, blob->byte_size())}});
-}
-
-Result<void> Filesystem::drop_caches() {
-  pager_->drop_chunk_cache();
-  return stack_->drop_caches();
 }
 
 }  // namespace pagerfs

@@ -8,8 +8,16 @@
 // of the decoded read-ahead window is pushed into the page cache with
 // fuse_lowlevel_notify_store, so later faults there never reach us.
 //
+// The code is split by concept: the operations (filesystem.cc), extended
+// attributes (filesystem_xattr.cc), what appears in the store after mounting
+// (filesystem_late.cc) and the control commands (filesystem_control.cc).
+//
 // Thread safety: the operations run concurrently on the session's worker
-// threads; every member is either immutable after start or synchronised.
+// threads, the control commands on the control socket's thread; every member
+// is either immutable after start() or synchronised. The two mutexes here
+// (handles_mu_, info_mu_) are never held together, nor while calling into
+// the view, the catalog, the layer stack or the pager (each locks only
+// itself), so there is no lock order to keep.
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -18,7 +26,6 @@
 #include <chrono>
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
@@ -30,7 +37,9 @@
 #include "fuse/reply_guard.h"
 #include "pagerfs/layers/layer_stack.h"
 #include "pagerfs/pager/pager.h"
+#include "pagerfs/store/image_catalog.h"
 #include "pagerfs/store/store.h"
+#include "util/mutex.h"
 #include "util/rate_limiter.h"
 
 namespace spdlog {
@@ -62,8 +71,8 @@ class Filesystem {
   // Stops the page cache supplier; before the session is destroyed.
   void stop() { supplier_.stop(); }
   Pager& pager() { return *pager_; }
-  // Loads every whole image of the store that the view does not show yet
-  // (at mount, and when images/ is listed). A broken image costs that image
+  // Loads every image of the store that the view does not show yet and the
+  // catalog finds usable (at mount, and when images/ is listed). A broken image costs that image
   // only: it is left out, logged (rate-limited) and counted in stats, and
   // looking it up fails with EIO.
   void load_images();
@@ -113,10 +122,12 @@ class Filesystem {
 
   Result<BlobInfo> blob_info(fuse_ino_t ino, const Digest& digest);
   Result<struct stat> attributes(fuse_ino_t ino);
-  // An image packed after mounting, if it is whole; nullopt if none exists.
+  // An image packed after mounting, if the catalog finds it usable (added to
+  // the view); nullopt if none exists. A failure is logged (rate-limited).
   Result<std::optional<fuse_ino_t>> load_late_image(std::string_view name);
-  // Reads and checks image `name` (its manifest and that its blobs exist).
-  Result<image::Manifest> load_whole_image(std::string_view name);
+  // Whether the mount can read blob `digest`: in the view, or known to the
+  // layer stack (the catalog's question for an image's blobs).
+  bool blob_present(const Digest& digest) const;
   // Adds blobs of the store that the view does not show yet.
   void load_late_blobs();
   // Fills a directory listing reply; `plus` adds each entry's attributes.
@@ -135,24 +146,17 @@ class Filesystem {
   // Open file handles (fi->fh points at one), so that those still open when
   // the session ends are freed too.
   using Handle = std::shared_ptr<PagedBlob>;
-  std::mutex handles_mu_;
-  std::unordered_set<Handle*> handles_;  // guarded by handles_mu_
+  Mutex handles_mu_;
+  std::unordered_set<Handle*> handles_ GUARDED_BY(handles_mu_);
 
-  std::mutex info_mu_;
-  std::unordered_map<fuse_ino_t, BlobInfo> info_;  // guarded by info_mu_
+  // Blob geometry from each blob's header, read once.
+  Mutex info_mu_;
+  std::unordered_map<fuse_ino_t, BlobInfo> info_ GUARDED_BY(info_mu_);
 
-  // Images that failed to load, so that a lookup or a listing does not parse
-  // the same broken manifest again: retried when the manifest file changes,
-  // or after kImageRetry (a missing blob may have been copied in).
-  struct FailedImage {
-    struct stat file {};  // of the manifest, when it failed
-    std::chrono::steady_clock::time_point when;
-    Error error;
-  };
-  mutable std::mutex failed_mu_;
-  std::unordered_map<std::string, FailedImage> failed_images_;  // guarded by failed_mu_
-  std::atomic<uint64_t> image_load_failures_{0};
+  // Which images are usable (and the images that failed, with their retry
+  // policy and counters); failures are logged at most once per 10 s.
   RateLimiter image_log_limit_{std::chrono::seconds(10)};
+  ImageCatalog catalog_;
 
   std::array<OpStats, static_cast<size_t>(Op::count)> ops_;
 };

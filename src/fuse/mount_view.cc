@@ -1,6 +1,5 @@
 #include "fuse/mount_view.h"
 
-#include <mutex>
 
 namespace pagerfs {
 namespace {
@@ -15,12 +14,15 @@ mode_t type_bits(const image::Manifest& m, uint32_t entry) {
 }  // namespace
 
 MountView::MountView(std::vector<Digest> blobs) {
-  blobs_.reserve(blobs.size());
+  {
+    WriterLock lock(mu_);
+    blobs_.reserve(blobs.size());
+  }
   for (const Digest& d : blobs) add_blob(d);
 }
 
 fuse_ino_t MountView::add_blob(const Digest& digest) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   auto [it, inserted] = blob_inos_.try_emplace(digest, 0);
   if (inserted) {
     blobs_.push_back({digest});
@@ -30,7 +32,7 @@ fuse_ino_t MountView::add_blob(const Digest& digest) {
 }
 
 fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   if (auto it = image_index_.find(name); it != image_index_.end()) return images_[it->second]->base;
   const fuse_ino_t base = static_cast<fuse_ino_t>(images_.size() + 1) << kEntryBits;
   images_.push_back(std::make_unique<Image>(Image{name, std::move(manifest), base}));
@@ -39,22 +41,22 @@ fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
 }
 
 bool MountView::has_blob(const Digest& digest) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return blob_inos_.contains(digest);
 }
 
 size_t MountView::blob_count() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return blobs_.size();
 }
 
 size_t MountView::image_count() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return images_.size();
 }
 
 uint64_t MountView::image_entry_count() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   uint64_t n = 0;
   for (const auto& image : images_) n += image->manifest.size();
   return n;
@@ -69,7 +71,7 @@ const MountView::Image* MountView::image_of(fuse_ino_t ino) const {
 
 std::optional<MountView::Node> MountView::node(fuse_ino_t ino) const {
   if (is_fixed_dir(ino)) return Node{};
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   if (ino >> kEntryBits == 0) {
     if (ino < kFirstFile || ino - kFirstFile >= blobs_.size()) return std::nullopt;
     return Node{Node::Kind::blob, blobs_[ino - kFirstFile].digest, nullptr, 0};
@@ -107,13 +109,13 @@ std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view 
     case kShaDir: {
       if (!Digest::is_canonical_hex(name)) return std::nullopt;
       const Digest digest = Digest::parse(name).value();
-      std::shared_lock lock(mu_);
+      ReaderLock lock(mu_);
       auto it = blob_inos_.find(digest);
       if (it == blob_inos_.end()) return std::nullopt;
       return it->second;
     }
     case kImagesDir: {
-      std::shared_lock lock(mu_);
+      ReaderLock lock(mu_);
       auto it = image_index_.find(std::string(name));
       if (it == image_index_.end()) return std::nullopt;
       return images_[it->second]->base;
@@ -123,7 +125,7 @@ std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view 
   }
   const Image* image = nullptr;
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     image = image_of(parent);
   }
   if (!image) return std::nullopt;
@@ -159,7 +161,7 @@ fuse_ino_t MountView::parent_of(fuse_ino_t dir) const {
     default:
       break;
   }
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   const Image* image = image_of(dir);
   if (!image) return kRoot;
   const uint32_t entry = static_cast<uint32_t>(dir & kEntryMask);
@@ -212,14 +214,14 @@ std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, siz
       emit(position++, [] { return Entry{"sha256", kShaDir, S_IFDIR}; });
       return out;
     case kShaDir: {
-      std::shared_lock lock(mu_);
+      ReaderLock lock(mu_);
       for (size_t i = offset > position ? offset - position : 0; i < blobs_.size() && out.size() < max; ++i) {
         out.push_back({blobs_[i].digest.hex(), kFirstFile + i, S_IFREG});
       }
       return out;
     }
     case kImagesDir: {
-      std::shared_lock lock(mu_);
+      ReaderLock lock(mu_);
       for (size_t i = offset > position ? offset - position : 0; i < images_.size() && out.size() < max; ++i) {
         out.push_back({images_[i]->name, images_[i]->base, S_IFDIR});
       }
@@ -230,7 +232,7 @@ std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, siz
   }
   const Image* image = nullptr;
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     image = image_of(dir);
   }
   if (!image) return out;

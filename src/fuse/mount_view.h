@@ -21,7 +21,9 @@
 // while mounted: its manifest stays in memory, so entry names and
 // attributes stay valid for the life of the view.
 //
-// Thread safety: all methods may be called concurrently.
+// Thread safety: all methods may be called concurrently; mu_ guards the
+// tables, and an Image, once added, is never moved or changed (a Node's
+// pointer to it stays valid without the lock).
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -30,14 +32,14 @@
 #include <deque>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "pagerfs/util/digest.h"
 #include "pagerfs/store/image_manifest.h"
+#include "pagerfs/util/digest.h"
+#include "util/mutex.h"
 
 namespace pagerfs {
 
@@ -112,13 +114,13 @@ class MountView {
   fuse_ino_t parent_of(fuse_ino_t dir) const;
   // The inode of image entry `entry` (a hard link: its target's).
   static fuse_ino_t image_entry_ino(const Image& image, uint32_t entry);
-  const Image* image_of(fuse_ino_t ino) const;  // caller holds mu_
+  const Image* image_of(fuse_ino_t ino) const REQUIRES_SHARED(mu_);
 
-  mutable std::shared_mutex mu_;
-  std::vector<BlobNode> blobs_;                                   // guarded by mu_; ino - kFirstFile
-  std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_;  // guarded by mu_
-  std::deque<std::unique_ptr<Image>> images_;                       // guarded by mu_; never shrinks
-  std::unordered_map<std::string, size_t> image_index_;             // guarded by mu_
+  mutable SharedMutex mu_;
+  std::vector<BlobNode> blobs_ GUARDED_BY(mu_);  // by ino - kFirstFile
+  std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_ GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Image>> images_ GUARDED_BY(mu_);  // never shrinks
+  std::unordered_map<std::string, size_t> image_index_ GUARDED_BY(mu_);
 };
 
 }  // namespace pagerfs

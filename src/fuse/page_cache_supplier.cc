@@ -11,7 +11,7 @@ void PageCacheSupplier::start(fuse_session* session) {
 
 void PageCacheSupplier::stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     queue_.clear();
     queued_bytes_ = 0;
@@ -23,7 +23,7 @@ void PageCacheSupplier::stop() {
 void PageCacheSupplier::offer(fuse_ino_t ino, uint64_t offset, std::span<const std::byte> data) noexcept {
   try {
     fault::maybe_fail(fault::Point::supply);  // as if the copy could not be allocated
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || queued_bytes_ + data.size() > budget_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -44,8 +44,8 @@ void PageCacheSupplier::run() {
   for (;;) {
     Item item;
     {
-      std::unique_lock lock(mu_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      wake_.wait(mu_, [this]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       item = std::move(queue_.front());
       queue_.pop_front();

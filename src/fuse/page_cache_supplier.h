@@ -16,13 +16,13 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <span>
 #include <thread>
 #include <vector>
+
+#include "util/mutex.h"
 
 namespace pagerfs {
 
@@ -57,11 +57,11 @@ class PageCacheSupplier {
   const uint64_t budget_;
   fuse_session* session_ = nullptr;
   std::thread thread_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<Item> queue_;  // guarded by mu_
-  uint64_t queued_bytes_ = 0;  // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
+  mutable Mutex mu_;
+  CondVar wake_;  // queue_ got an item, or stopping_ was set
+  std::deque<Item> queue_ GUARDED_BY(mu_);
+  uint64_t queued_bytes_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> stored_{0}, bytes_{0}, dropped_{0}, failed_{0}, out_of_memory_{0};
 };
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 
@@ -234,6 +236,15 @@ Result<std::unique_ptr<RandomAccessFile>> open_blob_through(std::shared_ptr<cons
                                                             const Digest& digest) {
   PAGERFS_TRY(size, stack->blob_size(digest));
   return std::unique_ptr<RandomAccessFile>(new StackFile(std::move(stack), BlobExtent{digest, size}));
+}
+
+Result<format::BlobHeader> read_blob_header(const LayerStack& stack, const BlobExtent& blob) {
+  std::array<std::byte, format::kHeaderSize> bytes{};
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(blob.size, bytes.size()));
+  PAGERFS_TRYV(stack.read(blob, 0, std::span(bytes).first(n)));
+  auto header = format::decode_header(std::span(bytes).first(n), blob.size);
+  if (!header) return header.error().with_context(blob.digest.str());
+  return header;
 }
 
 }  // namespace pagerfs

@@ -31,6 +31,12 @@ Result<format::BlobHeader> verify_blob(const std::string& path,
   return header;
 }
 
+Result<format::BlobHeader> StoreVerifier::verify_blob(const Digest& digest) {
+  auto verified = pagerfs::verify_blob(catalog_.store().blob_path(digest), digest, threads_);
+  if (verified) whole_[digest] = verified.value().byte_size;
+  return verified;
+}
+
 bool is_corruption(const std::error_code& code) noexcept {
   // A FIFO, device or symlink under a blob's or an image's name is damage to
   // the store like a torn file, not a failure to read it.

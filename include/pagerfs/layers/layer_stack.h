@@ -25,6 +25,7 @@
 #include <span>
 #include <vector>
 
+#include "pagerfs/format/blob_format.h"
 #include "pagerfs/util/error.h"
 #include "pagerfs/util/file.h"
 #include "pagerfs/layers/layer.h"
@@ -92,5 +93,12 @@ class LayerStack {
 // The blob file `digest` read through `stack`, for BlobReader::open().
 Result<std::unique_ptr<RandomAccessFile>> open_blob_through(std::shared_ptr<const LayerStack> stack,
                                                             const Digest& digest);
+
+// The header of blob file `blob` (blob.size from LayerStack::blob_size), read
+// through `stack` and validated against the file's size: a blob's geometry
+// (byte size, chunk size) from its first format::kHeaderSize bytes, without
+// its seek table. A header that does not validate is an error naming the
+// digest.
+Result<format::BlobHeader> read_blob_header(const LayerStack& stack, const BlobExtent& blob);
 
 }  // namespace pagerfs

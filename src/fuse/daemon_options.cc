@@ -1,0 +1,185 @@
+#include "fuse/daemon_options.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/units.h"
+
+namespace pagerfs {
+namespace {
+
+enum { kKeyHelp, kKeyVersion, kKeySuid, kKeyDev };
+
+#define PAGERFS_OPT(name, field) {name "=%s", offsetof(RawOptions, field), 0}
+const fuse_opt kOptionSpec[] = {
+    PAGERFS_OPT("cache", cache),
+    PAGERFS_OPT("cache_size", cache_size),
+    PAGERFS_OPT("memory_cache", memory_cache),
+    PAGERFS_OPT("readahead", readahead),
+    PAGERFS_OPT("chunk_cache", chunk_cache),
+    PAGERFS_OPT("threads", threads),
+    PAGERFS_OPT("log_level", log_level),
+    PAGERFS_OPT("control", control),
+    {"trust_suid", offsetof(RawOptions, trust_suid), 1},
+    {"trust_dev", offsetof(RawOptions, trust_dev), 1},
+    FUSE_OPT_KEY("suid", kKeySuid),
+    FUSE_OPT_KEY("dev", kKeyDev),
+    FUSE_OPT_KEY("-h", kKeyHelp),
+    FUSE_OPT_KEY("--help", kKeyHelp),
+    FUSE_OPT_KEY("-V", kKeyVersion),
+    FUSE_OPT_KEY("--version", kKeyVersion),
+    FUSE_OPT_END,
+};
+#undef PAGERFS_OPT
+
+int option_proc(void* data, const char* arg, int key, fuse_args*) {
+  auto* raw = static_cast<RawOptions*>(data);
+  switch (key) {
+    case kKeyHelp: raw->help = true; return 0;
+    case kKeyVersion: raw->version = true; return 0;
+    case kKeySuid: raw->asked_suid = true; return 0;  // dropped: see trust_suid
+    case kKeyDev: raw->asked_dev = true; return 0;
+    case FUSE_OPT_KEY_NONOPT:
+      if (raw->store.empty()) {
+        raw->store = arg;
+        return 0;  // STORE is ours; the next one is MOUNTPOINT, for libfuse
+      }
+      if (++raw->extra_args > 1) {
+        std::fprintf(stderr, "pagerfs: unexpected argument '%s'\n", arg);
+        return -1;
+      }
+      return 1;
+    default: return 1;  // everything else (FUSE options) goes to libfuse
+  }
+}
+
+
+Result<uint64_t> size_opt(const char* name, const char* value) {
+  auto v = parse_size(value);
+  if (!v) return v.error().with_context(std::string("-o ") + name);
+  return v;
+}
+
+}  // namespace
+
+int parse_pagerfs_options(fuse_args* args, RawOptions* raw) { return fuse_opt_parse(args, raw, kOptionSpec, option_proc); }
+
+void print_usage() {
+  std::printf(
+      "usage: pagerfs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
+      "\n"
+      "Mounts a pagerfs store read-only: its blobs at MOUNTPOINT/blobs/sha256/<hex>,\n"
+      "its images (trees packed with `pagerfsctl pack --image`) at MOUNTPOINT/images/<name>/.\n"
+      "\n"
+      "pagerfs options:\n"
+      "    -o cache=DIR           cache disk directory (persists across mounts)\n"
+      "    -o cache_size=SIZE     cache disk budget (default 1G)\n"
+      "    -o memory_cache=SIZE   RAM cache of compressed bytes (default 0: none)\n"
+      "    -o readahead=SIZE      read-ahead window (default 512K)\n"
+      "    -o chunk_cache=SIZE    decoded chunk cache (default 64M)\n"
+      "    -o threads=N           decode threads (default: one per core)\n"
+      "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
+      "    -o control=PATH        control socket, an absolute path\n"
+      "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"
+      "    -o trust_suid          honour set-user-ID/set-group-ID bits of images (root only;\n"
+      "                           the default is nosuid, whatever -o suid says)\n"
+      "    -o trust_dev           honour device nodes of images (root only; default nodev)\n"
+      "SIZE takes K, M, G suffixes (powers of 1024). See pagerfs(8).\n"
+      "\n");
+  fuse_cmdline_help();
+  fuse_lowlevel_help();
+}
+
+
+Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) {
+  Config c;
+  c.store = raw.store;
+  if (cmd.mountpoint == nullptr || c.store.empty()) {
+    return Error(errc::invalid_argument, "usage: pagerfs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]");
+  }
+  char resolved[PATH_MAX];
+  if (::realpath(cmd.mountpoint, resolved) == nullptr) {
+    return Error::from_errno(errno, std::string("mount point '") + cmd.mountpoint + "'");
+  }
+  c.mountpoint = resolved;
+  struct stat st {};
+  if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
+  }
+  // Absolute paths: fuse_daemonize() changes the directory to / (even with -f).
+  const auto absolute = [](const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); };
+  c.store = absolute(raw.store);
+  if (raw.cache) c.cache_dir = absolute(raw.cache);
+  if (raw.cache_size) {
+    PAGERFS_TRY(v, size_opt("cache_size", raw.cache_size));
+    if (!raw.cache) return Error(errc::invalid_argument, "-o cache_size needs -o cache=DIR");
+    c.cache_size = v;
+  }
+  if (raw.memory_cache) {
+    PAGERFS_TRY(v, size_opt("memory_cache", raw.memory_cache));
+    c.memory_cache = v;
+  }
+  if (raw.readahead) {
+    PAGERFS_TRY(v, size_opt("readahead", raw.readahead));
+    c.pager.readahead = v;
+  }
+  if (raw.chunk_cache) {
+    PAGERFS_TRY(v, size_opt("chunk_cache", raw.chunk_cache));
+    c.pager.chunk_cache_bytes = v;
+  }
+  // RAM caches larger than the machine's memory can only end in the OOM
+  // killer: refused up front.
+  const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  for (const auto& [name, value] : {std::pair{"chunk_cache", c.pager.chunk_cache_bytes}, std::pair{"memory_cache", c.memory_cache}}) {
+    if (memory > 0 && value > memory / 2) {
+      return Error(errc::invalid_argument, std::string("-o ") + name + ": " + format_size(value) +
+                                               " is more than half of this machine's memory (" + format_size(memory) + ")");
+    }
+  }
+  if (raw.threads) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(raw.threads, &end, 10);
+    if (*raw.threads == '\0' || *end != '\0' || n == 0 || n > 256) {
+      return Error(errc::invalid_argument, std::string("-o threads: '") + raw.threads + "' is not a number from 1 to 256");
+    }
+    c.pager.threads = static_cast<unsigned>(n);
+  }
+  PAGERFS_TRYV(validate(c.pager));
+  if (raw.log_level) {
+    c.log_level = spdlog::level::from_str(raw.log_level);
+    if (c.log_level == spdlog::level::off && std::string(raw.log_level) != "off") {
+      return Error(errc::invalid_argument, std::string("-o log_level: unknown level '") + raw.log_level + "'");
+    }
+  }
+  if (raw.control && raw.control[0] != '/') {
+    // The daemon changes its directory to /: a relative path would not name
+    // what the user meant in every process that reads it.
+    return Error(errc::invalid_argument, std::string("-o control: '") + raw.control + "' is not an absolute path");
+  }
+  c.control_path = raw.control ? absolute(raw.control) : control::default_socket_path(c.mountpoint);
+  c.trust_suid = raw.trust_suid;
+  c.trust_dev = raw.trust_dev;
+  c.ignored_suid = raw.asked_suid && !raw.trust_suid;
+  c.ignored_dev = raw.asked_dev && !raw.trust_dev;
+  if ((c.trust_suid || c.trust_dev) && ::geteuid() != 0) {
+    return Error(errc::invalid_argument, std::string("-o ") + (c.trust_suid ? "trust_suid" : "trust_dev") +
+                                             " needs root (the kernel refuses it to other users)");
+  }
+  c.foreground = cmd.foreground != 0;
+  c.debug = cmd.debug != 0;
+  if (c.debug) c.log_level = std::min(c.log_level, spdlog::level::debug);
+  c.single_thread = cmd.singlethread != 0;
+  c.clone_fd = cmd.clone_fd != 0;
+  c.max_threads = cmd.max_threads;
+  return c;
+}
+
+}  // namespace pagerfs

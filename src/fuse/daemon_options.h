@@ -1,0 +1,81 @@
+// The daemon's command line: its own -o options (parsed by fuse_opt, then
+// checked into a Config), its usage text, and what is left for libfuse.
+//
+// Thread safety: used once, from main, before any thread starts.
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <spdlog/common.h>
+
+#include <cstdint>
+#include <string>
+
+#include "pagerfs/pager/pager.h"
+#include "pagerfs/util/error.h"
+
+namespace pagerfs {
+
+// The daemon's own -o options; fuse_opt stores each value here.
+struct RawOptions {
+  char* cache = nullptr;
+  char* cache_size = nullptr;
+  char* memory_cache = nullptr;
+  char* readahead = nullptr;
+  char* chunk_cache = nullptr;
+  char* threads = nullptr;
+  char* log_level = nullptr;
+  char* control = nullptr;
+  std::string store;
+  int extra_args = 0;
+  bool help = false;
+  bool version = false;
+  // Set-user-ID bits and device nodes of images are honoured only when asked
+  // for by these two, never by the generic suid/dev options (which
+  // mount.fuse3 and fstab's "defaults" add unasked).
+  bool trust_suid = false;
+  bool trust_dev = false;
+  bool asked_suid = false;  // "suid" or "dev" given (and ignored without trust_*)
+  bool asked_dev = false;
+
+  RawOptions() = default;
+  RawOptions(const RawOptions&) = delete;
+  RawOptions& operator=(const RawOptions&) = delete;
+  ~RawOptions() {  // fuse_opt_parse strdup()s every value
+    for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control}) {
+      std::free(value);
+    }
+  }
+};
+
+// Takes pagerfs's own options and STORE out of `args` into `raw` (the rest is
+// libfuse's); returns fuse_opt_parse's status (non-zero: a message was printed).
+int parse_pagerfs_options(fuse_args* args, RawOptions* raw);
+
+// `pagerfs --help`: ours, then libfuse's.
+void print_usage();
+
+struct Config {
+  std::string store;
+  std::string mountpoint;  // absolute
+  std::string cache_dir;
+  uint64_t cache_size = uint64_t{1} << 30;
+  uint64_t memory_cache = 0;
+  PagerOptions pager;
+  std::string control_path;
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  bool foreground = false;
+  bool debug = false;
+  bool single_thread = false;
+  bool clone_fd = false;
+  unsigned max_threads = 0;
+  bool trust_suid = false;
+  bool trust_dev = false;
+  bool ignored_suid = false;  // -o suid/dev given without trust_*: logged
+  bool ignored_dev = false;
+};
+
+
+// Checks every option, the mount point and the paths (made absolute).
+Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd);
+
+}  // namespace pagerfs

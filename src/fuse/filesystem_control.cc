@@ -1,0 +1,115 @@
+// The control commands a mount answers (see fuse/control_commands.h): its
+// counters as JSON, a dump of its state, prewarm and drop-caches.
+#include <cstring>
+
+#include "fuse/filesystem.h"
+
+namespace pagerfs {
+namespace {
+
+const char* op_name(Filesystem::Op op) {
+  static constexpr const char* kNames[] = {"lookup",   "getattr", "readlink",    "open",
+                                           "read",     "release", "opendir",     "readdir",
+                                           "readdirplus", "statfs", "getxattr", "listxattr", "denied"};
+  return kNames[static_cast<size_t>(op)];
+}
+
+nlohmann::json histogram_json(const LatencyHistogram::Snapshot& h) {
+  return {{"count", h.count}, {"mean_us", h.mean_us()}, {"p50_us", h.quantile_us(0.5)},
+          {"p99_us", h.quantile_us(0.99)}};
+}
+
+
+}  // namespace
+
+nlohmann::json Filesystem::stats_json() const {
+  nlohmann::json fuse;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const OpStats& s = ops_[i];
+    fuse[op_name(static_cast<Op>(i))] = {{"calls", s.calls.load()}, {"errors", s.errors.load()},
+                                         {"latency", histogram_json(s.latency.snapshot())}};
+  }
+  const PageCacheSupplier::Stats supplied = supplier_.stats();
+  fuse["notify_store"] = {{"calls", supplied.stored}, {"bytes", supplied.bytes},
+                          {"dropped", supplied.dropped}, {"failures", supplied.failed},
+                          {"out_of_memory", supplied.out_of_memory}};
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& layer : stack_->layers()) {
+    const LayerStats::Snapshot s = layer->stats().snapshot();
+    layers.push_back({{"type", std::string(layer->type())},
+                      {"reads", s.reads},
+                      {"sectors_hit", s.sectors_hit},
+                      {"sectors_missed", s.sectors_missed},
+                      {"bytes_read", s.bytes_read},
+                      {"fills", s.fills},
+                      {"bytes_filled", s.bytes_filled},
+                      {"evictions", s.evictions},
+                      {"bytes_evicted", s.bytes_evicted},
+                      {"errors", s.errors},
+                      {"fill_errors", s.fill_errors},
+                      {"bytes_cached", s.bytes_cached},
+                      {"sectors_invalidated", s.sectors_invalidated},
+                      {"read_latency", histogram_json(s.read_latency)}});
+  }
+  const PagerStats p = pager_->stats();
+  nlohmann::json failures = nlohmann::json::object();
+  for (const auto& [err, n] : p.failures) failures[std::strerror(err)] = n;
+  nlohmann::json pager = {{"faults", p.faults},
+                          {"bytes_requested", p.bytes_requested},
+                          {"bytes_supplied", p.bytes_supplied},
+                          {"chunks_decoded", p.chunks_decoded},
+                          {"readahead_chunks", p.readahead_chunks},
+                          {"random_faults", p.random_faults},
+                          {"chunk_cache_hits", p.chunk_cache_hits},
+                          {"chunk_cache_misses", p.chunk_cache_misses},
+                          {"coalesced_waits", p.coalesced_waits},
+                          {"fetches", p.fetches},
+                          {"bytes_fetched", p.bytes_fetched},
+                          {"chunk_cache_bytes", p.chunk_cache_bytes},
+                          {"open_blobs", p.open_blobs},
+                          {"integrity_retries", p.integrity_retries},
+                          {"integrity_repairs", p.integrity_repairs},
+                          {"after_reply_failures", p.after_reply_failures},
+                          {"failures", failures},
+                          {"decode_latency", histogram_json(p.decode_latency)},
+                          {"fault_latency", histogram_json(p.fault_latency)}};
+  const ImageCatalog::Stats images = catalog_.stats();
+  return {{"store", store_.root()},
+          {"blobs", view_.blob_count()},
+          {"images", view_.image_count()},
+          {"images_failed", images.images_failed},
+          {"image_load_failures", images.image_load_failures},
+          {"fuse", fuse},
+          {"pager", pager},
+          {"layers", layers}};
+}
+
+std::string Filesystem::dump() const {
+  std::string out = "pagerfs: store " + store_.root() + ", " + std::to_string(view_.blob_count()) + " blob(s), " +
+                    std::to_string(view_.image_count()) + " image(s)\n";
+  out += pager_->dump();
+  for (const auto& layer : stack_->layers()) {
+    const auto s = layer->stats().snapshot();
+    out += "layer " + std::string(layer->type()) + ": " + std::to_string(s.reads) + " reads, " +
+           std::to_string(s.errors) + " errors, " + std::to_string(s.bytes_cached) + " bytes cached\n";
+  }
+  return out;
+}
+
+Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint64_t length) {
+  const std::optional<fuse_ino_t> ino = view_.resolve(path);
+  const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
+  if (!node || (node->kind != MountView::Node::Kind::blob && node->kind != MountView::Node::Kind::image_file)) {
+    return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
+  }
+  PAGERFS_TRY(blob, pager_->open(node->digest));
+  const uint64_t end = range::saturating_add(offset, length);
+  return pager_->prewarm(*blob, {{offset, std::min(end, blob->byte_size())}});
+}
+
+Result<void> Filesystem::drop_caches() {
+  pager_->drop_chunk_cache();
+  return stack_->drop_caches();
+}
+
+}  // namespace pagerfs

@@ -1,0 +1,45 @@
+// What appears in the store after mounting: blobs packed since (on lookup and
+// in the listing of blobs/sha256) and images (on lookup and in the listing of
+// images/), each image only if the catalog finds it usable.
+#include <spdlog/spdlog.h>
+
+#include "fuse/filesystem.h"
+
+namespace pagerfs {
+
+bool Filesystem::blob_present(const Digest& digest) const {
+  return view_.has_blob(digest) || stack_->blob_size(digest).has_value();
+}
+
+Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view name) {
+  PAGERFS_TRY(image, catalog_.load(name, [this](const Digest& digest) { return blob_present(digest); }));
+  if (!image) return std::optional<fuse_ino_t>{};
+  view_.add_image(std::string(name), std::move(*image));
+  return view_.lookup(MountView::kImagesDir, name);
+}
+
+void Filesystem::load_images() {
+  auto names = store_.list_images();
+  if (!names) {
+    logger_->warn("list images: {}", names.error().message());
+    return;
+  }
+  for (const std::string& name : names.value()) {
+    if (view_.lookup(MountView::kImagesDir, name)) continue;
+    // A broken image stays out of the listing (logged); looking it up says EIO.
+    (void)load_late_image(name);
+  }
+}
+
+void Filesystem::load_late_blobs() {
+  auto digests = store_.list_blobs();
+  if (!digests) {
+    logger_->warn("list blobs: {}", digests.error().message());
+    return;
+  }
+  for (const Digest& digest : digests.value()) {
+    if (!view_.has_blob(digest)) view_.add_blob(digest);
+  }
+}
+
+}  // namespace pagerfs

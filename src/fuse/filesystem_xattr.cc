@@ -1,0 +1,78 @@
+// Extended attributes: an image entry's own (recorded in its manifest), and
+// pagerfs's: a blob's digest, chunk size and stored size, the mount's control
+// socket on the root.
+#include <cerrno>
+#include <string>
+
+#include "fuse/filesystem.h"
+
+namespace pagerfs {
+namespace {
+
+constexpr const char* kXattrDigest = "user.pagerfs.digest";
+constexpr const char* kXattrChunkSize = "user.pagerfs.chunk_size";
+constexpr const char* kXattrStoredSize = "user.pagerfs.stored_size";
+constexpr const char* kXattrControl = "user.pagerfs.control";
+
+// Replies with an xattr value, or its size when size == 0 (the protocol).
+void reply_xattr(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (size < value.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+}
+
+
+}  // namespace
+
+void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  const std::string key = name;
+  if (ino == MountView::kRoot && key == kXattrControl) return reply_xattr(req, control_path_, size);
+  const std::optional<MountView::Node> node = view_.node(ino);
+  if (!node || node->kind == MountView::Node::Kind::fixed_dir) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  if (node->kind != MountView::Node::Kind::blob) {
+    const image::Manifest& m = node->image->manifest;
+    if (auto value = m.xattr(m.entry(m.resolve(node->entry)), key)) {
+      return reply_xattr(req, std::string(*value), size);
+    }
+    if (node->kind == MountView::Node::Kind::image_file && key == kXattrDigest) {
+      return reply_xattr(req, node->digest.str(), size);
+    }
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  if (key == kXattrDigest) return reply_xattr(req, node->digest.str(), size);
+  if (key == kXattrChunkSize || key == kXattrStoredSize) {
+    auto info = blob_info(ino, node->digest);
+    if (!info) {
+      fuse_reply_err(req, to_errno(info.error()));
+      return;
+    }
+    const uint64_t v = key == kXattrChunkSize ? info.value().chunk_size : info.value().stored_size;
+    return reply_xattr(req, std::to_string(v), size);
+  }
+  fuse_reply_err(req, ENODATA);
+}
+
+void Filesystem::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  std::string names;
+  const std::optional<MountView::Node> node = view_.node(ino);
+  if (ino == MountView::kRoot) names = std::string(kXattrControl) + '\0';
+  if (node && node->kind == MountView::Node::Kind::blob) {
+    names = std::string(kXattrDigest) + '\0' + kXattrChunkSize + '\0' + kXattrStoredSize + '\0';
+  }
+  if (node && node->image) {
+    const image::Manifest& m = node->image->manifest;
+    for (const image::Xattr& x : m.xattrs(m.entry(m.resolve(node->entry)))) names += x.name + '\0';
+    if (node->kind == MountView::Node::Kind::image_file) names += std::string(kXattrDigest) + '\0';
+  }
+  reply_xattr(req, names, size);
+}
+
+}  // namespace pagerfs

@@ -1,0 +1,63 @@
+// pagerfsctl's subcommands, one file each (pagerfsctl_*.cc); pagerfsctl.cc
+// parses the command line and calls them. Each prints its output and returns
+// the exit status: 0 success; 1 failure (for verify: corruption found); 2
+// usage or I/O error. Errors are one line on stderr: "pagerfsctl: error: ...".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pagerfs/control/control.h"
+#include "pagerfs/format/blob_writer.h"
+#include "pagerfs/util/error.h"
+
+namespace pagerfs::ctl {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// "pagerfsctl: error: MESSAGE" on stderr.
+void print_error(const std::string& message);
+
+// Validates a size option given as text ("64K").
+Result<uint64_t> size_option(const std::string& name, const std::string& text);
+
+// pack (pagerfsctl_pack.cc)
+struct PackArgs {
+  std::string store;
+  std::string chunk_size = "128K";
+  int level = kDefaultCompressionLevel;
+  unsigned threads = 0;
+  std::string image;  // pack one directory as this image
+  std::vector<std::string> inputs;
+};
+int run_pack(const PackArgs& args);
+
+// inspect, cat (pagerfsctl_blob.cc)
+int run_inspect(const std::string& path, bool json);
+int run_cat(const std::string& path, const std::string& offset_text, const std::optional<std::string>& length_text,
+            unsigned threads);
+
+// verify, images (pagerfsctl_store.cc)
+int run_verify(const std::string& store_path, const std::vector<std::string>& digests, unsigned threads);
+int run_images(const std::string& store_path, const std::optional<std::string>& name, bool json);
+
+// stats, dump, prewarm, drop-caches: the control socket of a mount
+// (pagerfsctl_control.cc). Where to send a request: the socket a mount names
+// (checked: a pagerfs mount, a socket of the mount's owner), or one given
+// with --control (checked: a socket of the caller's or root's).
+struct ControlTarget {
+  std::string mountpoint;           // empty with --control only
+  std::string socket;               // --control, or empty
+  std::optional<double> timeout_s;  // --timeout; 0: none
+};
+// Sends `request` and prints the daemon's answer as it is.
+int run_control(const ControlTarget& target, const control::Request& request);
+int run_stats(const ControlTarget& target, bool json);
+// `items`: FILE or FILE:OFFSET:LENGTH, FILE under the mount point or relative to it.
+int run_prewarm(const ControlTarget& target, const std::vector<std::string>& items);
+
+}  // namespace pagerfs::ctl

@@ -1,0 +1,101 @@
+// pagerfsctl stats, dump, prewarm and drop-caches: requests to a mount's
+// control socket.
+#include <climits>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "pagerfs/control/control.h"
+#include "pagerfs/util/units.h"
+#include "tools/pagerfsctl.h"
+
+namespace pagerfs::ctl {
+namespace {
+
+// Sends `request` to the daemon; returns its answer. Every command but a
+// prewarm (which may decode a whole image) gets control::kClientTimeout.
+Result<std::string> ask(const ControlTarget& target, const control::Request& request) {
+  auto endpoint = target.socket.empty() ? control::socket_for_mount(target.mountpoint)
+                                        : control::explicit_socket(target.socket);
+  if (!endpoint) return endpoint.error();
+  std::optional<std::chrono::milliseconds> timeout = control::kClientTimeout;
+  if (request.command == "prewarm") timeout.reset();
+  if (target.timeout_s) {
+    timeout.reset();
+    if (*target.timeout_s > 0) timeout = std::chrono::milliseconds(static_cast<int64_t>(*target.timeout_s * 1000));
+  }
+  return control::request(endpoint.value(), control::encode_request(request), timeout);
+}
+
+}  // namespace
+
+int run_control(const ControlTarget& target, const control::Request& request) {
+  auto answer = ask(target, request);
+  if (!answer) return print_error(answer.error().message()), kExitFailure;
+  std::fputs(answer.value().c_str(), stdout);
+  return kExitOk;
+}
+
+int run_stats(const ControlTarget& target, bool json) {
+  if (json) return run_control(target, {"stats", {}});
+  auto answer = ask(target, {"stats", {}});
+  if (!answer) return print_error(answer.error().message()), kExitFailure;
+  const auto s = nlohmann::json::parse(answer.value());
+  const auto& p = s["pager"];
+  std::printf("store        %s (%llu blobs)\n", s["store"].get<std::string>().c_str(),
+              s["blobs"].get<unsigned long long>());
+  std::printf("pager        %llu faults, %llu chunks decoded, %llu read ahead, chunk cache %s\n",
+              p["faults"].get<unsigned long long>(), p["chunks_decoded"].get<unsigned long long>(),
+              p["readahead_chunks"].get<unsigned long long>(),
+              format_size(p["chunk_cache_bytes"].get<uint64_t>()).c_str());
+  std::printf("             cache hits %llu, misses %llu, coalesced %llu; decode p50 %llu us, p99 %llu us\n",
+              p["chunk_cache_hits"].get<unsigned long long>(), p["chunk_cache_misses"].get<unsigned long long>(),
+              p["coalesced_waits"].get<unsigned long long>(),
+              p["decode_latency"]["p50_us"].get<unsigned long long>(),
+              p["decode_latency"]["p99_us"].get<unsigned long long>());
+  for (const auto& l : s["layers"]) {
+    std::printf("layer %-6s %llu reads, %s served, %llu sectors missed, %llu errors, %s cached\n",
+                l["type"].get<std::string>().c_str(), l["reads"].get<unsigned long long>(),
+                format_size(l["bytes_read"].get<uint64_t>()).c_str(),
+                l["sectors_missed"].get<unsigned long long>(), l["errors"].get<unsigned long long>(),
+                format_size(l["bytes_cached"].get<uint64_t>()).c_str());
+  }
+  if (s.contains("control")) {
+    const auto& c = s["control"];
+    std::printf("control      %llu connections; refused: %llu other uid, %llu oversized, %llu timed out, %llu over "
+                "the connection limit\n",
+                c["connections"].get<unsigned long long>(), c["refused_peers"].get<unsigned long long>(),
+                c["oversized"].get<unsigned long long>(), c["timed_out"].get<unsigned long long>(),
+                c["evicted"].get<unsigned long long>());
+  }
+  for (const auto& [name, op] : s["fuse"].items()) {
+    if (!op.contains("calls") || op["calls"].get<uint64_t>() == 0 || !op.contains("latency")) continue;
+    std::printf("fuse %-8s %llu calls, %llu errors, p50 %llu us, p99 %llu us\n", name.c_str(),
+                op["calls"].get<unsigned long long>(), op["errors"].get<unsigned long long>(),
+                op["latency"]["p50_us"].get<unsigned long long>(),
+                op["latency"]["p99_us"].get<unsigned long long>());
+  }
+  return kExitOk;
+}
+
+int run_prewarm(const ControlTarget& target, const std::vector<std::string>& items) {
+  // Paths may be given under the mount point or relative to it.
+  char root[PATH_MAX];
+  if (::realpath(target.mountpoint.c_str(), root) == nullptr) {
+    return print_error("'" + target.mountpoint + "': " + std::strerror(errno)), kExitFailure;
+  }
+  control::Request request{"prewarm", {}};
+  for (const std::string& item : items) {
+    // FILE or FILE:OFFSET:LENGTH; FILE may be relative to the current directory.
+    control::PrewarmItem parsed = control::parse_prewarm_item(item);
+    char resolved[PATH_MAX];
+    if (::realpath(parsed.path.c_str(), resolved) != nullptr) parsed.path = resolved;
+    if (parsed.path.starts_with(std::string(root) + "/")) parsed.path = parsed.path.substr(std::strlen(root) + 1);
+    request.items.push_back(std::move(parsed));
+  }
+  return run_control(target, request);
+}
+
+}  // namespace pagerfs::ctl
