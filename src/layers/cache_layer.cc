@@ -1,6 +1,5 @@
 #include "pagerfs/layers/cache_layer.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -17,7 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "util/endian.h"
+#include "layers/cache_map_header.h"
+#include "util/directory.h"
 #include "util/fd_cache.h"
 #include "util/posix_io.h"
 #include "util/safe_open.h"
@@ -27,10 +27,6 @@ namespace pagerfs {
 namespace {
 
 constexpr char kVersionText[] = "pagerfs-cache 1\n";
-constexpr std::array<uint8_t, 8> kMapMagic = {'P', 'G', 'F', 'S', 'C', 'M', 'A', 'P'};
-constexpr uint32_t kMapVersion = 1;
-constexpr size_t kMapHeaderSize = 64;
-constexpr size_t kMapChecksumOffset = 56;
 // Map entry values: 0 absent; 1 (in memory only) a fill in progress; else
 // the checksum of the stored sector, never 0 or 1.
 constexpr uint64_t kAbsent = 0;
@@ -39,16 +35,6 @@ constexpr uint64_t kPending = 1;
 uint64_t sector_checksum(std::span<const std::byte> data, uint64_t sector) noexcept {
   const uint64_t h = XXH3_64bits_withSeed(data.data(), data.size(), sector);
   return h <= kPending ? h + 2 : h;
-}
-
-std::array<std::byte, kMapHeaderSize> encode_map_header(uint32_t sector_size, uint64_t blob_size) {
-  std::array<std::byte, kMapHeaderSize> h{};
-  std::memcpy(h.data(), kMapMagic.data(), kMapMagic.size());
-  store_le32(h.data() + 8, kMapVersion);
-  store_le32(h.data() + 12, sector_size);
-  store_le64(h.data() + 16, blob_size);
-  store_le64(h.data() + kMapChecksumOffset, XXH3_64bits(h.data(), kMapChecksumOffset));
-  return h;
 }
 
 class CacheLayer;
@@ -182,11 +168,11 @@ Result<void> CacheLayer::init() {
   if (version != kVersionText) {
     if (!version.empty()) logger_->warn("cache '{}': unknown format, starting empty", dir_);
     // Remove our files only.
-    PAGERFS_TRY(d, open_directory_stream(blobs_dir_));
-    while (const dirent* e = ::readdir(d.get())) {
-      const std::string name = e->d_name;
-      if (name.ends_with(".map") || name.ends_with(".data")) ::unlink((blobs_dir_ + "/" + name).c_str());
-    }
+    PAGERFS_TRYV(for_each_entry(blobs_dir_, [&](const DirectoryEntry& e) {
+      if (e.name.ends_with(".map") || e.name.ends_with(".data")) {
+        ::unlink((blobs_dir_ + "/" + std::string(e.name)).c_str());
+      }
+    }));
     // A new file, whatever was under the name (a FIFO or a link included).
     if (::unlink(version_path.c_str()) != 0 && errno != ENOENT) {
       return Error::from_errno(errno, "replace '" + version_path + "'");
@@ -198,9 +184,7 @@ Result<void> CacheLayer::init() {
 
   // Index what the cache holds. The map entries are trusted only as far as
   // the checksum check on every read: no rebuild is needed after a crash.
-  PAGERFS_TRY(d, open_directory_stream(blobs_dir_));
-  std::vector<std::string> names;
-  while (const dirent* e = ::readdir(d.get())) names.emplace_back(e->d_name);
+  PAGERFS_TRY(names, list_entry_names(blobs_dir_));
   for (const std::string& name : names) {
     const std::string hex = name.substr(0, name.find('.'));
     if (!Digest::is_canonical_hex(hex)) continue;
@@ -234,15 +218,8 @@ Result<void> CacheLayer::load_map(const std::string& hex) {
   }
   std::array<std::byte, kMapHeaderSize> h{};
   PAGERFS_TRY(n, pread_some(fd.get(), h, 0, "map"));
-  if (n != h.size() || std::memcmp(h.data(), kMapMagic.data(), kMapMagic.size()) != 0 ||
-      load_le32(h.data() + 8) != kMapVersion ||
-      load_le64(h.data() + kMapChecksumOffset) != XXH3_64bits(h.data(), kMapChecksumOffset)) {
-    return Error(errc::corrupt_blob, "bad map header");
-  }
-  if (load_le32(h.data() + 12) != options_.sector_size) {
-    return Error(errc::corrupt_blob, "map of another sector size");
-  }
-  const uint64_t size = load_le64(h.data() + 16);
+  PAGERFS_TRY(header, decode_map_header(std::span(h).first(n), options_.sector_size));
+  const uint64_t size = header.blob_size;
   const uint64_t sectors = BlobExtent{Digest(), size}.sector_count(options_.sector_size);
   std::vector<uint64_t> entries(sectors);
   PAGERFS_TRY(got, pread_some(fd.get(), std::as_writable_bytes(std::span(entries)), kMapHeaderSize, "map"));
@@ -283,7 +260,7 @@ Result<std::shared_ptr<CachedBlob>> CacheLayer::find_or_create(const BlobExtent&
     }
     if (auto d = open_regular_file(data, O_RDWR | O_CREAT | O_EXCL, 0600); !d) return d.error();
     PAGERFS_TRY(m, open_regular_file(map, O_RDWR | O_CREAT | O_EXCL, 0600));
-    PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header(options_.sector_size, blob.size), 0, "'" + map + "'"));
+    PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header({options_.sector_size, blob.size}), 0, "'" + map + "'"));
     if (::ftruncate(m.get(), static_cast<off_t>(kMapHeaderSize + 8 * sectors)) != 0) {
       return Error::from_errno(errno, "extend '" + map + "'");
     }
