@@ -26,20 +26,18 @@ Entry Manifest::entry(uint32_t index) const noexcept {
   assert(index < entry_count_);
   const StoredEntry e = read_entry(bytes_, index);
   const std::string_view strings = strings_of(bytes_, entry_count_, digests_.size());
-  Entry out;
-  out.index = index;
-  out.parent = e.parent;
-  out.name = strings.substr(e.name_offset, e.name_length);
-  out.type = static_cast<EntryType>(e.type);
-  out.mode = e.mode;
-  out.uid = e.uid;
-  out.gid = e.gid;
-  out.mtime_sec = e.mtime_sec;
-  out.mtime_nsec = e.mtime_nsec;
-  out.size = e.size;
-  out.ref = e.ref;
-  out.xattrs = strings.substr(e.xattrs_offset, e.xattrs_size);
-  return out;
+  return {.index = index,
+          .parent = e.parent,
+          .name = strings.substr(e.name_offset, e.name_length),
+          .type = static_cast<EntryType>(e.type),
+          .mode = e.mode,
+          .uid = e.uid,
+          .gid = e.gid,
+          .mtime_sec = e.mtime_sec,
+          .mtime_nsec = e.mtime_nsec,
+          .size = e.size,
+          .ref = e.ref,
+          .xattrs = strings.substr(e.xattrs_offset, e.xattrs_size)};
 }
 
 Manifest::Children Manifest::children(uint32_t dir) const noexcept {

@@ -381,21 +381,20 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries) {
       case EntryType::special: ref = e.rdev; break;
       case EntryType::directory: break;
     }
-    StoredEntry stored;
-    stored.parent = parent[i] == kNone ? 0 : index_of[parent[i]];
-    stored.name_offset = name_offset;
-    stored.name_length = static_cast<uint16_t>(name_of(i).size());
-    stored.type = static_cast<uint8_t>(e.type);
-    stored.mode = e.mode;
-    stored.uid = e.uid;
-    stored.gid = e.gid;
-    stored.mtime_sec = e.mtime_sec;
-    stored.mtime_nsec = e.mtime_nsec;
-    stored.xattrs_size = xattrs_size;
-    stored.size = e.size;
-    stored.ref = ref;
-    stored.xattrs_offset = xattrs_offset;
-    write_entry(stored, out, k);
+    write_entry({.parent = parent[i] == kNone ? 0 : index_of[parent[i]],
+                 .name_offset = name_offset,
+                 .name_length = static_cast<uint16_t>(name_of(i).size()),
+                 .type = static_cast<uint8_t>(e.type),
+                 .mode = e.mode,
+                 .uid = e.uid,
+                 .gid = e.gid,
+                 .mtime_sec = e.mtime_sec,
+                 .mtime_nsec = e.mtime_nsec,
+                 .xattrs_size = xattrs_size,
+                 .size = e.size,
+                 .ref = ref,
+                 .xattrs_offset = xattrs_offset},
+                out, k);
   }
 
   ByteWriter table{std::span(out).subspan(digest_table_offset(n), digests.size() * kDigestSize)};
