@@ -126,6 +126,7 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
   m.child_count_.assign(n, 0);
   m.nlink_.assign(n, 0);
   std::vector<uint32_t> hardlinks;
+  std::vector<bool> is_directory(n, false);  // of the entries checked so far
 
   std::string_view previous_name;
   uint32_t previous_parent = 0;
@@ -161,6 +162,7 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
     }
     if (!is_known_type(raw_type)) return fail("unknown type " + std::to_string(raw_type));
     const auto type = static_cast<EntryType>(raw_type);
+    is_directory[i] = type == EntryType::directory;
     if (uint64_t{name_offset} + name_length > strings_size) {
       return fail("name [" + std::to_string(name_offset) + ", +" + std::to_string(name_length) +
                   ") is outside the string table (" + std::to_string(strings_size) + " bytes)");
@@ -176,7 +178,7 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
       if (const char* problem = name_problem(name))
         return fail("name " + quote(name) + " " + problem);
       name_known = true;
-      if (parent >= i || read_entry(file, parent).type != static_cast<uint8_t>(EntryType::directory)) {
+      if (parent >= i || !is_directory[parent]) {
         return fail("parent " + std::to_string(parent) + " is not an earlier directory");
       }
       path_known = true;
