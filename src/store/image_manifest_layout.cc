@@ -55,48 +55,6 @@ StoredHeader read_header(std::span<const std::byte> manifest) noexcept {
   return h;
 }
 
-void write_entry(const StoredEntry& e, std::span<std::byte> manifest, uint32_t index) noexcept {
-  ByteWriter w(manifest.subspan(kHeaderSize + uint64_t{index} * kEntrySize, kEntrySize));
-  w.u32(e.parent)
-      .u32(e.name_offset)
-      .u16(e.name_length)
-      .u8(e.type)
-      .u8(e.reserved8)
-      .u32(e.mode)
-      .u32(e.uid)
-      .u32(e.gid)
-      .i64(e.mtime_sec)
-      .u32(e.mtime_nsec)
-      .u32(e.xattrs_size)
-      .u64(e.size)
-      .u64(e.ref)
-      .u32(e.xattrs_offset)
-      .u32(e.reserved32);
-  assert(w.filled());
-}
-
-StoredEntry read_entry(std::span<const std::byte> manifest, uint32_t index) noexcept {
-  ByteReader r(manifest.subspan(kHeaderSize + uint64_t{index} * kEntrySize, kEntrySize));
-  StoredEntry e;
-  e.parent = r.u32();
-  e.name_offset = r.u32();
-  e.name_length = r.u16();
-  e.type = r.u8();
-  e.reserved8 = r.u8();
-  e.mode = r.u32();
-  e.uid = r.u32();
-  e.gid = r.u32();
-  e.mtime_sec = r.i64();
-  e.mtime_nsec = r.u32();
-  e.xattrs_size = r.u32();
-  e.size = r.u64();
-  e.ref = r.u64();
-  e.xattrs_offset = r.u32();
-  e.reserved32 = r.u32();
-  assert(r.ok() && r.remaining() == 0);
-  return e;
-}
-
 XattrRecordRead read_xattr_record(std::string_view records) noexcept {
   ByteReader r(as_bytes(records));
   XattrRecordRead out;

@@ -2,7 +2,8 @@
 // records as they are stored, and the codec between them and these structs.
 // The layout is the one pagerfs/store/image_manifest.h documents (and
 // man/pagerfs-store.5 specifies); the fields below are in its order, and the
-// codec in image_manifest_layout.cc writes and reads them in that order.
+// codec (util/byte_codec.h cursors, here and in image_manifest_layout.cc)
+// writes and reads them in that order.
 //
 // Nothing here checks a value: the encoder (image_manifest_encode.cc) writes
 // only what the rules allow, and the parser (image_manifest_parse.cc) checks
@@ -12,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -19,6 +21,7 @@
 #include <string_view>
 
 #include "pagerfs/store/image_manifest.h"
+#include "util/byte_codec.h"
 
 namespace pagerfs::image {
 
@@ -63,10 +66,50 @@ struct StoredEntry {
   uint32_t reserved32 = 0;
 };
 
-// Entry `index` of a manifest whose header says it has more than `index`
-// entries, and whose length was checked against that.
-StoredEntry read_entry(std::span<const std::byte> manifest, uint32_t index) noexcept;
-void write_entry(const StoredEntry& entry, std::span<std::byte> manifest, uint32_t index) noexcept;
+// Entry `index`, written into or read from a manifest whose length holds
+// it (the parser checks that before it reads any). Inline: every lookup
+// reads entries.
+inline void write_entry(const StoredEntry& e, std::span<std::byte> manifest, uint32_t index) noexcept {
+  ByteWriter w(manifest.subspan(kHeaderSize + uint64_t{index} * kEntrySize, kEntrySize));
+  w.u32(e.parent)
+      .u32(e.name_offset)
+      .u16(e.name_length)
+      .u8(e.type)
+      .u8(e.reserved8)
+      .u32(e.mode)
+      .u32(e.uid)
+      .u32(e.gid)
+      .i64(e.mtime_sec)
+      .u32(e.mtime_nsec)
+      .u32(e.xattrs_size)
+      .u64(e.size)
+      .u64(e.ref)
+      .u32(e.xattrs_offset)
+      .u32(e.reserved32);
+  assert(w.filled());
+}
+
+inline StoredEntry read_entry(std::span<const std::byte> manifest, uint32_t index) noexcept {
+  ByteReader r(manifest.subspan(kHeaderSize + uint64_t{index} * kEntrySize, kEntrySize));
+  StoredEntry e;
+  e.parent = r.u32();
+  e.name_offset = r.u32();
+  e.name_length = r.u16();
+  e.type = r.u8();
+  e.reserved8 = r.u8();
+  e.mode = r.u32();
+  e.uid = r.u32();
+  e.gid = r.u32();
+  e.mtime_sec = r.i64();
+  e.mtime_nsec = r.u32();
+  e.xattrs_size = r.u32();
+  e.size = r.u64();
+  e.ref = r.u64();
+  e.xattrs_offset = r.u32();
+  e.reserved32 = r.u32();
+  assert(r.ok() && r.remaining() == 0);
+  return e;
+}
 
 // Where the tables start, for a manifest of `entry_count` entries and
 // `digest_count` digests.
