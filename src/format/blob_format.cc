@@ -3,43 +3,64 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <bit>
-#include <cstring>
+#include <cassert>
+#include <cstdio>
 #include <limits>
 #include <string>
 
-#include "util/endian.h"
+#include "util/byte_codec.h"
 
 namespace pagerfs::format {
 namespace {
 
-// Byte offsets of the header fields (see man/pagerfs-store.5).
-constexpr size_t kOffMagic = 0;
-constexpr size_t kOffVersion = 8;
-constexpr size_t kOffHeaderSize = 10;
-constexpr size_t kOffFlags = 12;
-constexpr size_t kOffByteSize = 16;
-constexpr size_t kOffChunkSize = 24;
-constexpr size_t kOffCodec = 28;
-constexpr size_t kOffChunkCount = 32;
-constexpr size_t kOffSeekTableOffset = 40;
-constexpr size_t kOffSeekTableChecksum = 48;
-constexpr size_t kOffDigest = 56;
-constexpr size_t kOffReserved = 88;
-constexpr size_t kOffHeaderChecksum = 120;
-static_assert(kOffHeaderChecksum + 8 == kHeaderSize);
-
-// Byte offsets inside one seek table entry.
-constexpr size_t kEntryOffOffset = 0;
-constexpr size_t kEntryOffSize = 8;
-constexpr size_t kEntryOffReserved = 12;
-constexpr size_t kEntryOffChecksum = 16;
-static_assert(kEntryOffChecksum + 8 == kSeekEntrySize);
+// The header's fields, in order (man/pagerfs-store.5, "Blob header"):
+//     0 magic "PGFSBLOB"     8 u16 version         10 u16 header_size
+//    12 u32 flags           16 u64 byte_size       24 u32 chunk_size
+//    28 u32 codec           32 u64 chunk_count     40 u64 seek_table_offset
+//    48 u64 seek_table_checksum                    56 digest (32 bytes)
+//    88 reserved (32 zero bytes)                  120 u64 header checksum
+// The header checksum is the XXH3-64 of every byte before it.
+constexpr size_t kHeaderChecksumOffset = kHeaderSize - 8;
+constexpr size_t kReservedHeaderBytes = 32;
 
 Error corrupt(std::string message) { return Error(errc::corrupt_blob, std::move(message)); }
 
 uint64_t header_checksum(std::span<const std::byte> header) noexcept {
-  return XXH3_64bits(header.data(), kOffHeaderChecksum);
+  return XXH3_64bits(header.data(), kHeaderChecksumOffset);
+}
+
+// The fields of a header as stored, before any is checked.
+struct StoredHeader {
+  std::array<uint8_t, 8> magic{};
+  uint16_t version = 0;
+  uint16_t header_size = 0;
+  uint32_t codec = 0;
+  std::span<const std::byte> reserved;
+  uint64_t checksum = 0;
+  BlobHeader fields;  // the rest, as read
+};
+
+StoredHeader read_header(std::span<const std::byte> bytes) noexcept {
+  ByteReader r(bytes.first(kHeaderSize));
+  StoredHeader s;
+  BlobHeader& h = s.fields;
+  s.magic = r.array<8>();
+  s.version = r.u16();
+  s.header_size = r.u16();
+  h.flags = r.u32();
+  h.byte_size = r.u64();
+  h.chunk_size = r.u32();
+  s.codec = r.u32();
+  h.chunk_count = r.u64();
+  h.seek_table_offset = r.u64();
+  h.seek_table_checksum = r.u64();
+  h.digest = Digest(r.array<Digest::kSize>());
+  s.reserved = r.bytes(kReservedHeaderBytes);
+  s.checksum = r.u64();
+  assert(r.ok() && r.remaining() == 0);
+  return s;
 }
 
 }  // namespace
@@ -69,18 +90,22 @@ uint64_t chunk_checksum(std::span<const std::byte> data) noexcept {
 
 std::array<std::byte, kHeaderSize> encode_header(const BlobHeader& h) {
   std::array<std::byte, kHeaderSize> out{};
-  std::memcpy(out.data() + kOffMagic, kMagic.data(), kMagic.size());
-  store_le16(out.data() + kOffVersion, kVersion);
-  store_le16(out.data() + kOffHeaderSize, kHeaderSize);
-  store_le32(out.data() + kOffFlags, h.flags);
-  store_le64(out.data() + kOffByteSize, h.byte_size);
-  store_le32(out.data() + kOffChunkSize, h.chunk_size);
-  store_le32(out.data() + kOffCodec, static_cast<uint32_t>(h.codec));
-  store_le64(out.data() + kOffChunkCount, h.chunk_count);
-  store_le64(out.data() + kOffSeekTableOffset, h.seek_table_offset);
-  store_le64(out.data() + kOffSeekTableChecksum, h.seek_table_checksum);
-  std::memcpy(out.data() + kOffDigest, h.digest.bytes().data(), Digest::kSize);
-  store_le64(out.data() + kOffHeaderChecksum, header_checksum(out));
+  ByteWriter w(out);
+  w.bytes(kMagic)
+      .u16(kVersion)
+      .u16(kHeaderSize)
+      .u32(h.flags)
+      .u64(h.byte_size)
+      .u32(h.chunk_size)
+      .u32(static_cast<uint32_t>(h.codec))
+      .u64(h.chunk_count)
+      .u64(h.seek_table_offset)
+      .u64(h.seek_table_checksum)
+      .bytes(h.digest.bytes())
+      .zeros(kReservedHeaderBytes);
+  assert(w.position() == kHeaderChecksumOffset);
+  w.u64(header_checksum(out));
+  assert(w.filled());
   return out;
 }
 
@@ -89,59 +114,45 @@ Result<BlobHeader> decode_header(std::span<const std::byte> bytes, uint64_t file
     return corrupt("truncated header: " + std::to_string(std::min<uint64_t>(bytes.size(), file_size)) +
                    " bytes, a blob header has " + std::to_string(kHeaderSize));
   }
-  const std::byte* p = bytes.data();
-  if (std::memcmp(p + kOffMagic, kMagic.data(), kMagic.size()) != 0) {
-    return corrupt("not a pagerfs blob (bad magic)");
-  }
+  const StoredHeader s = read_header(bytes);
+  if (s.magic != kMagic) return corrupt("not a pagerfs blob (bad magic)");
   // The version is checked before the checksum so that a newer blob is
   // reported as such, not as corruption.
-  const uint16_t version = load_le16(p + kOffVersion);
-  if (version != kVersion) {
-    return Error(errc::unsupported_format, "blob format version " + std::to_string(version) +
+  if (s.version != kVersion) {
+    return Error(errc::unsupported_format, "blob format version " + std::to_string(s.version) +
                                                " is not supported (this reader knows version " +
                                                std::to_string(kVersion) + ")");
   }
-  if (load_le64(p + kOffHeaderChecksum) != header_checksum(bytes.first(kHeaderSize))) {
+  if (s.checksum != header_checksum(bytes.first(kHeaderSize))) {
     return corrupt("header checksum mismatch");
   }
-  const uint16_t header_size = load_le16(p + kOffHeaderSize);
-  if (header_size != kHeaderSize) {
-    return corrupt("header size " + std::to_string(header_size) + " is not " +
+  if (s.header_size != kHeaderSize) {
+    return corrupt("header size " + std::to_string(s.header_size) + " is not " +
                    std::to_string(kHeaderSize));
   }
-  BlobHeader h;
-  h.flags = load_le32(p + kOffFlags);
+  BlobHeader h = s.fields;
   if (h.flags != 0) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%x", h.flags);
     return Error(errc::unsupported_format, std::string("unknown header flags ") + hex);
   }
-  const uint32_t codec = load_le32(p + kOffCodec);
-  if (codec != static_cast<uint32_t>(Codec::zstd)) {
-    return Error(errc::unsupported_format, "unknown codec " + std::to_string(codec));
+  if (s.codec != static_cast<uint32_t>(Codec::zstd)) {
+    return Error(errc::unsupported_format, "unknown codec " + std::to_string(s.codec));
   }
   h.codec = Codec::zstd;
-  for (size_t i = kOffReserved; i < kOffHeaderChecksum; ++i) {
-    if (p[i] != std::byte{0}) return corrupt("reserved header bytes are not zero");
+  if (std::ranges::any_of(s.reserved, [](std::byte b) { return b != std::byte{0}; })) {
+    return corrupt("reserved header bytes are not zero");
   }
-  h.byte_size = load_le64(p + kOffByteSize);
-  h.chunk_size = load_le32(p + kOffChunkSize);
   if (!is_valid_chunk_size(h.chunk_size)) {
     return corrupt("chunk size " + std::to_string(h.chunk_size) +
                    " is not a power of two from 4 KiB to 4 MiB");
   }
-  h.chunk_count = load_le64(p + kOffChunkCount);
   const uint64_t expected_chunks = chunk_count_for(h.byte_size, h.chunk_size);
   if (h.chunk_count != expected_chunks) {
     return corrupt("chunk count " + std::to_string(h.chunk_count) + " does not match byte size " +
                    std::to_string(h.byte_size) + " (expected " + std::to_string(expected_chunks) +
                    ")");
   }
-  h.seek_table_offset = load_le64(p + kOffSeekTableOffset);
-  h.seek_table_checksum = load_le64(p + kOffSeekTableChecksum);
-  std::array<uint8_t, Digest::kSize> digest{};
-  std::memcpy(digest.data(), p + kOffDigest, Digest::kSize);
-  h.digest = Digest(digest);
 
   // Geometry against the file: frames in [kHeaderSize, seek_table_offset),
   // the table in [seek_table_offset, file_size). Overflow-checked: a huge
@@ -163,16 +174,13 @@ Result<BlobHeader> decode_header(std::span<const std::byte> bytes, uint64_t file
   return h;
 }
 
+// One seek table entry (kSeekEntrySize bytes): u64 frame offset, u32
+// compressed size, u32 reserved (0), u64 checksum of the decompressed chunk.
 void encode_seek_table(std::span<const ChunkEntry> entries, std::vector<std::byte>* out) {
   out->assign(entries.size() * kSeekEntrySize, std::byte{0});
-  std::byte* p = out->data();
-  for (const ChunkEntry& e : entries) {
-    store_le64(p + kEntryOffOffset, e.offset);
-    store_le32(p + kEntryOffSize, e.compressed_size);
-    store_le32(p + kEntryOffReserved, 0);
-    store_le64(p + kEntryOffChecksum, e.checksum);
-    p += kSeekEntrySize;
-  }
+  ByteWriter w(*out);
+  for (const ChunkEntry& e : entries) w.u64(e.offset).u32(e.compressed_size).zeros(4).u64(e.checksum);
+  assert(w.filled());
 }
 
 Result<std::vector<ChunkEntry>> decode_seek_table(const BlobHeader& header,
@@ -188,14 +196,15 @@ Result<std::vector<ChunkEntry>> decode_seek_table(const BlobHeader& header,
   std::vector<ChunkEntry> entries;
   entries.reserve(header.chunk_count);
   uint64_t expected_offset = kHeaderSize;
+  ByteReader r(bytes);  // its size was checked: every read below is in bounds
   for (uint64_t i = 0; i < header.chunk_count; ++i) {
-    const std::byte* p = bytes.data() + i * kSeekEntrySize;
     ChunkEntry e;
-    e.offset = load_le64(p + kEntryOffOffset);
-    e.compressed_size = load_le32(p + kEntryOffSize);
-    e.checksum = load_le64(p + kEntryOffChecksum);
+    e.offset = r.u64();
+    e.compressed_size = r.u32();
+    const uint32_t reserved = r.u32();
+    e.checksum = r.u64();
     const std::string where = "chunk " + std::to_string(i) + ": ";
-    if (load_le32(p + kEntryOffReserved) != 0) return corrupt(where + "reserved bytes are not zero");
+    if (reserved != 0) return corrupt(where + "reserved bytes are not zero");
     if (e.offset != expected_offset) {
       return corrupt(where + "frame offset " + std::to_string(e.offset) + ", expected " +
                      std::to_string(expected_offset) + " (frames must be contiguous)");

@@ -11,10 +11,12 @@
 #include <zstd.h>
 
 #include <memory>
-#include <mutex>
 #include <new>
 #include <utility>
 #include <vector>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace pagerfs {
 
@@ -57,9 +59,9 @@ class ZstdContextPool {
   };
 
   // Throws std::bad_alloc if zstd cannot allocate a context.
-  Handle acquire() {
+  Handle acquire() EXCLUDES(mu_) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!free_.empty()) {
         Owned ctx = std::move(free_.back());
         free_.pop_back();
@@ -72,13 +74,13 @@ class ZstdContextPool {
   }
 
  private:
-  void release(Owned ctx) {
-    std::lock_guard lock(mu_);
+  void release(Owned ctx) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     free_.push_back(std::move(ctx));
   }
 
-  std::mutex mu_;
-  std::vector<Owned> free_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<Owned> free_ GUARDED_BY(mu_);
 };
 
 // The process-wide pools (contexts carry no state between uses that matters:

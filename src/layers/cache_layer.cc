@@ -3,7 +3,6 @@
 // cached_blob.{h,cc}.
 #include "pagerfs/layers/cache_layer.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "layers/cached_blob.h"
+#include "util/directory.h"
 #include "util/fd_cache.h"
 #include "util/lru_cache.h"
 #include "util/mutex.h"
@@ -172,11 +172,11 @@ Result<void> CacheLayer::init() {
   if (version != kVersionText) {
     if (!version.empty()) logger_->warn("cache '{}': unknown format, starting empty", dir_);
     // Remove our files only.
-    PAGERFS_TRY(d, open_directory_stream(blobs_dir_));
-    while (const dirent* e = ::readdir(d.get())) {
-      const std::string name = e->d_name;
-      if (name.ends_with(".map") || name.ends_with(".data")) ::unlink((blobs_dir_ + "/" + name).c_str());
-    }
+    PAGERFS_TRYV(for_each_entry(blobs_dir_, [&](const DirectoryEntry& e) {
+      if (e.name.ends_with(".map") || e.name.ends_with(".data")) {
+        ::unlink((blobs_dir_ + "/" + std::string(e.name)).c_str());
+      }
+    }));
     // A new file, whatever was under the name (a FIFO or a link included).
     if (::unlink(version_path.c_str()) != 0 && errno != ENOENT) {
       return Error::from_errno(errno, "replace '" + version_path + "'");
@@ -188,9 +188,7 @@ Result<void> CacheLayer::init() {
 
   // Index what the cache holds. The map entries are trusted only as far as
   // the checksum check on every read: no rebuild is needed after a crash.
-  PAGERFS_TRY(d, open_directory_stream(blobs_dir_));
-  std::vector<std::string> names;
-  while (const dirent* e = ::readdir(d.get())) names.emplace_back(e->d_name);
+  PAGERFS_TRY(names, list_entry_names(blobs_dir_));
   for (const std::string& name : names) {
     const std::string hex = name.substr(0, name.find('.'));
     if (!Digest::is_canonical_hex(hex)) continue;

@@ -11,29 +11,12 @@
 #include <vector>
 
 #include "pagerfs/layers/layer.h"
-#include "util/endian.h"
+#include "layers/cache_map_header.h"
 #include "util/posix_io.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs::cache_disk {
-namespace {
-
-constexpr std::array<uint8_t, 8> kMapMagic = {'P', 'G', 'F', 'S', 'C', 'M', 'A', 'P'};
-constexpr uint32_t kMapVersion = 1;
-constexpr size_t kMapChecksumOffset = 56;
-
-std::array<std::byte, kMapHeaderSize> encode_map_header(uint32_t sector_size, uint64_t blob_size) {
-  std::array<std::byte, kMapHeaderSize> h{};
-  std::memcpy(h.data(), kMapMagic.data(), kMapMagic.size());
-  store_le32(h.data() + 8, kMapVersion);
-  store_le32(h.data() + 12, sector_size);
-  store_le64(h.data() + 16, blob_size);
-  store_le64(h.data() + kMapChecksumOffset, XXH3_64bits(h.data(), kMapChecksumOffset));
-  return h;
-}
-
-}  // namespace
 
 uint64_t sector_checksum(std::span<const std::byte> data, uint64_t sector) noexcept {
   const uint64_t h = XXH3_64bits_withSeed(data.data(), data.size(), sector);
@@ -47,7 +30,7 @@ Result<void> create_blob_files(const std::string& map_path, const std::string& d
   }
   if (auto d = open_regular_file(data_path, O_RDWR | O_CREAT | O_EXCL, 0600); !d) return d.error();
   PAGERFS_TRY(m, open_regular_file(map_path, O_RDWR | O_CREAT | O_EXCL, 0600));
-  PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header(sector_size, blob_size), 0, "'" + map_path + "'"));
+  PAGERFS_TRYV(pwrite_all(m.get(), encode_map_header({sector_size, blob_size}), 0, "'" + map_path + "'"));
   const uint64_t sectors = BlobExtent{Digest(), blob_size}.sector_count(sector_size);
   if (::ftruncate(m.get(), static_cast<off_t>(kMapHeaderSize + 8 * sectors)) != 0) {
     return Error::from_errno(errno, "extend '" + map_path + "'");
@@ -66,15 +49,8 @@ Result<std::shared_ptr<CachedBlob>> load_blob_map(const std::string& map_path, c
   }
   std::array<std::byte, kMapHeaderSize> h{};
   PAGERFS_TRY(n, pread_some(fd.get(), h, 0, "map"));
-  if (n != h.size() || std::memcmp(h.data(), kMapMagic.data(), kMapMagic.size()) != 0 ||
-      load_le32(h.data() + 8) != kMapVersion ||
-      load_le64(h.data() + kMapChecksumOffset) != XXH3_64bits(h.data(), kMapChecksumOffset)) {
-    return Error(errc::corrupt_blob, "bad map header");
-  }
-  if (load_le32(h.data() + 12) != sector_size) {
-    return Error(errc::corrupt_blob, "map of another sector size");
-  }
-  const uint64_t size = load_le64(h.data() + 16);
+  PAGERFS_TRY(header, decode_map_header(std::span(h).first(n), sector_size));
+  const uint64_t size = header.blob_size;
   const uint64_t sectors = BlobExtent{Digest(), size}.sector_count(sector_size);
   std::vector<uint64_t> entries(sectors);
   PAGERFS_TRY(got, pread_some(fd.get(), std::as_writable_bytes(std::span(entries)), kMapHeaderSize, "map"));

@@ -29,7 +29,6 @@ namespace pagerfs::cache_disk {
 
 // DIR/VERSION holds this; a cache of another version is wiped.
 inline constexpr char kVersionText[] = "pagerfs-cache 1\n";
-inline constexpr size_t kMapHeaderSize = 64;
 
 // Sector entry values: kAbsent; kPending (in memory only) a fill in
 // progress; else the checksum of the stored sector, never one of these two.

@@ -7,13 +7,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_set>
 
 #include "pagerfs/util/digest.h"
 #include "store/tree_scan.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace pagerfs {
 namespace {
@@ -43,7 +44,10 @@ Result<Hashed> hash_fd(int fd, const std::string& path, std::vector<std::byte>& 
   return out;
 }
 
-// Shared state of one pack; every member but the constants is guarded by `mu`.
+// Shared state of one pack, used by every packing thread: what is guarded
+// is written GUARDED_BY(mu_); the rest is set in the constructor (the
+// references, whose objects are read concurrently but not written while
+// files are packed) or atomic.
 //
 // Why every digest the manifest names is in the store: a file's entry gets
 // either the digest of what Store::pack() returned (stored), or the digest
@@ -57,17 +61,17 @@ Result<Hashed> hash_fd(int fd, const std::string& path, std::vector<std::byte>& 
 class PackState {
  public:
   PackState(const Store& store, const ImagePackOptions& options, TreeScan& scan)
-      : store_(store), options_(options), scan_(scan) {
+      : store_(store), options_(options), scan_(scan), entries_(scan.entries) {
     progress_.files_total = scan.files.size();
     for (const TreeScan::File& f : scan.files) progress_.bytes_total += f.size;
   }
 
   // Hashes one file and packs its content unless the store or another file
   // of the tree already has it.
-  void process(const TreeScan::File& file, unsigned writer_threads) {
+  void process(const TreeScan::File& file, unsigned writer_threads) EXCLUDES(mu_) {
     if (failed_.load(std::memory_order_relaxed)) return;
     auto done = process_file(file, writer_threads);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!done && !error_) error_ = done.error().with_context("pack '" + file.source + "'");
     if (!done) failed_ = true;
     ++progress_.files_done;
@@ -76,7 +80,7 @@ class PackState {
   }
 
   // Packs one file without deduplicating against other files (see above).
-  Result<void> repack(const TreeScan::File& file, unsigned writer_threads) {
+  Result<void> repack(const TreeScan::File& file, unsigned writer_threads) EXCLUDES(mu_) {
     auto done = [&]() -> Result<void> {
       PAGERFS_TRY(fd, open_scanned_file(scan_, file));
       PAGERFS_TRY(xattrs, read_fd_xattrs(fd.get(), file.source));
@@ -89,17 +93,26 @@ class PackState {
   }
 
   // Whether `digest` is known to be in the store.
-  bool stored(const Digest& digest) {
-    std::lock_guard lock(mu_);
+  bool stored(const Digest& digest) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return stored_.contains(digest);
   }
 
-  const std::optional<Error>& error() const { return error_; }
-  uint64_t new_blobs() const { return new_blobs_; }
-  uint64_t new_blob_bytes() const { return new_blob_bytes_; }
+  std::optional<Error> error() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return error_;
+  }
+  uint64_t new_blobs() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return new_blobs_;
+  }
+  uint64_t new_blob_bytes() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return new_blob_bytes_;
+  }
 
  private:
-  Result<void> process_file(const TreeScan::File& file, unsigned writer_threads) {
+  Result<void> process_file(const TreeScan::File& file, unsigned writer_threads) EXCLUDES(mu_) {
     thread_local std::vector<std::byte> buffer(1u << 20);
     // One fd for everything read of the file: its xattrs, its hash and the
     // content packed, so all three are of the file the scan saw.
@@ -110,12 +123,12 @@ class PackState {
     if (options_.test_hooks.hashed) options_.test_hooks.hashed(file.source);
     bool mine = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       mine = claimed_.insert(hashed.digest).second;
     }
     if (mine) {
       if (store_.has_blob(hashed.digest)) {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         stored_.insert(hashed.digest);
       } else {
         if (::lseek(fd.get(), 0, SEEK_SET) != 0) return Error::from_errno(errno, "seek in '" + file.source + "'");
@@ -130,14 +143,14 @@ class PackState {
   }
 
   // Packs what `fd` holds from its offset as a blob; returns what was stored.
-  Result<Hashed> pack_fd(int fd, const TreeScan::File& file, unsigned writer_threads) {
+  Result<Hashed> pack_fd(int fd, const TreeScan::File& file, unsigned writer_threads) EXCLUDES(mu_) {
     auto input = fd_input_stream(fd, file.source);
     BlobWriterOptions blob = options_.blob;
     blob.threads = writer_threads;
     blob.on_progress = nullptr;
     PAGERFS_TRY(packed, store_.pack(*input, blob, Store::Durability::deferred));
     const Hashed out{packed.header.digest, packed.header.byte_size};
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     claimed_.insert(out.digest);
     stored_.insert(out.digest);
     if (!packed.already_present) {
@@ -147,9 +160,10 @@ class PackState {
     return out;
   }
 
-  void record(const TreeScan::File& file, const Hashed& content, std::vector<image::Xattr> xattrs) {
-    std::lock_guard lock(mu_);
-    image::EntrySpec& entry = scan_.entries[file.entry];
+  void record(const TreeScan::File& file, const Hashed& content, std::vector<image::Xattr> xattrs)
+      EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    image::EntrySpec& entry = entries_[file.entry];
     entry.digest = content.digest;
     entry.size = content.size;
     entry.xattrs = std::move(xattrs);
@@ -158,14 +172,17 @@ class PackState {
   const Store& store_;
   const ImagePackOptions& options_;
   std::atomic<bool> failed_{false};
-  std::mutex mu_;
-  TreeScan& scan_;
-  std::unordered_set<Digest, DigestHash> claimed_;  // hashed by some file, which packs it if needed
-  std::unordered_set<Digest, DigestHash> stored_;   // known to be in the store
-  ImagePackProgress progress_;
-  std::optional<Error> error_;
-  uint64_t new_blobs_ = 0;
-  uint64_t new_blob_bytes_ = 0;
+  // The root fd and the files to open, read by every thread.
+  const TreeScan& scan_;
+  mutable Mutex mu_;
+  std::vector<image::EntrySpec>& entries_ GUARDED_BY(mu_);  // scan_.entries, filled in as files are packed
+  // Hashed by some file, which packs it if needed.
+  std::unordered_set<Digest, DigestHash> claimed_ GUARDED_BY(mu_);
+  std::unordered_set<Digest, DigestHash> stored_ GUARDED_BY(mu_);  // known to be in the store
+  ImagePackProgress progress_ GUARDED_BY(mu_);
+  std::optional<Error> error_ GUARDED_BY(mu_);
+  uint64_t new_blobs_ GUARDED_BY(mu_) = 0;
+  uint64_t new_blob_bytes_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
@@ -194,7 +211,7 @@ Result<ImagePackResult> pack_image(const Store& store, const std::string& name, 
     }
     pool.join();
   }
-  if (state.error()) return *state.error();
+  if (auto error = state.error()) return *error;
   // Files that named a digest another file claimed but did not store (it
   // changed before it was packed): rare, so one at a time, on every thread.
   for (const TreeScan::File& f : scan.files) {

@@ -21,7 +21,7 @@ BlobLayout blob_layout(const BlobReader& r) {
 
 namespace image {
 
-const char* type_name(EntryType type) noexcept {
+const char* listing_type_name(EntryType type) noexcept {
   switch (type) {
     case EntryType::directory: return "dir";
     case EntryType::file: return "file";

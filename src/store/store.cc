@@ -1,6 +1,5 @@
 #include "pagerfs/store/store.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include <cstdlib>
 
 #include "pagerfs/format/blob_reader.h"
+#include "util/directory.h"
 #include "util/posix_io.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"
@@ -132,14 +132,10 @@ std::string Store::blob_path(const Digest& digest) const { return blobs_dir() + 
 
 Result<std::vector<Digest>> Store::list_blobs() const {
   const std::string dir = blobs_dir();
-  PAGERFS_TRY(d, open_directory_stream(dir));
   std::vector<Digest> out;
-  errno = 0;
-  while (const dirent* e = ::readdir(d.get())) {
-    if (Digest::is_canonical_hex(e->d_name)) out.push_back(Digest::parse(e->d_name).value());
-    errno = 0;
-  }
-  if (errno != 0) return Error::from_errno(errno, "read " + quoted(dir));
+  PAGERFS_TRYV(for_each_entry(dir, [&](const DirectoryEntry& e) {
+    if (Digest::is_canonical_hex(e.name)) out.push_back(Digest::parse(e.name).value());
+  }));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -152,20 +148,16 @@ std::string Store::image_path(std::string_view name) const { return images_dir()
 
 Result<std::vector<std::string>> Store::list_images() const {
   const std::string dir = images_dir();
-  auto opened = open_directory_stream(dir);
-  if (!opened) {
-    if (opened.error().code() == std::errc::no_such_file_or_directory) return std::vector<std::string>{};
-    return opened.error();
-  }
-  DirStream& d = opened.value();
   std::vector<std::string> out;
-  errno = 0;
-  while (const dirent* e = ::readdir(d.get())) {
+  auto listed = for_each_entry(dir, [&](const DirectoryEntry& e) {
     // Temporaries start with '.', which no image name may.
-    if (image::validate_image_name(e->d_name)) out.emplace_back(e->d_name);
-    errno = 0;
+    if (image::validate_image_name(e.name)) out.emplace_back(e.name);
+  });
+  if (!listed) {
+    // No images directory: a store of blobs only.
+    if (listed.error().code() == std::errc::no_such_file_or_directory) return std::vector<std::string>{};
+    return listed.error();
   }
-  if (errno != 0) return Error::from_errno(errno, "read " + quoted(dir));
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -1,6 +1,5 @@
 #include "store/tree_scan.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -14,6 +13,8 @@
 #include <memory>
 #include <system_error>
 #include <utility>
+
+#include "util/directory.h"
 
 namespace pagerfs {
 namespace {
@@ -121,30 +122,6 @@ Result<UniqueFd> open_directory(int dirfd, const std::string& name, const struct
   return fd;
 }
 
-// The names in directory `fd` but "." and "..", sorted (a deterministic scan:
-// the same tree always gives the same image).
-Result<std::vector<std::string>> list_directory(int fd, const std::string& path) {
-  // fdopendir owns the fd it is given: give it a copy.
-  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return Error::from_errno(errno, "open directory " + quoted(path));
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(copy), ::closedir);
-  if (!d) {
-    const int err = errno;
-    ::close(copy);
-    return Error::from_errno(err, "open directory " + quoted(path));
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* de = ::readdir(d.get())) {
-    const std::string_view name = de->d_name;
-    if (name != "." && name != "..") names.emplace_back(name);
-    errno = 0;
-  }
-  if (errno != 0) return Error::from_errno(errno, "read directory " + quoted(path));
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 image::EntrySpec describe(const std::string& rel, const struct stat& st) {
   image::EntrySpec e;
   e.path = rel;
@@ -208,7 +185,7 @@ Result<TreeScan> scan_tree(const std::string& root) {
   std::map<std::pair<dev_t, ino_t>, std::string> linked;
   UniqueFd dir(::fcntl(scan.root_fd.get(), F_DUPFD_CLOEXEC, 0));
   if (!dir) return Error::from_errno(errno, "open directory " + quoted(root));
-  PAGERFS_TRY(root_names, list_directory(dir.get(), root));
+  PAGERFS_TRY(root_names, list_entry_names(dir.get(), root));
   stack.push_back({"", root_st, std::move(root_names)});
 
   while (!stack.empty()) {
@@ -245,7 +222,7 @@ Result<TreeScan> scan_tree(const std::string& root) {
         PAGERFS_TRY(child, open_directory(dir.get(), name, st, path));
         PAGERFS_TRY(xattrs, read_fd_xattrs(child.get(), path));
         e.xattrs = std::move(xattrs);
-        PAGERFS_TRY(names, list_directory(child.get(), path));
+        PAGERFS_TRY(names, list_entry_names(child.get(), path));
         scan.entries.push_back(std::move(e));
         stack.push_back({rel, st, std::move(names)});  // invalidates `frame`
         dir = std::move(child);

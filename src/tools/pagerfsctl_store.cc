@@ -114,7 +114,7 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
       if (e.type == image::EntryType::symlink) detail = "-> " + std::string(m.symlink_target(e));
       if (e.type == image::EntryType::hardlink) detail = "=> " + m.path(m.resolve(i));
       if (json) {
-        nlohmann::json j = {{"path", std::string(path)}, {"type", image::type_name(e.type)}, {"mode", e.mode & 07777},
+        nlohmann::json j = {{"path", std::string(path)}, {"type", image::listing_type_name(e.type)}, {"mode", e.mode & 07777},
                             {"uid", e.uid}, {"gid", e.gid}, {"mtime_ns", e.mtime_sec * 1000000000 + e.mtime_nsec},
                             {"size", e.size}, {"nlink", m.nlink(i)}};
         if (e.type == image::EntryType::file) j["digest"] = m.digest_of(e).str();
@@ -126,7 +126,7 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
         entries.push_back(std::move(j));
         continue;
       }
-      std::printf("%-8s %04o %5u %5u %12llu  %.*s%s%s\n", image::type_name(e.type), e.mode & 07777, e.uid, e.gid,
+      std::printf("%-8s %04o %5u %5u %12llu  %.*s%s%s\n", image::listing_type_name(e.type), e.mode & 07777, e.uid, e.gid,
                   static_cast<unsigned long long>(e.size), static_cast<int>(path.size()), path.data(),
                   detail.empty() ? "" : "  ",
                   detail.c_str());

@@ -90,12 +90,4 @@ Result<UniqueFd> open_directory(const std::string& path, Symlinks symlinks) {
   return fd;
 }
 
-Result<DirStream> open_directory_stream(const std::string& path, Symlinks symlinks) {
-  PAGERFS_TRY(fd, open_directory(path, symlinks));
-  DIR* d = ::fdopendir(fd.get());
-  if (d == nullptr) return Error::from_errno(errno, "open " + quoted(path));
-  fd.release();  // the stream owns it now
-  return DirStream(d);
-}
-
 }  // namespace pagerfs

@@ -14,10 +14,8 @@
 // Thread safety: stateless; safe from any thread.
 #pragma once
 
-#include <dirent.h>
 #include <sys/types.h>
 
-#include <memory>
 #include <string>
 
 #include "pagerfs/util/error.h"
@@ -38,13 +36,6 @@ Result<UniqueFd> open_regular_file(const std::string& path, int flags, mode_t mo
 // link unless told to follow it: ENOTDIR with "'<path>' is not a directory
 // (a symbolic link)" for what is not a directory, ENOENT if it is missing.
 Result<UniqueFd> open_directory(const std::string& path, Symlinks symlinks = Symlinks::refuse);
-
-struct DirCloser {
-  void operator()(DIR* d) const noexcept { ::closedir(d); }
-};
-using DirStream = std::unique_ptr<DIR, DirCloser>;
-// open_directory(), as a stream for readdir().
-Result<DirStream> open_directory_stream(const std::string& path, Symlinks symlinks = Symlinks::refuse);
 
 // "a FIFO", "a symbolic link", ... for the file type in `mode` (st_mode).
 const char* file_type_name(mode_t mode) noexcept;

@@ -24,10 +24,13 @@
 #include "pagerfs/format/blob_reader.h"
 #include "pagerfs/format/chunk_codec.h"
 #include "pagerfs/util/file.h"
+#include "util/byte_codec.h"
 
 namespace {
 
 using pagerfs::BlobReader;
+using pagerfs::load_le64;
+using pagerfs::store_le64;
 namespace format = pagerfs::format;
 
 // Bounds on the work one input may cause.
@@ -39,16 +42,6 @@ constexpr size_t kMaxReadSize = 256 * 1024;
 constexpr size_t kOffSeekTableOffset = 40;
 constexpr size_t kOffSeekTableChecksum = 48;
 constexpr size_t kOffHeaderChecksum = 120;
-
-uint64_t load_le64(const std::byte* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-void store_le64(std::byte* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
-}
 
 // Recomputes the seek table and header checksums in place. Returns whether
 // anything changed.

@@ -22,18 +22,16 @@
 #include <vector>
 
 #include "pagerfs/store/image_manifest.h"
+#include "util/byte_codec.h"
 
 namespace {
 
 namespace image = pagerfs::image;
+using pagerfs::store_le64;
 
 // Header field offsets (man/pagerfs-store.5), for the checksum fix-up only.
 constexpr size_t kOffBodyChecksum = 40;
 constexpr size_t kOffHeaderChecksum = 56;
-
-void store_le64(std::byte* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::byte>(v >> (8 * i));
-}
 
 // Recomputes the body and header checksums in place. Returns whether
 // anything changed.

@@ -10,7 +10,7 @@
 #include "pagerfs/format/blob_reader.h"
 #include "pagerfs/format/blob_writer.h"
 #include "support/test_data.h"
-#include "util/endian.h"
+#include "util/byte_codec.h"
 
 namespace pagerfs {
 namespace {

@@ -16,7 +16,9 @@
 // a valid manifest can only describe a tree: names are single path
 // components, every parent is an earlier directory, and nothing can resolve
 // outside the image. man/pagerfs-store.5 is the normative description; this
-// file and src/store/image_manifest.cc implement it.
+// file and src/store/image_manifest*.cc implement it (the byte layout in
+// image_manifest_layout, the entry rules in image_manifest_rules, encode(),
+// parse(), and the lookups and image rules in image_manifest.cc).
 //
 // Thread safety: Manifest is immutable after parse(); all const methods may be
 // called concurrently. Everything else here is a value or a pure function.

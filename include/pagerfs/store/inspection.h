@@ -26,7 +26,7 @@ BlobLayout blob_layout(const BlobReader& reader);
 namespace image {
 
 // "dir", "file", "symlink", "hardlink", "special".
-const char* type_name(EntryType type) noexcept;
+const char* listing_type_name(EntryType type) noexcept;
 
 // An image's totals, for a listing of a store's images.
 struct Summary {
