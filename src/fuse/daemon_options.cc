@@ -165,8 +165,8 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     return Error(errc::invalid_argument, std::string("-o control: '") + raw.control + "' is not an absolute path");
   }
   c.control_path = raw.control ? absolute(raw.control) : control::default_socket_path(c.mountpoint);
-  c.trust_suid = raw.trust_suid;
-  c.trust_dev = raw.trust_dev;
+  c.trust_suid = raw.trust_suid != 0;
+  c.trust_dev = raw.trust_dev != 0;
   c.ignored_suid = raw.asked_suid && !raw.trust_suid;
   c.ignored_dev = raw.asked_dev && !raw.trust_dev;
   if ((c.trust_suid || c.trust_dev) && ::geteuid() != 0) {

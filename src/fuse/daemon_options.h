@@ -32,8 +32,9 @@ struct RawOptions {
   // Set-user-ID bits and device nodes of images are honoured only when asked
   // for by these two, never by the generic suid/dev options (which
   // mount.fuse3 and fstab's "defaults" add unasked).
-  bool trust_suid = false;
-  bool trust_dev = false;
+  // int, not bool: fuse_opt stores an int at a flag option's offset.
+  int trust_suid = 0;
+  int trust_dev = 0;
   bool asked_suid = false;  // "suid" or "dev" given (and ignored without trust_*)
   bool asked_dev = false;
 
@@ -68,8 +69,9 @@ struct Config {
   bool single_thread = false;
   bool clone_fd = false;
   unsigned max_threads = 0;
-  bool trust_suid = false;
-  bool trust_dev = false;
+  // int, not bool: fuse_opt stores an int at a flag option's offset.
+  int trust_suid = 0;
+  int trust_dev = 0;
   bool ignored_suid = false;  // -o suid/dev given without trust_*: logged
   bool ignored_dev = false;
 };

@@ -156,6 +156,11 @@ TEST_F(TrustTest, TrustSuidAndTrustDevAreTheOnlyWayIn) {
   const int fd = ::open((m.path() + "/images/root/null").c_str(), O_RDONLY);
   EXPECT_GE(fd, 0) << std::strerror(errno);
   if (fd >= 0) ::close(fd);
+  // In the other order too (each flag is stored on its own).
+  MountedStore reversed(store_, mountpoint("reversed"), {"allow_other,trust_dev,trust_suid"});
+  const std::string reversed_options = mount_options(reversed.path());
+  EXPECT_EQ(reversed_options.find(",nosuid,"), std::string::npos) << reversed_options;
+  EXPECT_EQ(reversed_options.find(",nodev,"), std::string::npos) << reversed_options;
 }
 
 TEST_F(TrustTest, SetuidAndDevicesAreInertThroughMountDashT) {
