@@ -37,13 +37,12 @@ class MemoryLayer final : public Layer {
     MutexLock lock(mu_);
     for (uint64_t i = 0; i < marker.count(); ++i) {
       const SectorKey key{blob.digest, marker.first() + i};
-      const std::vector<std::byte>* data = sectors_.peek(key);
+      const std::vector<std::byte>* data = sectors_.get(key);  // now the most recently used
       if (!data) continue;
       const uint64_t from = i * sector_size_;
       const uint64_t len = std::min<uint64_t>(sector_size_, out.size() - from);
       if (data->size() != len) continue;  // stored for a blob of another size
       std::memcpy(out.data() + from, data->data(), len);
-      sectors_.touch(key);
       marker.mark(marker.first() + i);
     }
     return ok();

@@ -11,6 +11,7 @@
 #include "pagerfs/format/blob_reader.h"
 #include "util/directory.h"
 #include "util/posix_io.h"
+#include "util/quoted.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"
 
@@ -21,7 +22,6 @@ constexpr const char* kBlobsSubdir = "/blobs/sha256";
 constexpr const char* kImagesSubdir = "/images";
 constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 // The store's own directories (blobs/, blobs/sha256/, images/) are
 // owner-only: a blob or manifest may hold a file that was private in the tree

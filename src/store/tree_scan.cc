@@ -15,30 +15,18 @@
 #include <utility>
 
 #include "util/directory.h"
+#include "util/quoted.h"
+#include "util/safe_open.h"
 
 namespace pagerfs {
 namespace {
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 // An entry that is no longer what the scan saw. ESTALE: the name now refers
 // to something else.
 Error changed(const std::string& path, const std::string& how) {
   return Error(std::error_code(ESTALE, std::generic_category()),
                quoted(path) + " changed during pack: " + how);
-}
-
-const char* kind_of(mode_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFREG: return "a regular file";
-    case S_IFDIR: return "a directory";
-    case S_IFLNK: return "a symlink";
-    case S_IFIFO: return "a FIFO";
-    case S_IFSOCK: return "a socket";
-    case S_IFCHR: return "a character device";
-    case S_IFBLK: return "a block device";
-  }
-  return "of an unknown type";
 }
 
 bool same_file(const struct stat& a, const struct stat& b) {
@@ -286,7 +274,7 @@ Result<UniqueFd> open_scanned_file(const TreeScan& scan, const TreeScan::File& f
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, "stat " + quoted(file.source));
-  if (!S_ISREG(st.st_mode)) return changed(file.source, std::string("it is now ") + kind_of(st.st_mode));
+  if (!S_ISREG(st.st_mode)) return changed(file.source, std::string("it is now ") + file_type_name(st.st_mode));
   if (st.st_dev != file.dev || st.st_ino != file.ino) return changed(file.source, "it was replaced by another file");
   // O_NONBLOCK has done its job; reads of a regular file should block as usual.
   const int flags = ::fcntl(fd.get(), F_GETFL);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <memory>
 
+#include "util/quoted.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"
 
@@ -18,7 +19,6 @@ struct DirCloser {
 };
 using DirStream = std::unique_ptr<DIR, DirCloser>;
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 // A stream over `fd`, which it owns from then on (closed with it), from the
 // directory's first entry.
@@ -26,9 +26,6 @@ Result<DirStream> stream_of(UniqueFd fd, const std::string& path) {
   DIR* d = ::fdopendir(fd.get());
   if (d == nullptr) return Error::from_errno(errno, "open directory " + quoted(path));
   fd.release();
-  // A duplicated descriptor shares its offset with the original, which may
-  // have been read already.
-  ::rewinddir(d);
   return DirStream(d);
 }
 
@@ -58,7 +55,10 @@ Result<std::vector<std::string>> sorted_names(const auto& for_each) {
 }  // namespace
 
 Result<void> for_each_entry(int dirfd, const std::string& path, const DirectoryVisitor& visit) {
-  UniqueFd copy(::fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
+  // A file description of its own (not a dup(), which would share the
+  // caller's offset): the walk starts at the first entry, and walks of one
+  // fd from several threads do not disturb each other.
+  UniqueFd copy(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!copy) return Error::from_errno(errno, "open directory " + quoted(path));
   PAGERFS_TRY(d, stream_of(std::move(copy), path));
   return walk(d.get(), path, visit);

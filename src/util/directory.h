@@ -31,7 +31,7 @@ using DirectoryVisitor = std::function<void(const DirectoryEntry&)>;
 
 // Calls `visit` for every entry of the directory open as `dirfd`, in the
 // order readdir returns them, from the start. `dirfd` stays the caller's
-// (the walk reads a duplicate of it). `path` names the directory in errors:
+// (the walk reads a descriptor of its own, opened from it). `path` names the directory in errors:
 // "read directory '<path>': <strerror>".
 Result<void> for_each_entry(int dirfd, const std::string& path, const DirectoryVisitor& visit);
 // The same for the directory at `path`, opened as open_directory() does

@@ -27,7 +27,9 @@ Result<std::shared_ptr<const UniqueFd>> FdCache::open(const std::string& path, i
 }
 
 void FdCache::forget(const std::string& path) {
+  std::shared_ptr<const UniqueFd> forgotten;  // closed (if last) after the lock is released
   MutexLock lock(mu_);
+  if (auto* fd = open_.peek(path)) forgotten = std::move(*fd);
   open_.erase(path);
 }
 

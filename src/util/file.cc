@@ -9,13 +9,13 @@
 #include <cstring>
 
 #include "util/posix_io.h"
+#include "util/quoted.h"
 #include "util/safe_open.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
 namespace {
 
-std::string quoted(const std::string& name) { return "'" + name + "'"; }
 
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:

@@ -6,7 +6,6 @@
 // Thread safety: these are the synchronization primitives themselves.
 #pragma once
 
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
@@ -23,36 +22,22 @@ class CAPABILITY("mutex") Mutex {
 
   void lock() ACQUIRE() { mu_.lock(); }
   void unlock() RELEASE() { mu_.unlock(); }
-  bool try_lock() TRY_ACQUIRE(true) { return mu_.try_lock(); }
 
  private:
   friend class CondVar;
   std::mutex mu_;
 };
 
-// Holds a Mutex for its scope; unlock() and lock() let a scope drop it for a
-// while (to call out without the lock) and take it again.
+// Holds a Mutex for its scope.
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
-  ~MutexLock() RELEASE() {
-    if (locked_) mu_.unlock();
-  }
+  ~MutexLock() RELEASE() { mu_.unlock(); }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
-  void unlock() RELEASE() {
-    mu_.unlock();
-    locked_ = false;
-  }
-  void lock() ACQUIRE() {
-    mu_.lock();
-    locked_ = true;
-  }
-
  private:
   Mutex& mu_;
-  bool locked_ = true;
 };
 
 // A reader-writer mutex: many readers (ReaderLock) or one writer (WriterLock).
@@ -106,26 +91,10 @@ class CondVar {
   // Waits until `done()` (called with `mu` held) is true. The predicate's
   // own accesses are checked where it is written (annotate the lambda
   // REQUIRES(mu_)); the analysis cannot match that to `mu` here, hence the
-  // exemption of these two bodies.
+  // exemption of this body.
   template <typename Predicate>
   void wait(Mutex& mu, Predicate done) REQUIRES(mu) NO_THREAD_SAFETY_ANALYSIS {
     while (!done()) wait(mu);
-  }
-  // Waits until `done()` or until `timeout` has passed; returns done().
-  template <typename Rep, typename Period, typename Predicate>
-  bool wait_for(Mutex& mu, std::chrono::duration<Rep, Period> timeout, Predicate done) REQUIRES(mu)
-      NO_THREAD_SAFETY_ANALYSIS {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::unique_lock<std::mutex> lock(mu.mu_, std::adopt_lock);
-    while (!done()) {
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        const bool result = done();
-        lock.release();
-        return result;
-      }
-    }
-    lock.release();
-    return true;
   }
   void notify_one() noexcept { cv_.notify_one(); }
   void notify_all() noexcept { cv_.notify_all(); }

@@ -6,10 +6,11 @@
 
 #include <cerrno>
 
+#include "util/quoted.h"
+
 namespace pagerfs {
 namespace {
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
 Error not_regular(const std::string& path, mode_t mode) {
   return Error(errc::not_a_regular_file,
