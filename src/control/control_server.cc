@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "pagerfs/control/control.h"
+#include "util/rate_limiter.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -129,14 +130,24 @@ struct ControlServer::Impl {
   std::shared_ptr<spdlog::logger> log;
   std::thread thread;
   Sessions sessions;  // oldest first; I/O thread only
-  std::chrono::steady_clock::time_point last_refusal_log{};
-  uint64_t refusals_unlogged = 0;
+  RateLimiter refusal_log{kRefusalLogInterval};
   std::atomic<uint64_t> connections{0}, refused_peers{0}, oversized{0}, timed_out{0}, evicted{0};
 
   void accept() {
     acceptor->async_accept([this](boost::system::error_code ec, stream_protocol::socket socket) {
       if (ec == boost::asio::error::operation_aborted) return;
-      if (!ec) admit(std::move(socket));
+      if (!ec) {
+        // A failure to admit (out of memory) costs that connection only:
+        // accept() is armed again whatever happens.
+        try {
+          admit(std::move(socket));
+        } catch (...) {
+          try {
+            if (log) log->warn("control socket: a connection dropped: {}", current_exception_error().message());
+          } catch (...) {  // no memory even for the message
+          }
+        }
+      }
       accept();
     });
   }
@@ -171,14 +182,11 @@ struct ControlServer::Impl {
 
   // One line per kRefusalLogInterval at most, however many peers knock.
   void log_refusal(const ucred& peer) {
-    ++refusals_unlogged;
-    const auto now = std::chrono::steady_clock::now();
-    if (!log || now - last_refusal_log < kRefusalLogInterval) return;
+    uint64_t suppressed = 0;
+    if (!log || !refusal_log.allow(&suppressed)) return;
     log->warn("control socket: refused uid {} (pid {}): only root and uid {} may use it ({} refused since the last "
               "such message)",
-              peer.uid, peer.pid, owner, refusals_unlogged);
-    last_refusal_log = now;
-    refusals_unlogged = 0;
+              peer.uid, peer.pid, owner, suppressed + 1);
   }
 };
 

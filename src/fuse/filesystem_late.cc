@@ -19,7 +19,7 @@ Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view n
 }
 
 void Filesystem::load_images() {
-  auto names = store_.list_images();
+  auto names = catalog_.names();
   if (!names) {
     logger_->warn("list images: {}", names.error().message());
     return;
