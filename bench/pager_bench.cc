@@ -64,7 +64,7 @@ struct Fixture {
     auto out = memory_writable_file(&file);
     BlobWriterOptions options;
     options.chunk_size = chunk_size;
-    header = write_blob(*in, *out, options).value();
+    header = write_blob(*in, *out, options).value().header;
     stack = LayerStack::create({std::make_shared<MemoryStore>(std::move(file))}, nullptr).value();
   }
   std::vector<std::byte> content;

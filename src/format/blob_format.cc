@@ -88,11 +88,28 @@ uint64_t chunk_checksum(std::span<const std::byte> data) noexcept {
   return XXH3_64bits(data.data(), data.size());
 }
 
+Digest chunk_sha256(std::span<const std::byte> data) { return Sha256::of(data); }
+
+Digest table_digest(const BlobHeader& header, std::span<const std::byte> seek_table_bytes) {
+  std::array<std::byte, 8 + 4 + 4 + 8 + Digest::kSize> prefix{};
+  ByteWriter w(prefix);
+  w.u64(header.byte_size)
+      .u32(header.chunk_size)
+      .u32(static_cast<uint32_t>(header.codec))
+      .u64(header.chunk_count)
+      .bytes(header.digest.bytes());
+  assert(w.filled());
+  Sha256 sha;
+  sha.update(prefix);
+  sha.update(seek_table_bytes);
+  return sha.finish();
+}
+
 std::array<std::byte, kHeaderSize> encode_header(const BlobHeader& h) {
   std::array<std::byte, kHeaderSize> out{};
   ByteWriter w(out);
   w.bytes(kMagic)
-      .u16(kVersion)
+      .u16(h.version)
       .u16(kHeaderSize)
       .u32(h.flags)
       .u64(h.byte_size)
@@ -118,10 +135,11 @@ Result<BlobHeader> decode_header(std::span<const std::byte> bytes, uint64_t file
   if (s.magic != kMagic) return corrupt("not a pagerfs blob (bad magic)");
   // The version is checked before the checksum so that a newer blob is
   // reported as such, not as corruption.
-  if (s.version != kVersion) {
+  if (s.version != kVersion1 && s.version != kVersion2) {
     return Error(errc::unsupported_format, "blob format version " + std::to_string(s.version) +
-                                               " is not supported (this reader knows version " +
-                                               std::to_string(kVersion) + ")");
+                                               " is not supported (this reader knows versions " +
+                                               std::to_string(kVersion1) + " and " +
+                                               std::to_string(kVersion2) + ")");
   }
   if (s.checksum != header_checksum(bytes.first(kHeaderSize))) {
     return corrupt("header checksum mismatch");
@@ -131,6 +149,7 @@ Result<BlobHeader> decode_header(std::span<const std::byte> bytes, uint64_t file
                    std::to_string(kHeaderSize));
   }
   BlobHeader h = s.fields;
+  h.version = s.version;
   if (h.flags != 0) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%x", h.flags);
@@ -157,7 +176,7 @@ Result<BlobHeader> decode_header(std::span<const std::byte> bytes, uint64_t file
   // Geometry against the file: frames in [kHeaderSize, seek_table_offset),
   // the table in [seek_table_offset, file_size). Overflow-checked: a huge
   // chunk count cannot wrap the table size.
-  if (h.chunk_count > std::numeric_limits<uint64_t>::max() / kSeekEntrySize) {
+  if (h.chunk_count > std::numeric_limits<uint64_t>::max() / seek_entry_size(h.version)) {
     return corrupt("chunk count " + std::to_string(h.chunk_count) + " is too large");
   }
   if (h.seek_table_offset < kHeaderSize || h.seek_table_offset > file_size) {
@@ -174,12 +193,17 @@ Result<BlobHeader> decode_header(std::span<const std::byte> bytes, uint64_t file
   return h;
 }
 
-// One seek table entry (kSeekEntrySize bytes): u64 frame offset, u32
-// compressed size, u32 reserved (0), u64 checksum of the decompressed chunk.
-void encode_seek_table(std::span<const ChunkEntry> entries, std::vector<std::byte>* out) {
-  out->assign(entries.size() * kSeekEntrySize, std::byte{0});
+// One seek table entry (seek_entry_size() bytes): u64 frame offset, u32
+// compressed size, u32 reserved (0), u64 XXH3-64 of the decompressed chunk;
+// v2 then the 32-byte SHA-256 of the decompressed chunk.
+void encode_seek_table(uint16_t version, std::span<const ChunkEntry> entries,
+                       std::vector<std::byte>* out) {
+  out->assign(entries.size() * seek_entry_size(version), std::byte{0});
   ByteWriter w(*out);
-  for (const ChunkEntry& e : entries) w.u64(e.offset).u32(e.compressed_size).zeros(4).u64(e.checksum);
+  for (const ChunkEntry& e : entries) {
+    w.u64(e.offset).u32(e.compressed_size).zeros(4).u64(e.checksum);
+    if (version >= kVersion2) w.bytes(e.sha256.bytes());
+  }
   assert(w.filled());
 }
 
@@ -203,6 +227,7 @@ Result<std::vector<ChunkEntry>> decode_seek_table(const BlobHeader& header,
     e.compressed_size = r.u32();
     const uint32_t reserved = r.u32();
     e.checksum = r.u64();
+    if (header.has_chunk_sha256()) e.sha256 = Digest(r.array<Digest::kSize>());
     const std::string where = "chunk " + std::to_string(i) + ": ";
     if (reserved != 0) return corrupt(where + "reserved bytes are not zero");
     if (e.offset != expected_offset) {

@@ -26,8 +26,9 @@ Result<std::unique_ptr<BlobReader>> BlobReader::open(std::unique_ptr<RandomAcces
   }
   auto chunks = format::decode_seek_table(header.value(), table);
   if (!chunks) return fail(chunks.error());
+  const Digest anchor = format::table_digest(header.value(), table);
   return std::unique_ptr<BlobReader>(
-      new BlobReader(std::move(file), header.value(), std::move(chunks).value()));
+      new BlobReader(std::move(file), header.value(), std::move(chunks).value(), anchor));
 }
 
 Result<std::unique_ptr<BlobReader>> BlobReader::open(const std::string& path, Symlinks symlinks) {

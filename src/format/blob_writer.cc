@@ -15,6 +15,7 @@ namespace {
 struct CompressedChunk {
   std::vector<std::byte> frame;
   uint64_t checksum = 0;
+  Digest sha256;
 };
 
 // Reads until `buf` is full or the input ends; returns the bytes read.
@@ -53,8 +54,8 @@ Result<void> validate(const BlobWriterOptions& options) {
   return ok();
 }
 
-Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
-                                      const BlobWriterOptions& options) {
+Result<WrittenBlob> write_blob(InputStream& input, WritableFile& output,
+                               const BlobWriterOptions& options) {
   PAGERFS_TRYV(validate(options));
   if (output.size() != 0) return Error(errc::invalid_argument, "blob output is not empty");
 
@@ -72,6 +73,7 @@ Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
     entry.offset = output.size();
     entry.compressed_size = static_cast<uint32_t>(chunk.value().frame.size());
     entry.checksum = chunk.value().checksum;
+    entry.sha256 = chunk.value().sha256;
     PAGERFS_TRYV(output.append(chunk.value().frame));
     entries.push_back(entry);
     return ok();
@@ -94,6 +96,7 @@ Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
           [buffer, level]() -> Result<CompressedChunk> {
             CompressedChunk c;
             c.checksum = format::chunk_checksum(*buffer);
+            c.sha256 = format::chunk_sha256(*buffer);
             PAGERFS_TRYV(compress_chunk(*buffer, level, &c.frame));
             return c;
           },
@@ -105,7 +108,7 @@ Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
   }
 
   std::vector<std::byte> table;
-  format::encode_seek_table(entries, &table);
+  format::encode_seek_table(header.version, entries, &table);
   header.byte_size = byte_size;
   header.chunk_count = entries.size();
   header.seek_table_offset = output.size();
@@ -113,7 +116,7 @@ Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
   header.digest = sha.finish();
   PAGERFS_TRYV(output.append(table));
   PAGERFS_TRYV(output.write_at(0, format::encode_header(header)));
-  return header;
+  return WrittenBlob{header, format::table_digest(header, table)};
 }
 
 }  // namespace pagerfs

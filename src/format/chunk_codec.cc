@@ -44,7 +44,7 @@ Result<void> compress_chunk(std::span<const std::byte> data, int level, std::vec
 
 Result<void> decompress_chunk(const format::BlobHeader& header, uint64_t index,
                               const format::ChunkEntry& entry, std::span<const std::byte> frame,
-                              std::span<std::byte> out) {
+                              std::span<std::byte> out, ChunkVerify verify) {
   const std::string where = "chunk " + std::to_string(index) + ": ";
   const uint32_t expected = header.chunk_length(index);
   if (out.size() != expected || frame.size() != entry.compressed_size) {
@@ -75,6 +75,11 @@ Result<void> decompress_chunk(const format::BlobHeader& header, uint64_t index,
   }
   if (format::chunk_checksum(out) != entry.checksum) {
     return Error(errc::checksum_mismatch, where + "checksum mismatch in decoded bytes");
+  }
+  if (verify == ChunkVerify::sha256 && header.has_chunk_sha256() &&
+      format::chunk_sha256(out) != entry.sha256) {
+    // Its XXH3 matched: not damage but bytes made to pass the fast check.
+    return Error(errc::digest_mismatch, where + "SHA-256 mismatch in decoded bytes (XXH3 matched)");
   }
   return ok();
 }

@@ -28,6 +28,7 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("threads", threads),
     PAGERFS_OPT("log_level", log_level),
     PAGERFS_OPT("control", control),
+    PAGERFS_OPT("verify", verify),
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
     {"trust_dev", offsetof(RawOptions, trust_dev), 1},
     FUSE_OPT_KEY("suid", kKeySuid),
@@ -86,6 +87,8 @@ void print_usage() {
       "    -o readahead=SIZE      read-ahead window (default 512K)\n"
       "    -o chunk_cache=SIZE    decoded chunk cache (default 64M)\n"
       "    -o threads=N           decode threads (default: one per core)\n"
+      "    -o verify=CHECK        sha256 (default): check each chunk of a v2 blob by its XXH3-64\n"
+      "                           and its SHA-256; xxh3: by XXH3-64 only (damage, not forgery)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
       "    -o control=PATH        control socket, an absolute path\n"
       "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"
@@ -151,6 +154,13 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
       return Error(errc::invalid_argument, std::string("-o threads: '") + raw.threads + "' is not a number from 1 to 256");
     }
     c.pager.threads = static_cast<unsigned>(n);
+  }
+  if (raw.verify) {
+    const std::string v = raw.verify;
+    if (v != "sha256" && v != "xxh3") {
+      return Error(errc::invalid_argument, "-o verify: '" + v + "' is not sha256 or xxh3");
+    }
+    c.pager.verify_sha256 = v == "sha256";
   }
   PAGERFS_TRYV(validate(c.pager));
   if (raw.log_level) {

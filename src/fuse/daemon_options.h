@@ -25,6 +25,7 @@ struct RawOptions {
   char* threads = nullptr;
   char* log_level = nullptr;
   char* control = nullptr;
+  char* verify = nullptr;
   std::string store;
   int extra_args = 0;
   bool help = false;
@@ -42,7 +43,7 @@ struct RawOptions {
   RawOptions(const RawOptions&) = delete;
   RawOptions& operator=(const RawOptions&) = delete;
   ~RawOptions() {  // fuse_opt_parse strdup()s every value
-    for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control}) {
+    for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify}) {
       std::free(value);
     }
   }

@@ -70,6 +70,7 @@ nlohmann::json Filesystem::stats_json() const {
                           {"integrity_retries", p.integrity_retries},
                           {"integrity_repairs", p.integrity_repairs},
                           {"after_reply_failures", p.after_reply_failures},
+                          {"anchor_mismatches", p.anchor_mismatches},
                           {"failures", failures},
                           {"decode_latency", histogram_json(p.decode_latency)},
                           {"fault_latency", histogram_json(p.fault_latency)}};

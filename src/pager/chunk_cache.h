@@ -1,8 +1,12 @@
 // The bounded cache of decoded chunks (least recently used evicted first).
 //
-// Keyed by content digest, chunk size and index: the same content packed
-// with the same chunk size decodes to the same bytes, whichever blob file
-// or mount it came from.
+// Keyed by content digest, table digest and index. The table digest
+// (format::table_digest) covers the chunk size and every chunk's checksums,
+// so the same content packed the same way shares its chunks whichever blob
+// file or mount it came from, and two blobs that claim one content digest
+// but differ in their seek tables (a forged or damaged copy, a v1 and a v2
+// blob) never share decoded chunks: a chunk verified against one table is
+// never served to a reader that anchored another.
 //
 // Thread safety: all methods may be called concurrently (one internal
 // mutex; evicted chunks are freed after it is released).
@@ -23,14 +27,15 @@ using DecodedChunk = std::shared_ptr<const std::vector<std::byte>>;
 
 struct ChunkKey {
   Digest digest;
-  uint32_t chunk_size = 0;
+  Digest table_digest;
   uint64_t index = 0;
   bool operator==(const ChunkKey&) const = default;
 };
 
 struct ChunkKeyHash {
   size_t operator()(const ChunkKey& k) const noexcept {
-    return DigestHash{}(k.digest) ^ (k.index * 0x9e3779b97f4a7c15ull) ^ k.chunk_size;
+    return DigestHash{}(k.digest) ^ (DigestHash{}(k.table_digest) * 31) ^
+           (k.index * 0x9e3779b97f4a7c15ull);
   }
 };
 

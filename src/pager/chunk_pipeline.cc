@@ -70,7 +70,7 @@ std::vector<ChunkResult> Pager::Impl::ensure_chunks(const PagedBlob& blob, range
     uint64_t i = 0;
     try {
       for (; i < span.count(); ++i) {
-        const ChunkKey key{blob.digest(), blob.chunk_size(), span.first + i};
+        const ChunkKey key = chunk_key(blob, span.first + i);
         if (DecodedChunk hit = cache.get(key)) {
           cache_hits.fetch_add(1, std::memory_order_relaxed);
           results[i] = hit;
@@ -88,7 +88,7 @@ std::vector<ChunkResult> Pager::Impl::ensure_chunks(const PagedBlob& blob, range
       // Out of memory while registering: withdraw this request's entries
       // before anyone (all behind this lock) could join them.
       for (uint64_t k = 0; k <= i && k < span.count(); ++k) {
-        if (owned[k]) in_flight.erase(ChunkKey{blob.digest(), blob.chunk_size(), span.first + k});
+        if (owned[k]) in_flight.erase(chunk_key(blob, span.first + k));
       }
       throw;
     }
@@ -119,7 +119,7 @@ std::vector<ChunkResult> Pager::Impl::ensure_chunks(const PagedBlob& blob, range
 void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first,
                                    std::span<const Promise> promises) noexcept {
   const uint64_t end = first + promises.size();
-  auto key_of = [&](uint64_t index) { return ChunkKey{blob.digest(), blob.chunk_size(), index}; };
+  auto key_of = [&](uint64_t index) { return chunk_key(blob, index); };
   uint64_t settled = first;  // chunks [first, settled) are finished or handed to a pool task
   try {
     fetches.fetch_add(1, std::memory_order_relaxed);
@@ -134,7 +134,7 @@ void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first,
     // Decodes chunk c and fulfils its promise (on a pool thread or inline).
     auto decode = [this, &blob, frames, frames_offset](uint64_t c, const Promise& promise) noexcept {
       const format::ChunkEntry& entry = blob.reader().chunks()[c];
-      finish(ChunkKey{blob.digest(), blob.chunk_size(), c}, promise,
+      finish(chunk_key(blob, c), promise,
              decode_chunk(blob, c, std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size)));
     };
     // All but the last chunk go to the pool, to decode in parallel; the
@@ -184,7 +184,7 @@ ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::sp
     const format::ChunkEntry& entry = blob.reader().chunks()[c];
     const auto start = std::chrono::steady_clock::now();
     auto data = std::make_shared<std::vector<std::byte>>(blob.reader().header().chunk_length(c));
-    auto decoded = decompress_chunk(blob.reader().header(), c, entry, frame, *data);
+    auto decoded = decompress_chunk(blob.reader().header(), c, entry, frame, *data, verify());
     decode_latency.record(std::chrono::steady_clock::now() - start);
     chunks_decoded.fetch_add(1, std::memory_order_relaxed);
     if (!decoded && is_integrity_error(decoded.error())) {
@@ -209,7 +209,7 @@ Result<void> Pager::Impl::reread_below_caches(const PagedBlob& blob, uint64_t c,
   stack->invalidate(extent, entry.offset, entry.compressed_size);
   std::vector<std::byte> frame(entry.compressed_size);
   PAGERFS_TRYV(stack->read(extent, entry.offset, frame, LayerStack::ReadMode::below_caches));
-  PAGERFS_TRYV(decompress_chunk(blob.reader().header(), c, entry, frame, out));
+  PAGERFS_TRYV(decompress_chunk(blob.reader().header(), c, entry, frame, out, verify()));
   stack->fill(extent, entry.offset, frame);  // verified: now it may be cached
   integrity_repairs.fetch_add(1, std::memory_order_relaxed);
   uint64_t suppressed = 0;

@@ -34,32 +34,57 @@ Result<std::shared_ptr<Pager>> Pager::create(std::shared_ptr<const LayerStack> s
   return std::shared_ptr<Pager>(new Pager(std::make_unique<Impl>(std::move(stack), options, std::move(logger))));
 }
 
-Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest) noexcept {
+Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest,
+                                               const std::optional<Digest>& expected_table_digest) noexcept {
   try {
+    // An open blob is shared only with a caller that anchors the same seek
+    // table (or none); a caller anchoring another reads the store afresh.
+    auto acceptable = [&](const PagedBlob& blob) {
+      return !expected_table_digest || blob.table_digest() == *expected_table_digest;
+    };
     {
       MutexLock lock(impl_->mu);
       if (impl_->shutting_down) return shutdown_error();
       if (auto it = impl_->blobs.find(digest); it != impl_->blobs.end()) {
-        if (auto blob = it->second.lock()) return blob;
+        if (auto blob = it->second.lock(); blob && acceptable(*blob)) return blob;
       }
     }
     // Reads header and seek table through the stack (outside the lock: I/O).
-    auto reader = impl_->open_reader(digest);
+    bool anchor_failed = false;
+    auto attempt = [&]() -> Result<std::unique_ptr<BlobReader>> {
+      anchor_failed = false;
+      auto reader = impl_->open_reader(digest);
+      if (reader && !expected_table_digest.has_value()) return reader;
+      if (reader && reader.value()->table_digest() != *expected_table_digest) {
+        anchor_failed = true;
+        return anchor_mismatch(digest, *expected_table_digest, reader.value()->table_digest());
+      }
+      return reader;
+    };
+    auto reader = attempt();
     if (!reader && is_integrity_error(reader.error())) {
       // Perhaps damaged bytes in a cache (see reread_below_caches): forget
       // the blob's cached sectors and read it once more, from below them.
       if (auto size = impl_->stack->blob_size(digest)) {
         impl_->integrity_retries.fetch_add(1, std::memory_order_relaxed);
         impl_->stack->invalidate(BlobExtent{digest, size.value()}, 0, size.value());
-        reader = impl_->open_reader(digest);
+        reader = attempt();
         if (reader) impl_->integrity_repairs.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    if (!reader) return reader.error();
+    if (!reader) {
+      if (anchor_failed) impl_->anchor_mismatches.fetch_add(1, std::memory_order_relaxed);
+      return reader.error();
+    }
     auto blob = std::shared_ptr<PagedBlob>(new PagedBlob(std::move(reader).value()));
     MutexLock lock(impl_->mu);
     auto& slot = impl_->blobs[digest];
-    if (auto existing = slot.lock()) return existing;  // another open won the race
+    if (auto existing = slot.lock()) {
+      if (existing->table_digest() == blob->table_digest()) return existing;  // another open won the race
+      // Another table under the same name stays open for its holders; this
+      // one is served uncached in the map (its chunks are keyed apart).
+      if (expected_table_digest) return blob;
+    }
     slot = blob;
     std::erase_if(impl_->blobs, [](const auto& entry) { return entry.second.expired(); });
     return blob;
@@ -200,6 +225,7 @@ PagerStats Pager::stats() const {
   s.integrity_retries = p.integrity_retries.load();
   s.integrity_repairs = p.integrity_repairs.load();
   s.after_reply_failures = p.after_reply_failures.load();
+  s.anchor_mismatches = p.anchor_mismatches.load();
   s.chunk_cache_bytes = p.cache.bytes();
   s.decode_latency = p.decode_latency.snapshot();
   s.fault_latency = p.fault_latency.snapshot();
@@ -217,8 +243,8 @@ std::string Pager::dump() const {
       << p.cache.bytes() << "/" << p.options.chunk_cache_bytes << " bytes, " << p.in_flight.size()
       << " chunk(s) in flight\n";
   for (const auto& [key, future] : p.in_flight) {
-    out << "  in flight: " << key.digest.str() << " chunk " << key.index << " ("
-        << key.chunk_size << "-byte chunks)\n";
+    out << "  in flight: " << key.digest.str() << " chunk " << key.index << " (table "
+        << key.table_digest.hex().substr(0, 16) << ")\n";
   }
   for (const auto& [digest, weak] : p.blobs) {
     if (auto blob = weak.lock()) {

@@ -16,11 +16,13 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "pagerfs/format/chunk_codec.h"
 #include "pagerfs/pager/pager.h"
 #include "pager/chunk_cache.h"
 #include "util/mutex.h"
@@ -38,6 +40,17 @@ inline Error shutdown_error() { return Error(errc::shutting_down, "the pager is 
 inline bool is_integrity_error(const Error& e) noexcept {
   const std::error_code& code = e.code();
   return code == errc::corrupt_blob || code == errc::checksum_mismatch || code == errc::digest_mismatch;
+}
+
+// A blob whose seek table is not the one its caller anchored (Pager::open).
+inline Error anchor_mismatch(const Digest& digest, const Digest& expected, const Digest& actual) {
+  return Error(errc::corrupt_blob, "blob " + digest.str() + ": its table digest " + actual.hex() +
+                                       " is not the anchored " + expected.hex());
+}
+
+// The chunk cache's (and in-flight table's) key of chunk `index` of `blob`.
+inline ChunkKey chunk_key(const PagedBlob& blob, uint64_t index) {
+  return ChunkKey{blob.digest(), blob.table_digest(), index};
 }
 
 inline unsigned decode_thread_count(unsigned requested) {
@@ -75,7 +88,11 @@ struct Pager::Impl {
   void finish(const ChunkKey& key, const Promise& promise, ChunkResult result) noexcept EXCLUDES(mu);
   void fail(const ChunkKey& key, const Promise& promise, const Error& e) noexcept EXCLUDES(mu);
   void count_failure(const Error& e) noexcept EXCLUDES(mu);
+  // Opens blob `digest` through the stack and checks its header against the name.
   Result<std::unique_ptr<BlobReader>> open_reader(const Digest& digest);
+  ChunkVerify verify() const noexcept {
+    return options.verify_sha256 ? ChunkVerify::sha256 : ChunkVerify::xxh3;
+  }
   // The read-ahead window size for this request (see PagerOptions).
   uint64_t readahead_for(const PagedBlob& blob, uint64_t offset, uint64_t length) {
     const uint64_t full = std::max<uint64_t>(std::bit_ceil(options.readahead), blob.chunk_size());
@@ -107,6 +124,7 @@ struct Pager::Impl {
   std::atomic<uint64_t> readahead_chunks{0}, cache_hits{0}, cache_misses{0}, coalesced{0}, random_faults{0};
   std::atomic<uint64_t> fetches{0}, bytes_fetched{0};
   std::atomic<uint64_t> integrity_retries{0}, integrity_repairs{0}, after_reply_failures{0};
+  std::atomic<uint64_t> anchor_mismatches{0};
   LatencyHistogram decode_latency, fault_latency;
   RateLimiter repair_log{std::chrono::seconds(5)};
 };

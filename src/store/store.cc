@@ -214,14 +214,19 @@ Result<Store::PackResult> Store::pack(InputStream& input, const BlobWriterOption
   TempFile temp;
   PAGERFS_TRY(fd, temp.create(dir));
   auto output = fd_writable_file(fd, temp.path());
-  PAGERFS_TRY(header, write_blob(input, *output, options));
+  PAGERFS_TRY(written, write_blob(input, *output, options));
+  const format::BlobHeader& header = written.header;
   PackResult result;
   result.header = header;
+  result.table_digest = written.table_digest;
   result.file_size = output->size();
 
   // A torn blob under the name (a crash before a deferred sync) is replaced.
-  if (has_blob(header.digest)) {
+  if (auto kept = BlobReader::open(blob_path(header.digest))) {
     result.already_present = true;
+    result.header = kept.value()->header();
+    result.table_digest = kept.value()->table_digest();
+    result.file_size = kept.value()->file_size();
     return result;  // TempFile removes the copy
   }
   PAGERFS_TRYV(temp.install(fd, blob_path(header.digest), durability == Durability::each));

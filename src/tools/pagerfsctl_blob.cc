@@ -27,7 +27,8 @@ int run_inspect(const std::string& path, bool json) {
   if (json) {
     nlohmann::json out = {
         {"path", path},
-        {"format_version", format::kVersion},
+        {"format_version", h.version},
+        {"table_digest", "sha256:" + r.table_digest().hex()},
         {"codec", "zstd"},
         {"digest", h.digest.str()},
         {"byte_size", h.byte_size},
@@ -47,7 +48,10 @@ int run_inspect(const std::string& path, bool json) {
   }
   std::printf("blob        %s\n", path.c_str());
   std::printf("digest      %s\n", h.digest.str().c_str());
-  std::printf("format      pagerfs blob v%u, zstd\n", unsigned{format::kVersion});
+  std::printf("format      pagerfs blob v%u, zstd%s\n", unsigned{h.version},
+              h.has_chunk_sha256() ? ", chunks checked by XXH3-64 and SHA-256" : ", chunks checked by XXH3-64");
+  std::printf("table       sha256:%s (table digest: the anchor an image records)\n",
+              r.table_digest().hex().c_str());
   std::printf("size        %llu bytes (%s)\n", static_cast<unsigned long long>(h.byte_size),
               format_size(h.byte_size).c_str());
   std::printf("stored      %llu bytes (%s), ratio %.2f\n",

@@ -264,6 +264,7 @@ TEST_F(MountTest, BadOptionsAndMissingStoresExitOneAndMountNothing) {
       {{pagerfs, store_path_, mnt, "-o", "readahead=lots"}, "bad size 'lots'"},
       {{pagerfs, store_path_, mnt, "-o", "threads=0"}, "threads"},
       {{pagerfs, store_path_, mnt, "-o", "log_level=loud"}, "log_level"},
+      {{pagerfs, store_path_, mnt, "-o", "verify=md5"}, "is not sha256 or xxh3"},
       {{pagerfs, store_path_, mnt, "-o", "cache_size=1M"}, "needs -o cache"},
       {{pagerfs, store_path_, mnt, "-o", "cache=/proc/self/nope"}, "cache directory"},
       {{pagerfs, store_path_, mnt, "-o", "frobnicate"}, "unknown option"},

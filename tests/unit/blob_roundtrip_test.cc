@@ -132,7 +132,7 @@ TEST(BlobWriter, StreamsFromAPipe) {
   feeder.join();
   ::close(fds[0]);
   ASSERT_TRUE(header) << header.error().message();
-  EXPECT_EQ(header.value().digest, Sha256::of(content));
+  EXPECT_EQ(header.value().header.digest, Sha256::of(content));
   auto reader = open_blob(blob);
   ASSERT_NE(reader, nullptr);
   std::vector<std::byte> back(content.size());

@@ -1,4 +1,4 @@
-// Every invariant of blob format v1 violated on purpose, truncation at every
+// Every invariant of blob format v2 violated on purpose, truncation at every
 // byte, and bit flips everywhere: a damaged blob is an error, never a wrong byte.
 #include <gtest/gtest.h>
 #include <xxhash.h>
@@ -41,7 +41,7 @@ void reseal_table(Blob& b) {
   put64(b, 48, XXH3_64bits(b.data() + table, b.size() - table));
   reseal_header(b);
 }
-size_t entry(const Blob& b, size_t index) { return get64(b, 40) + 24 * index; }
+size_t entry(const Blob& b, size_t index) { return get64(b, 40) + format::kSeekEntrySizeV2 * index; }
 
 Result<std::unique_ptr<BlobReader>> open(const Blob& b) {
   return BlobReader::open(memory_random_access_file(b));
@@ -78,7 +78,10 @@ TEST_P(HeaderViolationTest, IsRejectedOnOpen) {
 
 const Violation kViolations[] = {
     {"magic", [](Blob& b) { b[0] = std::byte{'X'}; }, errc::corrupt_blob, "bad magic"},
-    {"version", [](Blob& b) { put16(b, 8, 2); reseal_header(b); }, errc::unsupported_format, "version 2"},
+    {"version", [](Blob& b) { put16(b, 8, 3); reseal_header(b); }, errc::unsupported_format, "version 3"},
+    {"version_0", [](Blob& b) { put16(b, 8, 0); reseal_header(b); }, errc::unsupported_format, "version 0"},
+    // A v2 blob relabelled v1: its table is not a whole number of 24-byte entries.
+    {"version_1", [](Blob& b) { put16(b, 8, 1); reseal_header(b); }, errc::corrupt_blob, "seek table of 3 entries needs 72"},
     {"version_unsealed", [](Blob& b) { put16(b, 8, 7); }, errc::unsupported_format, "version 7"},
     {"header_checksum", [](Blob& b) { b[20] ^= std::byte{1}; }, errc::corrupt_blob, "header checksum"},
     {"header_size", [](Blob& b) { put16(b, 10, 64); reseal_header(b); }, errc::corrupt_blob, "header size 64"},

@@ -176,7 +176,7 @@ TEST_F(CacheLayerTest, BytesThatFailThePagersCheckDoNotOutliveARepairedStore) {
   auto output = memory_writable_file(&file);
   BlobWriterOptions writer;
   writer.chunk_size = 16384;
-  const Digest d = write_blob(*input, *output, writer).value().digest;
+  const Digest d = write_blob(*input, *output, writer).value().header.digest;
   bottom_->add(d, file);
   const BlobExtent b{d, file.size()};
   auto faults = std::make_shared<FaultConfig>();

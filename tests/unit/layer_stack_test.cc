@@ -258,10 +258,10 @@ TEST_F(LayerStackTest, BlobReaderWorksThroughTheStack) {
   options.chunk_size = 16384;
   auto header = write_blob(*input, *output, options);
   ASSERT_TRUE(header);
-  bottom_->add(header.value().digest, blob_file);
+  bottom_->add(header.value().header.digest, blob_file);
   auto memory = make_memory_layer(1 << 20);
   auto s = stack({memory, bottom_});
-  auto file = open_blob_through(s, header.value().digest);
+  auto file = open_blob_through(s, header.value().header.digest);
   ASSERT_TRUE(file) << file.error().message();
   auto reader = BlobReader::open(std::move(file).value());
   ASSERT_TRUE(reader) << reader.error().message();

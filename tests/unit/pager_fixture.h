@@ -34,9 +34,9 @@ class PagerTest : public ::testing::Test {
     options.chunk_size = chunk_size;
     auto header = write_blob(*input, *output, options);
     EXPECT_TRUE(header);
-    store_->add(header.value().digest, file);
-    files_[header.value().digest] = file;
-    return header.value().digest;
+    store_->add(header.value().header.digest, file);
+    files_[header.value().header.digest] = file;
+    return header.value().header.digest;
   }
 
   // A pager over the (fault-wrapped) store; `cached`: with cache_ above it.

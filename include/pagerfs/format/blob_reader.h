@@ -36,12 +36,15 @@ class BlobReader {
   uint64_t chunk_count() const noexcept { return header_.chunk_count; }
   uint64_t file_size() const noexcept { return file_->size(); }
   const std::string& name() const noexcept { return file_->name(); }
+  // format::table_digest of this blob (computed at open from the bytes read).
+  const Digest& table_digest() const noexcept { return table_digest_; }
 
   // Reads the compressed frame of chunk `index` (< chunk_count) unverified.
   Result<std::vector<std::byte>> read_frame(uint64_t index) const;
   // Reads the frames of chunks [first, end) in one read (they are contiguous).
   Result<std::vector<std::byte>> read_frames(uint64_t first, uint64_t end) const;
-  // Decodes and verifies chunk `index`; `out` must be header().chunk_length(index) bytes.
+  // Decodes and verifies chunk `index` (XXH3 and, v2, SHA-256); `out` must
+  // be header().chunk_length(index) bytes.
   Result<void> read_chunk(uint64_t index, std::span<std::byte> out) const;
   // Reads decompressed bytes at `offset`; returns how many, fewer only at the
   // end of the content (0 when offset >= byte_size).
@@ -49,12 +52,14 @@ class BlobReader {
 
  private:
   BlobReader(std::unique_ptr<RandomAccessFile> file, format::BlobHeader header,
-             std::vector<format::ChunkEntry> chunks)
-      : file_(std::move(file)), header_(header), chunks_(std::move(chunks)) {}
+             std::vector<format::ChunkEntry> chunks, const Digest& table_digest)
+      : file_(std::move(file)), header_(header), chunks_(std::move(chunks)),
+        table_digest_(table_digest) {}
 
   std::unique_ptr<RandomAccessFile> file_;
   format::BlobHeader header_;
   std::vector<format::ChunkEntry> chunks_;
+  Digest table_digest_;
 };
 
 }  // namespace pagerfs

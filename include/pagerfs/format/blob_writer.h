@@ -15,6 +15,7 @@
 
 #include "pagerfs/format/blob_format.h"
 #include "pagerfs/format/chunk_codec.h"
+#include "pagerfs/util/digest.h"
 #include "pagerfs/util/error.h"
 #include "pagerfs/util/file.h"
 
@@ -31,9 +32,16 @@ struct BlobWriterOptions {
 // Checks chunk size, level and threads; errc::invalid_argument with the reason.
 Result<void> validate(const BlobWriterOptions& options);
 
-// Reads `input` to its end and writes a complete blob to `output` (which
-// must be empty). Returns the final header.
-Result<format::BlobHeader> write_blob(InputStream& input, WritableFile& output,
-                                      const BlobWriterOptions& options);
+// What write_blob() wrote: the final header, and the blob's table digest
+// (format::table_digest), the anchor an image manifest records for it.
+struct WrittenBlob {
+  format::BlobHeader header;
+  Digest table_digest;
+};
+
+// Reads `input` to its end and writes a complete blob (format v2) to
+// `output` (which must be empty).
+Result<WrittenBlob> write_blob(InputStream& input, WritableFile& output,
+                               const BlobWriterOptions& options);
 
 }  // namespace pagerfs

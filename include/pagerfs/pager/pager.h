@@ -17,6 +17,12 @@
 // exception leaves the pager: the public calls are noexcept and a decode
 // task that fails (std::bad_alloc included) fails only its chunk.
 //
+// A blob may be opened with the table digest its image manifest records
+// (format::table_digest): its seek table must then be exactly that one, and
+// with verify_sha256 every v2 chunk is checked against the SHA-256 in that
+// table, so the bytes served are those the manifest's digest names. The
+// chunk cache is keyed by the table digest too (pager/chunk_cache.h).
+//
 // Caches below hold what the store returned, unchecked: a chunk that fails
 // its check is re-read once from below the caches (after its sectors are
 // dropped from them), and the good bytes cached again, so a damaged cache or
@@ -31,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -59,6 +66,10 @@ struct PagerOptions {
   // just the chunks it touches, so random readers do not pay for read-ahead
   // they never use. Off: every request gets the full window.
   bool adaptive_readahead = true;
+  // Check each decoded v2 chunk against its seek entry's SHA-256, not only
+  // its XXH3-64 (chunk_codec.h, ChunkVerify). On by default: it costs
+  // about 1% of the daemon's CPU time on a cold sequential read (pagerfs(8)).
+  bool verify_sha256 = true;
 };
 
 // Validates options; errc::invalid_argument with the reason.
@@ -69,6 +80,7 @@ Result<void> validate(const PagerOptions& options);
 class PagedBlob {
  public:
   const Digest& digest() const noexcept { return reader_->header().digest; }
+  const Digest& table_digest() const noexcept { return reader_->table_digest(); }
   uint64_t byte_size() const noexcept { return reader_->byte_size(); }
   uint32_t chunk_size() const noexcept { return reader_->chunk_size(); }
   const BlobReader& reader() const noexcept { return *reader_; }
@@ -98,6 +110,7 @@ struct PagerStats {
   uint64_t integrity_retries = 0;    // chunks (and headers) re-read from below the caches after a failed check
   uint64_t integrity_repairs = 0;    // ... that were good from below: a cache held damaged bytes
   uint64_t after_reply_failures = 0;  // failures after the reply was sent (read-ahead lost, request answered)
+  uint64_t anchor_mismatches = 0;    // opens refused: the blob's table digest was not the anchored one
   std::map<int, uint64_t> failures;  // by errno
   LatencyHistogram::Snapshot decode_latency;
   LatencyHistogram::Snapshot fault_latency;
@@ -118,8 +131,13 @@ class Pager {
   Pager(const Pager&) = delete;
   Pager& operator=(const Pager&) = delete;
 
-  // The pager state of blob `digest`, shared with other holders.
-  Result<std::shared_ptr<PagedBlob>> open(const Digest& digest) noexcept;
+  // The pager state of blob `digest`, shared with other holders. With
+  // `expected_table_digest` (the anchor an image manifest records), a blob
+  // whose table digest differs is refused with errc::corrupt_blob (EIO,
+  // counted in anchor_mismatches) after one re-read from below the caches,
+  // and is not kept open.
+  Result<std::shared_ptr<PagedBlob>> open(const Digest& digest,
+                                          const std::optional<Digest>& expected_table_digest = std::nullopt) noexcept;
 
   // Serves [offset, offset + length) of `blob`: calls `reply` once with the
   // requested bytes and returns success, or returns the error and does not

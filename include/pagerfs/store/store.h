@@ -77,6 +77,8 @@ class Store {
 
   struct PackResult {
     format::BlobHeader header;  // header.digest names the blob
+    Digest table_digest;        // format::table_digest of the blob in the store (the
+                                // kept one when already_present: it may be v1)
     uint64_t file_size = 0;     // of the blob file
     bool already_present = false;  // the store had it; nothing was written
   };
