@@ -10,7 +10,9 @@
 // rarely gets right. So each input is also parsed a second time with both
 // checksums recomputed ("fixed up"), which lets the fuzzer reach the
 // geometry checks and the chunk decoder. Seeds are plain blob files (see
-// scripts/fuzz).
+// scripts/fuzz), written in format v2; each fixed-up input is parsed once
+// more relabelled as the other version (v1 <-> v2), so both seek entry
+// layouts (24 and 56 bytes) meet every input.
 #include <xxhash.h>
 
 #include <algorithm>
@@ -39,6 +41,7 @@ constexpr uint64_t kMaxChunkAllocation = format::kMaxChunkSize;  // 4 MiB
 constexpr size_t kMaxReadSize = 256 * 1024;
 
 // Header field offsets (man/pagerfs-store.5), for the checksum fix-up only.
+constexpr size_t kOffVersion = 8;
 constexpr size_t kOffSeekTableOffset = 40;
 constexpr size_t kOffSeekTableChecksum = 48;
 constexpr size_t kOffHeaderChecksum = 120;
@@ -96,6 +99,18 @@ void fuzz_reader(std::vector<std::byte> bytes) {
   const BlobReader& reader = *opened.value();
   const format::BlobHeader& h = reader.header();
   check(reader.chunks().size() == h.chunk_count);
+  check(h.version == format::kVersion1 || h.version == format::kVersion2);
+  for (const format::ChunkEntry& e : reader.chunks()) check(h.has_chunk_sha256() || e.sha256 == pagerfs::Digest{});
+  (void)reader.table_digest().hex();
+  if (h.chunk_count > 0 && h.chunk_length(0) <= kMaxChunkAllocation) {
+    // The XXH3-only check the daemon uses by default.
+    auto frame = reader.read_frame(0);
+    if (frame) {
+      std::vector<std::byte> out(h.chunk_length(0));
+      auto r = pagerfs::decompress_chunk(h, 0, reader.chunks()[0], frame.value(), out, pagerfs::ChunkVerify::xxh3);
+      if (!r) (void)r.error().message();
+    }
+  }
 
   std::vector<std::byte> buffer;
   const uint64_t chunks = std::min<uint64_t>(h.chunk_count, kMaxChunksDecoded);
@@ -172,6 +187,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > format::kHeaderSize) fuzz_frame(bytes.subspan(format::kHeaderSize));
 
   if (fix_up_checksums(blob)) {
+    fuzz_decoders(blob);
+    fuzz_reader(blob);
+  }
+  // The same bytes as the other version.
+  if (blob.size() >= format::kHeaderSize) {
+    const uint16_t version = pagerfs::load_le16(blob.data() + kOffVersion);
+    pagerfs::store_le16(blob.data() + kOffVersion,
+                        version == format::kVersion1 ? format::kVersion2 : format::kVersion1);
+    fix_up_checksums(blob);
     fuzz_decoders(blob);
     fuzz_reader(std::move(blob));
   }

@@ -33,7 +33,7 @@ TEST_F(PagerVerifyTest, AForgedChunkIsEioNeverServedNeverCached) {
   store_->add(d, forged);
   PagerOptions options;
   options.readahead = kChunk;
-  ASSERT_TRUE(options.verify_sha256) << "the default (pagerfs(8) has the measurement)";
+  options.verify_sha256 = true;
   auto pager = make_pager(options, /*cached=*/true);
   auto blob = pager->open(d);
   ASSERT_TRUE(blob) << blob.error().message();
@@ -131,6 +131,7 @@ TEST_F(PagerVerifyTest, DecodedChunksAreKeyedByTheTableDigest) {
   const auto forged = forged_copy(content, d);
   const Digest forged_anchor = BlobReader::open(memory_random_access_file(forged)).value()->table_digest();
   PagerOptions options;
+  options.verify_sha256 = true;
   options.readahead = kChunk;
   auto pager = make_pager(options);
   auto genuine = pager->open(d).value();
