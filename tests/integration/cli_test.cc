@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "pagerfs/format/blob_reader.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/file.h"
 #include "pagerfs/store/image_manifest.h"
@@ -172,6 +173,12 @@ TEST_F(CliTest, InspectShowsGeometry) {
   ASSERT_EQ(json.exit_code, 0);
   EXPECT_NE(json.out.find("\"byte_size\": 10000"), std::string::npos) << json.out;
   EXPECT_NE(json.out.find("\"chunk_count\": 3"), std::string::npos) << json.out;
+  // Format v2, and its table digest: the one the reader computes.
+  EXPECT_NE(text.out.find("format      pagerfs blob v2, zstd"), std::string::npos) << text.out;
+  const std::string table = "sha256:" + BlobReader::open(blob).value()->table_digest().hex();
+  EXPECT_NE(text.out.find("table       " + table), std::string::npos) << text.out;
+  EXPECT_NE(json.out.find("\"format_version\": 2"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"table_digest\": \"" + table + "\""), std::string::npos) << json.out;
 }
 
 TEST_F(CliTest, BadUsageExitsTwo) {

@@ -1,0 +1,128 @@
+// Blob formats through a real mount: a v1 blob (written before v2) still
+// mounts and reads; a v2 chunk forged so that its XXH3 matches but its
+// SHA-256 does not is EIO with -o verify=sha256 (and served without it:
+// the check is what stops it).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+
+#include "pagerfs/format/blob_reader.h"
+#include "pagerfs/store/store.h"
+#include "pagerfs/util/digest.h"
+#include "support/blob_forgery.h"
+#include "support/mount_fixture.h"
+#include "support/subprocess.h"
+#include "support/test_data.h"
+
+namespace pagerfs {
+namespace {
+
+using testing::MountedStore;
+using testing::TempDir;
+
+constexpr const char* kV1Hex = "e17de274f118f08e1f1c5e4645e0e667e004d2713f46211fe12ff015aa667c9e";
+constexpr uint32_t kChunk = 4096;
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+  std::vector<std::byte> out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+// Reads [offset, offset + length) of `path` with pread; the errno on failure.
+int pread_errno(const std::string& path, uint64_t offset, size_t length, std::string* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return errno;
+  out->assign(length, '\0');
+  const ssize_t n = ::pread(fd, out->data(), length, static_cast<off_t>(offset));
+  const int err = n < 0 ? errno : 0;
+  ::close(fd);
+  if (n >= 0) out->resize(static_cast<size_t>(n));
+  return err;
+}
+
+class BlobFormatTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::fuse_available()) {
+      if (std::getenv("PAGERFS_REQUIRE_FUSE")) FAIL() << "/dev/fuse is required (PAGERFS_REQUIRE_FUSE)";
+      GTEST_SKIP() << "no /dev/fuse";
+    }
+    store_ = dir_ / "store";
+    ASSERT_TRUE(Store::create(store_));
+    std::filesystem::create_directory(dir_ / "mnt");
+  }
+
+  std::string blob_path(const std::string& hex) const { return store_ + "/blobs/sha256/" + hex; }
+
+  Digest pack(const std::vector<std::byte>& content) {
+    auto input = memory_input_stream(content);
+    BlobWriterOptions options;
+    options.chunk_size = kChunk;
+    auto packed = Store::open(store_).value().pack(*input, options);
+    EXPECT_TRUE(packed) << packed.error().message();
+    return packed.value().header.digest;
+  }
+
+  std::string store_;
+  TempDir dir_;
+};
+
+TEST_F(BlobFormatTest, AV1BlobStillMountsAndReadsBesideAV2One) {
+  const char* root = std::getenv("PAGERFS_SOURCE_ROOT");
+  ASSERT_NE(root, nullptr);
+  std::filesystem::copy_file(std::string(root) + "/tests/data/v1-blob/" + kV1Hex, blob_path(kV1Hex));
+  std::string v1_content(10000, '\0');
+  for (size_t i = 0; i < v1_content.size(); ++i) v1_content[i] = static_cast<char>((i * 7 + i / 300) % 251);
+  const auto v2_content = testing::random_bytes(3 * kChunk + 42, 5);
+  const Digest v2 = pack(v2_content);
+  for (const char* verify : {"verify=xxh3", "verify=sha256"}) {
+    MountedStore m(store_, dir_ / "mnt", {verify});
+    EXPECT_EQ(testing::read_file(m.blob(kV1Hex)), v1_content) << verify;
+    EXPECT_TRUE(bytes_of(testing::read_file(m.blob(v2.hex()))) == v2_content) << verify;
+  }
+  const auto inspected = testing::run({testing::binary_from_env("PAGERFSCTL"), "inspect", blob_path(kV1Hex)});
+  EXPECT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_NE(inspected.out.find("pagerfs blob v1"), std::string::npos) << inspected.out;
+  const auto verified = testing::run({testing::binary_from_env("PAGERFSCTL"), "verify", store_});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+}
+
+TEST_F(BlobFormatTest, AForgedChunkIsEioWithVerifySha256AndServedWithout) {
+  const auto content = testing::random_bytes(3 * kChunk, 6);
+  auto other = content;
+  other[kChunk + 7] ^= std::byte{0x5a};
+  const Digest genuine = pack(content);
+  const Digest forger = pack(other);
+  // The forger's blob, relabelled as the genuine content: chunk 1 holds
+  // other bytes, with their XXH3, and the genuine chunk's SHA-256.
+  auto file = bytes_of(testing::read_file(blob_path(forger.hex())));
+  auto genuine_reader = BlobReader::open(blob_path(genuine.hex())).value();
+  testing::forge_chunk_sha256(file, 1, genuine_reader->chunks()[1].sha256);
+  testing::forge_header_digest(file, genuine);
+  std::filesystem::remove(blob_path(genuine.hex()));
+  testing::write_file(blob_path(genuine.hex()), std::string(reinterpret_cast<const char*>(file.data()), file.size()));
+
+  std::string got;
+  {
+    MountedStore m(store_, dir_ / "mnt", {"verify=sha256"});
+    EXPECT_EQ(pread_errno(m.blob(genuine.hex()), 0, kChunk, &got), 0) << "chunk 0 is genuine";
+    EXPECT_EQ(pread_errno(m.blob(genuine.hex()), kChunk, 100, &got), EIO);
+    EXPECT_EQ(pread_errno(m.blob(genuine.hex()), kChunk, 100, &got), EIO) << "not cached as good";
+  }
+  {
+    MountedStore m(store_, dir_ / "mnt", {"verify=xxh3"});
+    ASSERT_EQ(pread_errno(m.blob(genuine.hex()), kChunk, 100, &got), 0);
+    EXPECT_NE(got[7], static_cast<char>(content[kChunk + 7])) << "the forgery is served without SHA-256";
+  }
+  const auto verified = testing::run({testing::binary_from_env("PAGERFSCTL"), "verify", store_});
+  EXPECT_EQ(verified.exit_code, 1) << "pagerfsctl verify always checks SHA-256";
+  EXPECT_NE(verified.err.find("SHA-256"), std::string::npos) << verified.err;
+}
+
+}  // namespace
+}  // namespace pagerfs
