@@ -89,7 +89,7 @@ void print_usage() {
       "    -o threads=N           decode threads (default: one per core)\n"
       "    -o verify=CHECK        xxh3 (default): check each decoded chunk by its XXH3-64\n"
       "                           (damage, not forgery); sha256: also by its SHA-256 (v2 blobs;\n"
-      "                           needed for an untrusted store; ~20% slower cold reads)\n"
+      "                           needed for an untrusted store; ~20%% slower cold reads)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
       "    -o control=PATH        control socket, an absolute path\n"
       "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"

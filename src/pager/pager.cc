@@ -54,8 +54,7 @@ Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest,
     auto attempt = [&]() -> Result<std::unique_ptr<BlobReader>> {
       anchor_failed = false;
       auto reader = impl_->open_reader(digest);
-      if (reader && !expected_table_digest.has_value()) return reader;
-      if (reader && reader.value()->table_digest() != *expected_table_digest) {
+      if (reader && expected_table_digest && reader.value()->table_digest() != *expected_table_digest) {
         anchor_failed = true;
         return anchor_mismatch(digest, *expected_table_digest, reader.value()->table_digest());
       }
