@@ -72,7 +72,9 @@ struct Fixture {
   std::shared_ptr<LayerStack> stack;
 };
 
-void BM_DecodeChunk(benchmark::State& state) {
+// One chunk decoded and checked as the daemon does: XXH3-64 (the default),
+// or also SHA-256 (-o verify=sha256).
+void decode_chunk_bench(benchmark::State& state, ChunkVerify verify) {
   Fixture f(static_cast<uint32_t>(state.range(0)));
   auto reader = BlobReader::open(open_blob_through(f.stack, f.header.digest).value()).value();
   std::vector<std::vector<std::byte>> frames;
@@ -82,13 +84,17 @@ void BM_DecodeChunk(benchmark::State& state) {
   uint64_t i = 0;
   for (auto _ : state) {
     const uint64_t c = i++ % frames.size();
-    if (!decompress_chunk(f.header, c, reader->chunks()[c], frames[c], std::span(out).first(f.header.chunk_length(c)))) {
+    if (!decompress_chunk(f.header, c, reader->chunks()[c], frames[c], std::span(out).first(f.header.chunk_length(c)),
+                          verify)) {
       state.SkipWithError("decode");
     }
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * f.header.chunk_size);
 }
+void BM_DecodeChunk(benchmark::State& state) { decode_chunk_bench(state, ChunkVerify::xxh3); }
+void BM_DecodeChunkSha256(benchmark::State& state) { decode_chunk_bench(state, ChunkVerify::sha256); }
 BENCHMARK(BM_DecodeChunk)->Arg(16 << 10)->Arg(64 << 10)->Arg(128 << 10)->Arg(256 << 10);
+BENCHMARK(BM_DecodeChunkSha256)->Arg(128 << 10);
 
 // One 4 KiB page-in at a random offset; `warm`: the chunk is always cached.
 void page_in_bench(benchmark::State& state, bool warm) {
