@@ -1,6 +1,8 @@
 // Real mounts through the real daemon when things go wrong: FIFOs and
 // symlinks in the store, injected allocation failures, a damaged store that
 // is repaired; the daemon answers at once, serves on, and still stops.
+#include <sstream>
+
 #include "integration/mount_store_fixture.h"
 
 namespace pagerfs {
@@ -297,6 +299,35 @@ TEST_F(MountTest, AChunkDamagedInTheStoreReadsCorrectlyOnceTheStoreIsRepaired) {
   EXPECT_EQ(stats_of(m->path())["pager"]["integrity_retries"].get<uint64_t>(), 0u);
 }
 
+// The daemon never makes a system call on its own mount: such a call is a
+// FUSE request it must answer itself, and a SIGKILL between the session's
+// read of that request and its reply leaves the calling thread in D state
+// for ever (the daemon a zombie, the mount hung). The supervisor once stat()ed
+// the mount point right after mounting to find its bdi; killing the daemon
+// at once, 20 times over with varying delays, proves that window is gone.
+TEST_F(MountTest, KillNineRightAfterMountingNeverLeavesTheDaemonHanging) {
+  for (int round = 0; round < 20; ++round) {
+    MountedStore m(store_path_, dir_ / "mnt");
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 5));
+    m.signal(SIGKILL);
+    const int status = m.wait_exit(std::chrono::seconds(5));
+    EXPECT_EQ(status, -SIGKILL) << "round " << round << ": the daemon did not die of SIGKILL within 5 s";
+    if (status == -1) {
+      // Stuck: end its connection (root only) so the fixture can clean up.
+      std::ifstream in("/proc/self/mountinfo");
+      std::string line;
+      while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, mnt;
+        fields >> id >> parent >> dev >> root >> mnt;
+        if (mnt != m.path()) continue;
+        std::ofstream abort("/sys/fs/fuse/connections/" + dev.substr(dev.find(':') + 1) + "/abort");
+        abort << "1";
+      }
+      break;
+    }
+  }
+}
 
 }  // namespace
 }  // namespace pagerfs
