@@ -50,6 +50,7 @@ nlohmann::json Filesystem::stats_json() const {
                       {"fill_errors", s.fill_errors},
                       {"bytes_cached", s.bytes_cached},
                       {"sectors_invalidated", s.sectors_invalidated},
+                      {"blobs_cached", s.blobs_cached},
                       {"read_latency", histogram_json(s.read_latency)}});
   }
   const PagerStats p = pager_->stats();
