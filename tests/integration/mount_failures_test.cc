@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "integration/mount_store_fixture.h"
+#include "pagerfs/control/control.h"
 
 namespace pagerfs {
 namespace {
@@ -301,6 +302,23 @@ TEST_F(MountTest, AChunkDamagedInTheStoreReadsCorrectlyOnceTheStoreIsRepaired) {
   EXPECT_EQ(std::memcmp(buf.data(), b.content.data(), buf.size()), 0);
   ::close(fd);
   EXPECT_EQ(stats_of(m->path())["pager"]["integrity_retries"].get<uint64_t>(), 0u);
+}
+
+// The daemon's own threads send no request to its mount (see the next
+// test): with nobody using the mount, it has served no FUSE operation. (The
+// stats are asked through the socket by name: `stats MOUNTPOINT` would ask
+// the mount for the socket's name.)
+TEST_F(MountTest, TheDaemonMakesNoRequestOnItsOwnMount) {
+  auto m = mount();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the supervisor has started
+  const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "stats", "--json", "--control",
+                               control::default_socket_path(m->path())});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(r.out);
+  for (const auto& [op, counters] : s["fuse"].items()) {
+    if (op == "notify_store") continue;
+    EXPECT_EQ(counters["calls"], 0u) << op << ": " << counters.dump();
+  }
 }
 
 // The daemon never makes a system call on its own mount: such a call is a
