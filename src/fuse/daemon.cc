@@ -89,15 +89,14 @@ int run_daemon(int argc, char** argv) {
   layers.push_back(make_local_layer(store.value()));
   auto stack = LayerStack::create(std::move(layers), log);
   if (!stack) return fail(stack.error().message());
-  auto digests = store.value().list_blobs();
-  if (!digests) return fail(digests.error().message());
   auto control_server = ControlServer::bind(c.control_path);
   if (!control_server) return fail(control_server.error().message());
 
-  Filesystem fs(store.value(), stack.value(), std::move(digests).value(), c.control_path, c.pager.readahead, log);
-  // The images the catalog finds usable (manifest and blobs), so that a mount
-  // never shows a file it cannot read; a broken one is left out with a warning.
-  fs.load_images();
+  // Nothing of the store is listed or read here: mount time and memory do
+  // not depend on how many blobs or images it holds. Blobs are found on
+  // lookup; images on lookup and when images/ is listed, each only if the
+  // catalog finds it usable (a broken one is left out with a warning).
+  Filesystem fs(store.value(), stack.value(), c.control_path, c.pager.readahead, log);
   char store_abs[PATH_MAX];
   if (::realpath(c.store.c_str(), store_abs) == nullptr) std::snprintf(store_abs, sizeof store_abs, "%s", c.store.c_str());
   // nosuid,nodev unless trusted: an image may hold setuid-root binaries and

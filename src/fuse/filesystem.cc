@@ -9,6 +9,8 @@
 #include <cfloat>
 #include <cstring>
 
+#include "util/safe_open.h"
+
 namespace pagerfs {
 namespace {
 
@@ -16,9 +18,9 @@ constexpr double kForever = DBL_MAX;  // content is immutable
 
 }  // namespace
 
-Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
-                       std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger)
-    : store_(std::move(store)), stack_(std::move(stack)), view_(std::move(digests)),
+Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::string control_path, uint64_t readahead,
+                       std::shared_ptr<spdlog::logger> logger)
+    : store_(std::move(store)), stack_(std::move(stack)),
       control_path_(std::move(control_path)), readahead_(readahead), logger_(std::move(logger)),
       catalog_(store_, ImageCatalog::Options{.on_failure = [this](const Error& error) {
                  uint64_t suppressed = 0;
@@ -33,6 +35,12 @@ Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vect
 Filesystem::~Filesystem() {
   MutexLock lock(handles_mu_);
   for (Handle* handle : handles_) delete handle;
+  for (BlobDirStream* stream : dir_streams_) delete stream;
+}
+
+Filesystem::BlobDirStream::~BlobDirStream() {
+  MutexLock lock(mu);
+  if (dir != nullptr) ::closedir(dir);
 }
 
 void Filesystem::count(Op op, std::chrono::nanoseconds elapsed, bool failed) {
@@ -51,13 +59,14 @@ void Filesystem::init(fuse_conn_info* conn) {
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA);  // content never changes
 }
 
-Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino, const Digest& digest) {
+Result<Filesystem::BlobInfo> Filesystem::blob_info(const Digest& digest) {
   {
     MutexLock lock(info_mu_);
-    if (auto it = info_.find(ino); it != info_.end()) return it->second;
+    if (const BlobInfo* info = info_.get(digest)) return *info;
   }
   // The header alone (128 bytes through the layer stack) gives the geometry.
   PAGERFS_TRY(size, stack_->blob_size(digest));
+  blob_header_reads_.fetch_add(1, std::memory_order_relaxed);
   PAGERFS_TRY(header, read_blob_header(*stack_, {digest, size}));
   BlobInfo info;
   info.byte_size = header.byte_size;
@@ -69,7 +78,7 @@ Result<Filesystem::BlobInfo> Filesystem::blob_info(fuse_ino_t ino, const Digest&
   info.uid = st.st_uid;
   info.gid = st.st_gid;
   MutexLock lock(info_mu_);
-  info_[ino] = info;
+  info_.insert(digest, info, 1, [](Digest&&, BlobInfo&&, uint64_t) {});
   return info;
 }
 
@@ -101,7 +110,7 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
     case MountView::Node::Kind::blob:
       break;
   }
-  PAGERFS_TRY(info, blob_info(ino, node->digest));
+  PAGERFS_TRY(info, blob_info(node->digest));
   st.st_mode = S_IFREG | 0400;  // owner-only, like blobs/ itself
   st.st_nlink = 1;
   st.st_size = static_cast<off_t>(info.byte_size);
@@ -112,13 +121,50 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   return st;
 }
 
-void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  std::optional<fuse_ino_t> ino = view_.lookup(parent, name);
-  if (!ino && parent == MountView::kShaDir && Digest::is_canonical_hex(name)) {
-    // Packed after mounting? The store decides.
-    const Digest digest = Digest::parse(name).value();
-    if (stack_->blob_size(digest)) ino = view_.add_blob(digest);
+void Filesystem::lookup_blob(fuse_req_t req, const char* name) {
+  // Not a blob name, or a blob the store does not hold: no timeout, so a
+  // blob packed later is found then.
+  if (!Digest::is_canonical_hex(name)) {
+    fuse_reply_err(req, ENOENT);
+    return;
   }
+  const Digest digest = Digest::parse(name).value();
+  if (!view_.has_blob(digest)) {
+    // A name the store has but cannot serve (a FIFO, a symlink) is an I/O
+    // error, logged; only a missing one is ENOENT.
+    auto size = stack_->blob_size(digest);
+    if (!size) {
+      const int err = to_errno(size.error());
+      if (err != ENOENT) logger_->warn("lookup {}: {}", name, size.error().message());
+      fuse_reply_err(req, err);
+      return;
+    }
+  }
+  // One kernel reference per reply naming the inode: FORGET gives it back.
+  const fuse_ino_t ino = view_.hold_blob(digest);
+  auto st = attributes(ino);
+  if (!st) {
+    view_.forget(ino, 1);
+    logger_->warn("lookup {}: {}", name, st.error().message());
+    fuse_reply_err(req, to_errno(st.error()));
+    return;
+  }
+  fuse_entry_param e{};
+  e.ino = ino;
+  e.attr = st.value();
+  e.attr_timeout = kForever;
+  e.entry_timeout = kForever;
+  if (fuse_reply_entry(req, &e) != 0) view_.forget(ino, 1);  // the kernel never got it
+}
+
+void Filesystem::forget(fuse_ino_t ino, uint64_t nlookup) { view_.forget(ino, nlookup); }
+
+void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (parent == MountView::kShaDir) {
+    lookup_blob(req, name);
+    return;
+  }
+  std::optional<fuse_ino_t> ino = view_.lookup(parent, name);
   if (!ino && parent == MountView::kImagesDir) {
     auto late = load_late_image(name);
     if (!late) {
@@ -276,8 +322,34 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // Not cached: an image packed after mounting shows in the next listing.
     load_images();
   } else if (ino == MountView::kShaDir) {
-    // Nor this one: a blob packed after mounting shows in the next listing.
-    load_late_blobs();
+    // Nor this one: the store's directory is streamed (a blob packed after
+    // mounting shows in the next listing), never held whole in memory.
+    auto fd = open_directory(store_.blobs_dir());
+    DIR* dir = fd ? ::fdopendir(fd.value().get()) : nullptr;
+    if (dir == nullptr) {
+      const int err = fd ? errno : to_errno(fd.error());
+      logger_->warn("list blobs: {}", fd ? std::strerror(err) : fd.error().message());
+      fuse_reply_err(req, err);
+      return;
+    }
+    (void)fd.value().release();  // the DIR owns it now
+    auto stream = std::make_unique<BlobDirStream>();
+    {
+      MutexLock lock(stream->mu);
+      stream->dir = dir;
+    }
+    fi->fh = reinterpret_cast<uint64_t>(stream.get());
+    {
+      MutexLock lock(handles_mu_);
+      dir_streams_.insert(stream.get());
+    }
+    if (fuse_reply_open(req, fi) == 0) {
+      stream.release();
+    } else {
+      MutexLock lock(handles_mu_);
+      dir_streams_.erase(stream.get());
+    }
+    return;
   } else {
     fi->keep_cache = 1;
     fi->cache_readdir = 1;
@@ -285,9 +357,80 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
-void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
+void Filesystem::releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  if (auto* stream = reinterpret_cast<BlobDirStream*>(fi->fh)) {
+    {
+      MutexLock lock(handles_mu_);
+      dir_streams_.erase(stream);
+    }
+    delete stream;
+  }
+  fuse_reply_err(req, 0);
+}
+
+void Filesystem::reply_blob_directory(fuse_req_t req, BlobDirStream& stream, size_t size, off_t offset, bool plus) {
+  std::vector<char> buf(size);
+  size_t used = 0;
+  MutexLock lock(stream.mu);
+  // Offset 0 is the start; any other is a telldir() position this stream
+  // gave in an earlier reply (the kernel passes back the last one it used).
+  if (offset == 0) {
+    ::rewinddir(stream.dir);
+  } else {
+    ::seekdir(stream.dir, static_cast<long>(offset));
+  }
+  for (;;) {
+    errno = 0;
+    const dirent* d = ::readdir(stream.dir);
+    if (d == nullptr) {
+      if (errno != 0 && used == 0) {
+        const int err = errno;
+        logger_->warn("list blobs: {}", std::strerror(err));
+        fuse_reply_err(req, err);
+        return;
+      }
+      break;
+    }
+    const std::string_view name = d->d_name;
+    fuse_ino_t ino = 0;
+    mode_t type = S_IFREG;
+    if (name == ".") {
+      ino = MountView::kShaDir, type = S_IFDIR;
+    } else if (name == "..") {
+      ino = MountView::kBlobsDir, type = S_IFDIR;
+    } else if (Digest::is_canonical_hex(name)) {
+      ino = view_.blob_ino(Digest::parse(name).value());  // what LOOKUP gives now
+    } else {
+      continue;  // temporaries and anything else that is not a blob
+    }
+    const off_t next = static_cast<off_t>(::telldir(stream.dir));
+    size_t need = 0;
+    if (!plus) {
+      struct stat st {};
+      st.st_ino = ino;
+      st.st_mode = type;
+      need = fuse_add_direntry(req, buf.data() + used, size - used, d->d_name, &st, next);
+    } else {
+      // A blob's attributes cost a header read: left to LOOKUP (ino 0).
+      fuse_entry_param entry{};
+      entry.attr.st_ino = ino;
+      entry.attr.st_mode = type;
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, d->d_name, &entry, next);
+    }
+    if (need > size - used) break;  // the next reply seeks back to it
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus,
+                                 fuse_file_info* fi) {
   if (!view_.is_dir(ino)) {
     fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  if (ino == MountView::kShaDir && fi != nullptr && fi->fh != 0) {
+    reply_blob_directory(req, *reinterpret_cast<BlobDirStream*>(fi->fh), size, offset, plus);
     return;
   }
   std::vector<char> buf(size);
@@ -328,12 +471,12 @@ void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, of
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
-  reply_directory(req, ino, size, offset, false);
+void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
+  reply_directory(req, ino, size, offset, false, fi);
 }
 
-void Filesystem::readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
-  reply_directory(req, ino, size, offset, true);
+void Filesystem::readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
+  reply_directory(req, ino, size, offset, true, fi);
 }
 
 void Filesystem::statfs(fuse_req_t req, fuse_ino_t) {
@@ -342,7 +485,9 @@ void Filesystem::statfs(fuse_req_t req, fuse_ino_t) {
   struct statvfs out {};
   out.f_bsize = out.f_frsize = 4096;
   out.f_blocks = sv.f_blocks * sv.f_frsize / 4096;
-  out.f_files = view_.blob_count() + view_.image_entry_count() + 4;
+  // The inodes this mount knows: the blobs the kernel holds and the entries
+  // of the images loaded (the store is never counted: that would list it).
+  out.f_files = view_.blob_inode_count() + view_.image_entry_count() + 4;
   out.f_namemax = 255;
   out.f_flag = ST_RDONLY;
   fuse_reply_statfs(req, &out);

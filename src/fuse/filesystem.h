@@ -20,6 +20,7 @@
 // itself), so there is no lock order to keep.
 #pragma once
 
+#include <dirent.h>
 #include <fuse_lowlevel.h>
 
 #include <array>
@@ -39,6 +40,7 @@
 #include "pagerfs/pager/pager.h"
 #include "pagerfs/store/image_catalog.h"
 #include "pagerfs/store/store.h"
+#include "util/lru_cache.h"
 #include "util/mutex.h"
 #include "util/rate_limiter.h"
 
@@ -52,13 +54,15 @@ class Filesystem {
  public:
   enum class Op {
     lookup, getattr, readlink, open, read, release, opendir, readdir, readdirplus,
-    statfs, getxattr, listxattr, denied, count
+    statfs, getxattr, listxattr, forget, releasedir, denied, count
   };
 
-  // `digests`: the blobs the store holds at mount (listed once).
-  Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::vector<Digest> digests,
-             std::string control_path, uint64_t readahead, std::shared_ptr<spdlog::logger> logger);
-  // Frees the handles of files the kernel never released (open at unmount).
+  // Reads nothing of the store: blobs are found on lookup, images on lookup
+  // or when images/ is listed.
+  Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::string control_path, uint64_t readahead,
+             std::shared_ptr<spdlog::logger> logger);
+  // Frees the handles of files and directories the kernel never released
+  // (open at unmount).
   ~Filesystem();
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
@@ -72,7 +76,7 @@ class Filesystem {
   void stop() { supplier_.stop(); }
   Pager& pager() { return *pager_; }
   // Loads every image of the store that the view does not show yet and the
-  // catalog finds usable (at mount, and when images/ is listed). A broken image costs that image
+  // catalog finds usable (when images/ is listed; never at mount). A broken image costs that image
   // only: it is left out, logged (rate-limited) and counted in stats, and
   // looking it up fails with EIO.
   void load_images();
@@ -92,6 +96,9 @@ class Filesystem {
   // readdir with each entry's attributes: `ls -l`, `find` and `tar` over an
   // image need no LOOKUP per entry.
   void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi);
+  void releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  // The kernel dropped `nlookup` references to `ino`: no reply.
+  void forget(fuse_ino_t ino, uint64_t nlookup);
   void statfs(fuse_req_t req, fuse_ino_t ino);
   void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
   void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
@@ -120,7 +127,16 @@ class Filesystem {
     LatencyHistogram latency;
   };
 
-  Result<BlobInfo> blob_info(fuse_ino_t ino, const Digest& digest);
+  // A listing of the store's blobs/sha256 in progress (fi->fh of an open
+  // blobs/sha256): the FUSE offset of an entry is the stream's telldir()
+  // position after it, so a listing resumes where any reply stopped.
+  struct BlobDirStream {
+    Mutex mu;
+    DIR* dir GUARDED_BY(mu) = nullptr;
+    ~BlobDirStream();
+  };
+
+  Result<BlobInfo> blob_info(const Digest& digest);
   Result<struct stat> attributes(fuse_ino_t ino);
   // An image packed after mounting, if the catalog finds it usable (added to
   // the view); nullopt if none exists. A failure is logged (rate-limited).
@@ -128,10 +144,12 @@ class Filesystem {
   // Whether the mount can read blob `digest`: in the view, or known to the
   // layer stack (the catalog's question for an image's blobs).
   bool blob_present(const Digest& digest) const;
-  // Adds blobs of the store that the view does not show yet.
-  void load_late_blobs();
+  // LOOKUP of blobs/sha256/<name>: the store (the layer stack) decides.
+  void lookup_blob(fuse_req_t req, const char* name);
   // Fills a directory listing reply; `plus` adds each entry's attributes.
-  void reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus);
+  void reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus, fuse_file_info* fi);
+  // The same for blobs/sha256, streamed from the store's directory.
+  void reply_blob_directory(fuse_req_t req, BlobDirStream& stream, size_t size, off_t offset, bool plus);
 
   const Store store_;
   const std::shared_ptr<LayerStack> stack_;
@@ -148,10 +166,14 @@ class Filesystem {
   using Handle = std::shared_ptr<PagedBlob>;
   Mutex handles_mu_;
   std::unordered_set<Handle*> handles_ GUARDED_BY(handles_mu_);
+  std::unordered_set<BlobDirStream*> dir_streams_ GUARDED_BY(handles_mu_);
 
-  // Blob geometry from each blob's header, read once.
+  // Blob geometry from blob headers, the most recently used few: memory
+  // stays bounded however many blobs are looked up.
+  static constexpr uint64_t kBlobInfoEntries = 4096;
   Mutex info_mu_;
-  std::unordered_map<fuse_ino_t, BlobInfo> info_ GUARDED_BY(info_mu_);
+  LruCache<Digest, BlobInfo, DigestHash> info_ GUARDED_BY(info_mu_){kBlobInfoEntries};
+  std::atomic<uint64_t> blob_header_reads_{0};
 
   // Which images are usable (and the images that failed, with their retry
   // policy and counters); failures are logged at most once per 10 s.

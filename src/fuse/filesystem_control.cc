@@ -10,7 +10,8 @@ namespace {
 const char* op_name(Filesystem::Op op) {
   static constexpr const char* kNames[] = {"lookup",   "getattr", "readlink",    "open",
                                            "read",     "release", "opendir",     "readdir",
-                                           "readdirplus", "statfs", "getxattr", "listxattr", "denied"};
+                                           "readdirplus", "statfs", "getxattr", "listxattr", "forget",
+                                           "releasedir", "denied"};
   return kNames[static_cast<size_t>(op)];
 }
 
@@ -49,6 +50,7 @@ nlohmann::json Filesystem::stats_json() const {
                       {"fill_errors", s.fill_errors},
                       {"bytes_cached", s.bytes_cached},
                       {"sectors_invalidated", s.sectors_invalidated},
+                      {"blobs_cached", s.blobs_cached},
                       {"read_latency", histogram_json(s.read_latency)}});
   }
   const PagerStats p = pager_->stats();
@@ -76,7 +78,8 @@ nlohmann::json Filesystem::stats_json() const {
                           {"fault_latency", histogram_json(p.fault_latency)}};
   const ImageCatalog::Stats images = catalog_.stats();
   return {{"store", store_.root()},
-          {"blobs", view_.blob_count()},
+          {"blob_inodes", view_.blob_inode_count()},
+          {"blob_header_reads", blob_header_reads_.load()},
           {"images", view_.image_count()},
           {"images_failed", images.images_failed},
           {"image_load_failures", images.image_load_failures},
@@ -86,7 +89,7 @@ nlohmann::json Filesystem::stats_json() const {
 }
 
 std::string Filesystem::dump() const {
-  std::string out = "pagerfs: store " + store_.root() + ", " + std::to_string(view_.blob_count()) + " blob(s), " +
+  std::string out = "pagerfs: store " + store_.root() + ", " + std::to_string(view_.blob_inode_count()) + " blob inode(s) held, " +
                     std::to_string(view_.image_count()) + " image(s)\n";
   out += pager_->dump();
   for (const auto& layer : stack_->layers()) {
@@ -98,12 +101,18 @@ std::string Filesystem::dump() const {
 }
 
 Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint64_t length) {
-  const std::optional<fuse_ino_t> ino = view_.resolve(path);
-  const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
-  if (!node || (node->kind != MountView::Node::Kind::blob && node->kind != MountView::Node::Kind::image_file)) {
-    return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
+  // A blob needs no inode (the view knows only those the kernel holds).
+  constexpr std::string_view kBlobPrefix = "blobs/sha256/";
+  std::optional<Digest> digest;
+  if (path.starts_with(kBlobPrefix) && Digest::is_canonical_hex(std::string_view(path).substr(kBlobPrefix.size()))) {
+    digest = Digest::parse(std::string_view(path).substr(kBlobPrefix.size())).value();
+  } else {
+    const std::optional<fuse_ino_t> ino = view_.resolve(path);
+    const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
+    if (node && node->kind == MountView::Node::Kind::image_file) digest = node->digest;
   }
-  PAGERFS_TRY(blob, pager_->open(node->digest));
+  if (!digest) return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
+  PAGERFS_TRY(blob, pager_->open(*digest));
   const uint64_t end = range::saturating_add(offset, length);
   return pager_->prewarm(*blob, {{offset, std::min(end, blob->byte_size())}});
 }

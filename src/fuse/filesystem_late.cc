@@ -1,6 +1,5 @@
-// What appears in the store after mounting: blobs packed since (on lookup and
-// in the listing of blobs/sha256) and images (on lookup and in the listing of
-// images/), each image only if the catalog finds it usable.
+// Images, loaded lazily (on lookup, and all of them when images/ is listed),
+// each only if the catalog finds it usable. Nothing is loaded at mount.
 #include <spdlog/spdlog.h>
 
 #include "fuse/filesystem.h"
@@ -28,17 +27,6 @@ void Filesystem::load_images() {
     if (view_.lookup(MountView::kImagesDir, name)) continue;
     // A broken image stays out of the listing (logged); looking it up says EIO.
     (void)load_late_image(name);
-  }
-}
-
-void Filesystem::load_late_blobs() {
-  auto digests = store_.list_blobs();
-  if (!digests) {
-    logger_->warn("list blobs: {}", digests.error().message());
-    return;
-  }
-  for (const Digest& digest : digests.value()) {
-    if (!view_.has_blob(digest)) view_.add_blob(digest);
   }
 }
 

@@ -49,7 +49,7 @@ void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size
   }
   if (key == kXattrDigest) return reply_xattr(req, node->digest.str(), size);
   if (key == kXattrChunkSize || key == kXattrStoredSize) {
-    auto info = blob_info(ino, node->digest);
+    auto info = blob_info(node->digest);
     if (!info) {
       fuse_reply_err(req, to_errno(info.error()));
       return;

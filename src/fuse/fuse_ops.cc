@@ -86,6 +86,22 @@ fuse_lowlevel_ops make_fuse_ops() {
     guarded(req, Filesystem::Op::readdirplus,
             [&](Filesystem& fs) { fs.readdirplus(req, ino, size, off, fi); });
   };
+  ops.releasedir = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, Filesystem::Op::releasedir, [&](Filesystem& fs) { fs.releasedir(req, ino, fi); });
+  };
+  // FORGET has no reply; forgetting frees memory and cannot fail.
+  ops.forget = [](fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    Filesystem& fs = fs_of(req);
+    fs.forget(ino, nlookup);
+    fs.count(Filesystem::Op::forget, {}, false);
+    fuse_reply_none(req);
+  };
+  ops.forget_multi = [](fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    Filesystem& fs = fs_of(req);
+    for (size_t i = 0; i < count; ++i) fs.forget(forgets[i].ino, forgets[i].nlookup);
+    fs.count(Filesystem::Op::forget, {}, false);
+    fuse_reply_none(req);
+  };
   ops.statfs = [](fuse_req_t req, fuse_ino_t ino) {
     guarded(req, Filesystem::Op::statfs, [&](Filesystem& fs) { fs.statfs(req, ino); });
   };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
 extern char** environ;
 
@@ -37,11 +38,70 @@ void lazy_unmount(const std::string& mountpoint, spdlog::logger& log) {
   log.error("could not unmount {}", mountpoint);
 }
 
+namespace {
+
+// Undoes the octal escapes of a mountinfo path (proc(5): space, tab,
+// newline and backslash are written \ooo).
+std::string unescape_mount_path(std::string_view field) {
+  std::string out;
+  out.reserve(field.size());
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      const auto octal = [](char ch) { return ch >= '0' && ch <= '7'; };
+      if (octal(field[i + 1]) && octal(field[i + 2]) && octal(field[i + 3])) {
+        out += static_cast<char>(((field[i + 1] - '0') << 6) | ((field[i + 2] - '0') << 3) | (field[i + 3] - '0'));
+        i += 3;
+        continue;
+      }
+    }
+    out += field[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+dev_t mount_device_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint) {
+  // Each line: ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS ... - TYPE SOURCE SUPER
+  dev_t found = 0;
+  while (!mountinfo.empty()) {
+    const size_t eol = mountinfo.find('\n');
+    std::string_view line = mountinfo.substr(0, eol);
+    mountinfo = eol == std::string_view::npos ? std::string_view{} : mountinfo.substr(eol + 1);
+    std::string_view fields[5];
+    size_t n = 0;
+    while (n < 5 && !line.empty()) {
+      const size_t sp = line.find(' ');
+      fields[n++] = line.substr(0, sp);
+      line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    }
+    if (n < 5 || unescape_mount_path(fields[4]) != mountpoint) continue;
+    const std::string_view numbers = fields[2];
+    const size_t colon = numbers.find(':');
+    if (colon == std::string_view::npos) continue;
+    unsigned maj = 0, min = 0;
+    const auto parse = [](std::string_view s, unsigned& v) {
+      if (s.empty() || s.size() > 9) return false;
+      v = 0;
+      for (char ch : s) {
+        if (ch < '0' || ch > '9') return false;
+        v = v * 10 + static_cast<unsigned>(ch - '0');
+      }
+      return true;
+    };
+    if (!parse(numbers.substr(0, colon), maj) || !parse(numbers.substr(colon + 1), min)) continue;
+    found = makedev(maj, min);  // later lines are newer mounts on top
+  }
+  return found;
+}
+
 dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog::logger& log) {
-  struct stat st {};
-  if (::stat(mountpoint.c_str(), &st) != 0) return 0;
-  const std::string path = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
-                           std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
+  std::ifstream in("/proc/self/mountinfo");
+  const std::string mountinfo((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const dev_t dev = mount_device_from_mountinfo(mountinfo, mountpoint);
+  if (dev == 0) return 0;
+  const std::string path = "/sys/class/bdi/" + std::to_string(major(dev)) + ":" +
+                           std::to_string(minor(dev)) + "/read_ahead_kb";
   std::ofstream out(path);
   out << readahead / 1024;
   out.flush();
@@ -50,7 +110,7 @@ dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlo
   } else if (::geteuid() == 0) {
     log.warn("could not set {}", path);
   }
-  return st.st_dev;
+  return dev;
 }
 
 bool connection_alive(fuse_session* se) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace spdlog {
 class logger;
@@ -24,8 +25,18 @@ std::string escape_option(const std::string& value);
 // kernel ends the session when the last one closes (the squashfuse model).
 void lazy_unmount(const std::string& mountpoint, spdlog::logger& log);
 
+// The device number of the newest mount at `mountpoint` (an absolute path
+// as the kernel shows it), from the text of /proc/self/mountinfo; 0 if no
+// line names it. Mount points are matched after undoing the kernel's octal
+// escapes (\040 for a space, ...).
+dev_t mount_device_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint);
+
 // Raises the mount's kernel read-ahead to ours (root only; best effort).
-// Returns the mount's device number (0 if unknown).
+// Returns the mount's device number (0 if unknown). The number comes from
+// /proc/self/mountinfo, never from a stat of the mount point: the daemon
+// must make no system call on its own mount (a request it would have to
+// answer itself; if it is killed meanwhile, the thread stays in D state and
+// the daemon a zombie).
 dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog::logger& log);
 
 // True while the kernel still serves our connection. The kernel ends a

@@ -13,22 +13,61 @@ mode_t type_bits(const image::Manifest& m, uint32_t entry) {
 
 }  // namespace
 
-MountView::MountView(std::vector<Digest> blobs) {
-  {
-    WriterLock lock(mu_);
-    blobs_.reserve(blobs.size());
-  }
-  for (const Digest& d : blobs) add_blob(d);
+fuse_ino_t MountView::derived_blob_ino(const Digest& digest) noexcept {
+  uint64_t bits = 0;
+  for (size_t i = 0; i < 8; ++i) bits = bits << 8 | digest.bytes()[i];
+  return kBlobBit | bits >> 1;
 }
 
-fuse_ino_t MountView::add_blob(const Digest& digest) {
-  WriterLock lock(mu_);
-  auto [it, inserted] = blob_inos_.try_emplace(digest, 0);
-  if (inserted) {
-    blobs_.push_back({digest});
-    it->second = kFirstFile + blobs_.size() - 1;
+fuse_ino_t MountView::free_blob_ino(const Digest& digest) const {
+  // Two digests whose first 63 bits agree (one can be made to, with work):
+  // the later one takes the next number no held blob has.
+  fuse_ino_t ino = derived_blob_ino(digest);
+  for (auto it = blobs_.find(ino); it != blobs_.end() && it->second.digest != digest; it = blobs_.find(ino)) {
+    ino = kBlobBit | ((ino + 1) & ~kBlobBit);
   }
-  return it->second;
+  return ino;
+}
+
+fuse_ino_t MountView::hold_blob(const Digest& digest) {
+  WriterLock lock(mu_);
+  if (auto it = blob_inos_.find(digest); it != blob_inos_.end()) {
+    ++blobs_.at(it->second).lookups;
+    return it->second;
+  }
+  const fuse_ino_t ino = free_blob_ino(digest);
+  blobs_.emplace(ino, BlobNode{digest, 1});
+  try {
+    blob_inos_.emplace(digest, ino);
+  } catch (...) {
+    blobs_.erase(ino);
+    throw;
+  }
+  return ino;
+}
+
+fuse_ino_t MountView::blob_ino(const Digest& digest) const {
+  ReaderLock lock(mu_);
+  if (auto it = blob_inos_.find(digest); it != blob_inos_.end()) return it->second;
+  return free_blob_ino(digest);
+}
+
+void MountView::forget(fuse_ino_t ino, uint64_t nlookup) {
+  if ((ino & kBlobBit) == 0) return;
+  WriterLock lock(mu_);
+  auto it = blobs_.find(ino);
+  if (it == blobs_.end()) return;
+  if (it->second.lookups > nlookup) {
+    it->second.lookups -= nlookup;
+    return;
+  }
+  blob_inos_.erase(it->second.digest);
+  blobs_.erase(it);
+}
+
+size_t MountView::blob_inode_count() const {
+  ReaderLock lock(mu_);
+  return blobs_.size();
 }
 
 fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
@@ -43,11 +82,6 @@ fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
 bool MountView::has_blob(const Digest& digest) const {
   ReaderLock lock(mu_);
   return blob_inos_.contains(digest);
-}
-
-size_t MountView::blob_count() const {
-  ReaderLock lock(mu_);
-  return blobs_.size();
 }
 
 size_t MountView::image_count() const {
@@ -72,9 +106,10 @@ const MountView::Image* MountView::image_of(fuse_ino_t ino) const {
 std::optional<MountView::Node> MountView::node(fuse_ino_t ino) const {
   if (is_fixed_dir(ino)) return Node{};
   ReaderLock lock(mu_);
-  if (ino >> kEntryBits == 0) {
-    if (ino < kFirstFile || ino - kFirstFile >= blobs_.size()) return std::nullopt;
-    return Node{Node::Kind::blob, blobs_[ino - kFirstFile].digest, nullptr, 0};
+  if ((ino & kBlobBit) != 0) {
+    auto it = blobs_.find(ino);
+    if (it == blobs_.end()) return std::nullopt;
+    return Node{Node::Kind::blob, it->second.digest, nullptr, 0};
   }
   const Image* image = image_of(ino);
   if (!image) return std::nullopt;
@@ -213,13 +248,8 @@ std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, siz
     case kBlobsDir:
       emit(position++, [] { return Entry{"sha256", kShaDir, S_IFDIR}; });
       return out;
-    case kShaDir: {
-      ReaderLock lock(mu_);
-      for (size_t i = offset > position ? offset - position : 0; i < blobs_.size() && out.size() < max; ++i) {
-        out.push_back({blobs_[i].digest.hex(), kFirstFile + i, S_IFREG});
-      }
-      return out;
-    }
+    case kShaDir:
+      return out;  // the store's directory, streamed by Filesystem
     case kImagesDir: {
       ReaderLock lock(mu_);
       for (size_t i = offset > position ? offset - position : 0; i < images_.size() && out.size() < max; ++i) {

@@ -4,7 +4,7 @@
 //   /blobs                         ino 2
 //   /blobs/sha256                  ino 3
 //   /images                        ino 4
-//   /blobs/sha256/<hex>            a blob inode (below 2^32)
+//   /blobs/sha256/<hex>            2^63 | the digest's first 63 bits
 //   /images/<name>/...             (image number + 1) << 32 | entry index
 //
 // Every entry of an image is an inode of its own (a group of hard links is
@@ -13,11 +13,14 @@
 // where files share content. Shared content is shared below the kernel: one
 // blob on disk, one decoded chunk cache in the pager; the kernel's page cache
 // is per inode, so two equal files are cached twice once both are read.
-// Blob inodes (/blobs/sha256/<hex>) are numbered from 5 as the store's blobs
-// are first seen: one inode per digest.
-//
-// Blobs packed into the store after mounting appear on lookup, and images on
-// lookup and in the listing of /images (see Filesystem). An image is never removed or changed
+// Blob inodes (/blobs/sha256/<hex>) are derived from the digest: 2^63 | its
+// first 63 bits (a collision with another held blob takes the next free
+// number). The view knows a blob only while the kernel holds its inode:
+// each LOOKUP reply counts one reference (hold_blob), FORGET drops them
+// (forget), and the last one dropped forgets the blob, so memory follows
+// what the kernel caches, never the size of the store. Nothing of the store
+// is listed or read at mount: blobs are found on lookup (see Filesystem),
+// images on lookup and in the listing of /images. An image is never removed or changed
 // while mounted: its manifest stays in memory, so entry names and
 // attributes stay valid for the life of the view.
 //
@@ -49,7 +52,7 @@ class MountView {
   static constexpr fuse_ino_t kBlobsDir = 2;
   static constexpr fuse_ino_t kShaDir = 3;
   static constexpr fuse_ino_t kImagesDir = 4;
-  static constexpr fuse_ino_t kFirstFile = 5;
+  static constexpr fuse_ino_t kBlobBit = fuse_ino_t{1} << 63;  // set in every blob inode
 
   struct Image {
     std::string name;
@@ -66,7 +69,7 @@ class MountView {
     uint32_t entry = 0;            // image_file, image_entry: the manifest entry
   };
 
-  explicit MountView(std::vector<Digest> blobs);
+  MountView() = default;
 
   std::optional<Node> node(fuse_ino_t ino) const;
   static bool is_fixed_dir(fuse_ino_t ino) noexcept { return ino >= kRoot && ino <= kImagesDir; }
@@ -78,13 +81,24 @@ class MountView {
   // are not followed.
   std::optional<fuse_ino_t> resolve(std::string_view path) const;
 
+  // Whether the kernel holds an inode of blob `digest`.
   bool has_blob(const Digest& digest) const;
-  // Adds a blob found in the store after mounting; returns its inode.
-  fuse_ino_t add_blob(const Digest& digest);
+  // The inode of blob `digest` (one the store has: the caller checked), with
+  // one more kernel reference: call once per LOOKUP reply that names it.
+  fuse_ino_t hold_blob(const Digest& digest);
+  // The inode blob `digest` has, or would get if looked up now (readdir's
+  // d_ino); takes no reference.
+  fuse_ino_t blob_ino(const Digest& digest) const;
+  // The kernel dropped `nlookup` references to `ino` (FORGET); a blob inode
+  // with none left is forgotten. Other inodes are derived: nothing to do.
+  void forget(fuse_ino_t ino, uint64_t nlookup);
+  // The number of blob inodes the kernel holds.
+  size_t blob_inode_count() const;
+  // The inode number derived from a digest (before collisions).
+  static fuse_ino_t derived_blob_ino(const Digest& digest) noexcept;
   // Adds an image under /images (a name already there keeps its manifest);
   // returns the inode of its root.
   fuse_ino_t add_image(std::string name, image::Manifest manifest);
-  size_t blob_count() const;
   size_t image_count() const;
   uint64_t image_entry_count() const;
 
@@ -102,13 +116,16 @@ class MountView {
     fuse_ino_t ino;
     mode_t type;  // S_IFDIR, S_IFREG, ... (for d_type)
   };
-  // Directory entries from position `offset` on (".", ".." first).
+  // Directory entries from position `offset` on (".", ".." first). Of
+  // /blobs/sha256 only "." and "..": Filesystem streams the store's
+  // directory instead.
   std::vector<Entry> list(fuse_ino_t dir, size_t offset, size_t max) const;
 
  private:
-  // A blob of /blobs/sha256.
+  // A blob of /blobs/sha256 that the kernel holds.
   struct BlobNode {
     Digest digest;
+    uint64_t lookups = 0;  // kernel references (LOOKUP replies not yet forgotten)
   };
 
   fuse_ino_t parent_of(fuse_ino_t dir) const;
@@ -117,7 +134,9 @@ class MountView {
   const Image* image_of(fuse_ino_t ino) const REQUIRES_SHARED(mu_);
 
   mutable SharedMutex mu_;
-  std::vector<BlobNode> blobs_ GUARDED_BY(mu_);  // by ino - kFirstFile
+  fuse_ino_t free_blob_ino(const Digest& digest) const REQUIRES_SHARED(mu_);
+
+  std::unordered_map<fuse_ino_t, BlobNode> blobs_ GUARDED_BY(mu_);
   std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_ GUARDED_BY(mu_);
   std::deque<std::unique_ptr<Image>> images_ GUARDED_BY(mu_);  // never shrinks
   std::unordered_map<std::string, size_t> image_index_ GUARDED_BY(mu_);

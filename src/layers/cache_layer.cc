@@ -113,11 +113,22 @@ class CacheLayer final : public Layer {
     evict_extent(victim.blob, victim.extent);
   }
   void forget_blob(const Digest& digest) REQUIRES(mu_);
-  void publish_usage() REQUIRES(mu_) { stats().bytes_cached.store(used_, std::memory_order_relaxed); }
+  // The eviction order gained or lost an extent of `b`. Losing the last one
+  // retires the blob: out of the index, its files removed (a map of absent
+  // sectors over a data file of holes holds nothing). `b` may be freed.
+  void extent_added(CachedBlob* b) REQUIRES(mu_) { ++b->extents_held; }
+  void extent_removed(CachedBlob* b) REQUIRES(mu_);
+  void publish_usage() REQUIRES(mu_) {
+    stats().bytes_cached.store(used_, std::memory_order_relaxed);
+    stats().blobs_cached.store(blobs_.size(), std::memory_order_relaxed);
+  }
 
   // Drops one sector whose stored bytes failed a check; false if it was
   // evicted or replaced meanwhile.
   bool drop_sector(CachedBlob& b, uint64_t sector, uint64_t expected) EXCLUDES(mu_);
+
+  // Removes a retired blob's files (nothing of it is cached).
+  void remove_files(const Digest& digest) REQUIRES(mu_);
 
   const std::string dir_;
   const std::string blobs_dir_;
@@ -212,6 +223,7 @@ Result<void> CacheLayer::load_map(const std::string& hex) {
   const Digest digest = Digest::parse(hex).value();
   PAGERFS_TRY(b, cache_disk::load_blob_map(map_path(digest), data_path(digest), digest, options_.sector_size));
   MutexLock lock(mu_);
+  if (blobs_.contains(digest)) return ok();
   for (uint64_t e = 0; e < extent_count(b->sectors); ++e) {
     const uint64_t first = e * options_.extent_sectors;
     const uint64_t end = std::min(b->sectors, first + options_.extent_sectors);
@@ -219,7 +231,12 @@ Result<void> CacheLayer::load_map(const std::string& hex) {
     for (uint64_t s = first; s < end; ++s) held += b->entries[s].load(std::memory_order_relaxed) > kPending ? 1 : 0;
     if (held == 0) continue;
     extents_.insert({b.get(), e}, held);
+    extent_added(b.get());
     used_ += uint64_t{held} * options_.sector_size;
+  }
+  if (b->extents_held == 0) {
+    remove_files(digest);  // nothing cached: not worth an index entry
+    return ok();
   }
   blobs_[b->digest] = b;
   return ok();
@@ -245,12 +262,34 @@ Result<std::shared_ptr<CachedBlob>> CacheLayer::find_or_create(const BlobExtent&
 void CacheLayer::forget_blob(const Digest& digest) {
   auto it = blobs_.find(digest);
   if (it == blobs_.end()) return;
-  CachedBlob* b = it->second.get();
+  // Out of the index first, so that losing its last extent below does not
+  // retire it (its files are about to be replaced by the caller).
+  const std::shared_ptr<CachedBlob> keep = std::move(it->second);
+  blobs_.erase(it);
+  CachedBlob* b = keep.get();
   for (uint64_t e = 0; e < extent_count(b->sectors); ++e) {
     if (extents_.contains({b, e})) evict_extent(b, e);
-    extents_.erase({b, e});  // pending fills: their bytes are released by the filler
+    // Pending fills: their bytes are released by the filler.
+    if (extents_.erase({b, e})) extent_removed(b);
   }
-  blobs_.erase(it);
+  publish_usage();
+}
+
+void CacheLayer::extent_removed(CachedBlob* b) {
+  if (--b->extents_held != 0) return;
+  auto it = blobs_.find(b->digest);
+  if (it == blobs_.end() || it->second.get() != b) return;  // forgotten already
+  const Digest digest = b->digest;
+  blobs_.erase(it);  // may free *b
+  remove_files(digest);
+  publish_usage();
+}
+
+void CacheLayer::remove_files(const Digest& digest) {
+  for (const std::string& path : {map_path(digest), data_path(digest)}) {
+    fds_.forget(path);
+    ::unlink(path.c_str());
+  }
 }
 
 void CacheLayer::hold_sector(CachedBlob* b, uint64_t extent) {
@@ -258,13 +297,17 @@ void CacheLayer::hold_sector(CachedBlob* b, uint64_t extent) {
     ++*held;
   } else {
     extents_.insert({b, extent}, 1);
+    extent_added(b);
   }
 }
 
 void CacheLayer::release_sector(CachedBlob* b, uint64_t extent) {
   used_ -= options_.sector_size;
   // Absent for a blob forgotten meanwhile: only its bytes were still counted.
-  if (uint32_t* held = extents_.peek({b, extent}); held && --*held == 0) extents_.erase({b, extent});
+  if (uint32_t* held = extents_.peek({b, extent}); held && --*held == 0) {
+    extents_.erase({b, extent});
+    extent_removed(b);
+  }
 }
 
 uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
@@ -280,16 +323,17 @@ uint64_t CacheLayer::evict_extent(CachedBlob* b, uint64_t extent) {
   uint32_t& held = *extents_.peek(ref);
   held -= static_cast<uint32_t>(freed);
   used_ -= freed * ss;
-  if (held == 0) {
-    extents_.erase(ref);
-  } else {
-    extents_.touch(ref);  // pending fills: retry later
-  }
   if (freed > 0) {
     stats().evictions.fetch_add(1, std::memory_order_relaxed);
     stats().bytes_evicted.fetch_add(freed * ss, std::memory_order_relaxed);
   }
   publish_usage();
+  if (held == 0) {
+    extents_.erase(ref);
+    extent_removed(b);  // last: may free *b
+  } else {
+    extents_.touch(ref);  // pending fills: retry later
+  }
   return freed;
 }
 
@@ -317,8 +361,11 @@ Result<void> CacheLayer::read(const BlobExtent& blob, std::span<std::byte> out, 
     uint64_t j = i + 1;
     while (j < marker.count() && b->entries[first + j].load(std::memory_order_acquire) > kPending) ++j;
     if (!fd) {
-      PAGERFS_TRY(opened, fds_.open(data_path(b->digest), O_RDWR));
-      fd = opened;
+      auto opened = fds_.open(data_path(b->digest), O_RDWR);
+      // Retired meanwhile (every extent evicted, its files removed): a miss.
+      if (!opened && opened.error().code() == std::errc::no_such_file_or_directory) return ok();
+      if (!opened) return opened.error();
+      fd = opened.value();
     }
     const uint64_t from = i * ss;
     const uint64_t to = std::min<uint64_t>(out.size(), j * ss);
@@ -393,8 +440,11 @@ Result<void> CacheLayer::write_no_overwrite(const BlobExtent& blob, uint64_t fir
     }
     size_t attempts = extents_.size();
     while (used_ + needed > options_.budget_bytes && !extents_.empty() && attempts-- > 0) evict_oldest_extent();
-    if (used_ + needed > options_.budget_bytes) {
-      // Larger than the budget: cache nothing rather than thrash.
+    if (auto it = blobs_.find(b->digest); used_ + needed > options_.budget_bytes || it == blobs_.end() ||
+                                          it->second != b) {
+      // Larger than the budget: cache nothing rather than thrash. Or the
+      // eviction just retired this very blob (its last extent went): its
+      // files are gone; the next fill starts it afresh.
       for (uint64_t i = 0; i < count; ++i) {
         if (claimed[i]) b->entries[first_sector + i].store(kAbsent, std::memory_order_release);
       }
@@ -468,8 +518,11 @@ Result<void> CacheLayer::invalidate(const BlobExtent& blob, uint64_t first_secto
     if (!drop_sector(*b, s, v)) continue;
     ++dropped;
     if (!data_fd) {
-      PAGERFS_TRY(opened, fds_.open(data_path(b->digest), O_RDWR));
-      data_fd = opened;
+      auto opened = fds_.open(data_path(b->digest), O_RDWR);
+      // Retired by this very drop (its last sector): its files are gone.
+      if (!opened && opened.error().code() == std::errc::no_such_file_or_directory) break;
+      if (!opened) return opened.error();
+      data_fd = opened.value();
     }
     cache_disk::punch_sectors(data_fd->get(), s, 1, options_.sector_size);
   }
@@ -485,7 +538,9 @@ Result<void> CacheLayer::sync() {
   }
   for (const auto& b : all) {
     for (const std::string& path : {data_path(b->digest), map_path(b->digest)}) {
-      PAGERFS_TRY(fd, fds_.open(path, O_RDWR));
+      auto opened = fds_.open(path, O_RDWR);
+      if (!opened && opened.error().code() == std::errc::no_such_file_or_directory) break;  // retired meanwhile
+      PAGERFS_TRY(fd, std::move(opened));
       if (::fdatasync(fd->get()) != 0) return Error::from_errno(errno, "sync '" + path + "'");
     }
   }

@@ -11,7 +11,8 @@
 //
 // Thread safety: a CachedBlob's entries are atomics, changed by compare and
 // exchange, so readers, fills and evictions of its sectors never lock each
-// other out; the rest of it is immutable. The functions are safe to call
+// other out; extents_held is the cache layer's, under its mutex; the rest
+// of it is immutable. The functions are safe to call
 // concurrently for different sectors.
 #pragma once
 
@@ -46,6 +47,10 @@ struct CachedBlob {
   const uint64_t size;     // of the blob file
   const uint64_t sectors;  // sector_count(size)
   std::unique_ptr<std::atomic<uint64_t>[]> entries;  // one per sector; see kAbsent/kPending
+  // Extents of this blob in the layer's eviction order (holding present or
+  // pending sectors). When the last one goes, the layer forgets the blob:
+  // its memory follows what is cached. Guarded by the cache layer's mutex.
+  uint64_t extents_held = 0;
 };
 
 // Creates an empty data file and a map with its header for a blob of

@@ -16,6 +16,7 @@ LayerStats::Snapshot LayerStats::snapshot() const noexcept {
   s.fill_errors = fill_errors.load(std::memory_order_relaxed);
   s.bytes_cached = bytes_cached.load(std::memory_order_relaxed);
   s.sectors_invalidated = sectors_invalidated.load(std::memory_order_relaxed);
+  s.blobs_cached = blobs_cached.load(std::memory_order_relaxed);
   s.read_latency = read_latency.snapshot();
   return s;
 }

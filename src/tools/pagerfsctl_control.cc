@@ -44,8 +44,8 @@ int run_stats(const ControlTarget& target, bool json) {
   if (!answer) return print_error(answer.error().message()), kExitFailure;
   const auto s = nlohmann::json::parse(answer.value());
   const auto& p = s["pager"];
-  std::printf("store        %s (%llu blobs)\n", s["store"].get<std::string>().c_str(),
-              s["blobs"].get<unsigned long long>());
+  std::printf("store        %s (%llu blob inodes held)\n", s["store"].get<std::string>().c_str(),
+              s["blob_inodes"].get<unsigned long long>());
   std::printf("pager        %llu faults, %llu chunks decoded, %llu read ahead, chunk cache %s\n",
               p["faults"].get<unsigned long long>(), p["chunks_decoded"].get<unsigned long long>(),
               p["readahead_chunks"].get<unsigned long long>(),

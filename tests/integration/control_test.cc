@@ -283,7 +283,7 @@ TEST_F(ControlTest, TheControlPathNeverReplacesAnythingButAStaleSocketOfOurs) {
                                     "control=" + foreign});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("is another pagerfs using it?"), std::string::npos) << second.err;
-  EXPECT_EQ(stats({m->path()})["blobs"], 1u);
+  EXPECT_TRUE(stats({m->path()}).contains("pager"));  // the first mount still answers
 }
 
 TEST_F(ControlTest, DefaultNamesDoNotCollideNorGrowWithTheMountPoint) {

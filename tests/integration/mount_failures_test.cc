@@ -1,7 +1,10 @@
 // Real mounts through the real daemon when things go wrong: FIFOs and
 // symlinks in the store, injected allocation failures, a damaged store that
 // is repaired; the daemon answers at once, serves on, and still stops.
+#include <sstream>
+
 #include "integration/mount_store_fixture.h"
+#include "pagerfs/control/control.h"
 
 namespace pagerfs {
 namespace {
@@ -43,12 +46,16 @@ TEST_F(MountTest, FifosAndSymlinksNamedLikeBlobsFailQuicklyAndTheDaemonStillStop
     EXPECT_EQ(cat.exit_code, 1) << cat.err;
     EXPECT_TRUE(cat.out.empty());
   }
-  // Named like a blob after mounting: not found, at once.
+  // Named like a blob after mounting: the same (the store is asked on
+  // lookup, never listed at mount), at once.
   const std::string late_hex = Sha256::of(bytes_of(std::string("late fifo"))).hex();
   ASSERT_EQ(::mkfifo(store_blob(late_hex).c_str(), 0644), 0);
   const auto late = run_quick(*m, {"stat", m->blob(late_hex)});
   EXPECT_EQ(late.exit_code, 1) << late.err;
-  EXPECT_NE(late.err.find("No such file or directory"), std::string::npos) << late.err;
+  EXPECT_NE(late.err.find("Input/output error"), std::string::npos) << late.err;
+  // A name the store does not have at all: not found.
+  const auto missing = run_quick(*m, {"stat", m->blob(Sha256::of(bytes_of(std::string("nowhere"))).hex())});
+  EXPECT_NE(missing.err.find("No such file or directory"), std::string::npos) << missing.err;
   const auto listing = run_quick(*m, {"ls", "-l", m->path() + "/blobs/sha256"});
   EXPECT_TRUE(listing.exit_code == 0 || listing.exit_code == 1) << "finished: " << listing.exit_code;
   EXPECT_TRUE(read_all(m->blob(blobs_[1].hex)) == blobs_[1].content) << "the rest is served";
@@ -297,6 +304,52 @@ TEST_F(MountTest, AChunkDamagedInTheStoreReadsCorrectlyOnceTheStoreIsRepaired) {
   EXPECT_EQ(stats_of(m->path())["pager"]["integrity_retries"].get<uint64_t>(), 0u);
 }
 
+// The daemon's own threads send no request to its mount (see the next
+// test): with nobody using the mount, it has served no FUSE operation. (The
+// stats are asked through the socket by name: `stats MOUNTPOINT` would ask
+// the mount for the socket's name.)
+TEST_F(MountTest, TheDaemonMakesNoRequestOnItsOwnMount) {
+  auto m = mount();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the supervisor has started
+  const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "stats", "--json", "--control",
+                               control::default_socket_path(m->path())});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(r.out);
+  for (const auto& [op, counters] : s["fuse"].items()) {
+    if (op == "notify_store") continue;
+    EXPECT_EQ(counters["calls"], 0u) << op << ": " << counters.dump();
+  }
+}
+
+// The daemon never makes a system call on its own mount: such a call is a
+// FUSE request it must answer itself, and a SIGKILL between the session's
+// read of that request and its reply leaves the calling thread in D state
+// for ever (the daemon a zombie, the mount hung). The supervisor once stat()ed
+// the mount point right after mounting to find its bdi; killing the daemon
+// at once, 20 times over with varying delays, proves that window is gone.
+TEST_F(MountTest, KillNineRightAfterMountingNeverLeavesTheDaemonHanging) {
+  for (int round = 0; round < 20; ++round) {
+    MountedStore m(store_path_, dir_ / "mnt");
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 5));
+    m.signal(SIGKILL);
+    const int status = m.wait_exit(std::chrono::seconds(5));
+    EXPECT_EQ(status, -SIGKILL) << "round " << round << ": the daemon did not die of SIGKILL within 5 s";
+    if (status == -1) {
+      // Stuck: end its connection (root only) so the fixture can clean up.
+      std::ifstream in("/proc/self/mountinfo");
+      std::string line;
+      while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, mnt;
+        fields >> id >> parent >> dev >> root >> mnt;
+        if (mnt != m.path()) continue;
+        std::ofstream abort("/sys/fs/fuse/connections/" + dev.substr(dev.find(':') + 1) + "/abort");
+        abort << "1";
+      }
+      break;
+    }
+  }
+}
 
 }  // namespace
 }  // namespace pagerfs

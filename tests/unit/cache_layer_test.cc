@@ -261,6 +261,12 @@ TEST_F(CacheLayerTest, EvictionKeepsTheBudgetUnderConcurrentLoad) {
   EXPECT_GT(stats.sectors_hit, 0u);
   // Holes are punched: the disk holds the budget plus the maps, not more.
   EXPECT_LE(disk_usage(dir_ / "cache"), budget + 64 * 1024);
+  // One pair of files per blob the index holds, none for a retired one.
+  size_t maps = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "cache/blobs")) {
+    maps += e.path().extension() == ".map";
+  }
+  EXPECT_EQ(maps, stats.blobs_cached);
   // Reopening recounts the same usage from the maps.
   const uint64_t held = stats.bytes_cached;
   cache.reset();
@@ -268,6 +274,42 @@ TEST_F(CacheLayerTest, EvictionKeepsTheBudgetUnderConcurrentLoad) {
   EXPECT_EQ(open_cache(budget)->stats().snapshot().bytes_cached, held);
   // A smaller budget on reopen evicts down to it.
   EXPECT_LE(open_cache(budget / 4)->stats().snapshot().bytes_cached, budget / 4);
+}
+
+// The cache's memory follows what it holds: a blob whose extents are all
+// evicted is forgotten, in memory (blobs_cached) and on disk (its files).
+TEST_F(CacheLayerTest, ABlobWhoseExtentsAreAllEvictedIsForgotten) {
+  const uint64_t budget = 32 * kSector;  // two extents of 16 sectors
+  const BlobExtent a = add_blob(20 * kSector, 1), b = add_blob(20 * kSector, 2), c = add_blob(20 * kSector, 3);
+  auto cache = open_cache(budget);
+  auto s = stack(cache);
+  const auto files_of = [&](const BlobExtent& blob) {
+    return std::filesystem::exists(dir_ / ("cache/blobs/" + blob.digest.hex() + ".map")) +
+           std::filesystem::exists(dir_ / ("cache/blobs/" + blob.digest.hex() + ".data"));
+  };
+  expect_read(*s, a, 0, a.size);
+  EXPECT_EQ(cache->stats().snapshot().blobs_cached, 1u);
+  EXPECT_EQ(files_of(a), 2);
+  expect_read(*s, b, 0, b.size);  // evicts a's first extent: a keeps its second
+  EXPECT_EQ(cache->stats().snapshot().blobs_cached, 2u);
+  expect_read(*s, c, 0, c.size);  // evicts a's last extent, then b's first
+  EXPECT_EQ(cache->stats().snapshot().blobs_cached, 2u);
+  EXPECT_EQ(files_of(a), 0) << "a blob with nothing cached keeps no files";
+  EXPECT_EQ(files_of(b), 2);
+  EXPECT_LE(cache->stats().snapshot().bytes_cached, budget);
+  expect_read(*s, a, 0, a.size);  // served from below, cached afresh
+  expect_read(*s, a, 0, a.size);
+  EXPECT_GT(cache->stats().snapshot().sectors_hit, 0u);
+  const uint64_t held = cache->stats().snapshot().blobs_cached;
+  cache.reset();
+  s.reset();
+  EXPECT_EQ(open_cache(budget)->stats().snapshot().blobs_cached, held);
+  // Emptied: nothing is remembered.
+  cache = open_cache(budget);
+  s = stack(cache);
+  ASSERT_TRUE(s->drop_caches());
+  EXPECT_EQ(cache->stats().snapshot().blobs_cached, 0u);
+  EXPECT_EQ(files_of(a) + files_of(b) + files_of(c), 0);
 }
 
 TEST_F(CacheLayerTest, DropEmptiesTheCache) {

@@ -58,30 +58,79 @@ std::vector<image::EntrySpec> sample_tree() {
 
 TEST(MountViewTest, FixedDirectoriesAndBlobs) {
   const Digest a = digest_of("a"), b = digest_of("b");
-  MountView view({a, b});
+  MountView view;
   EXPECT_EQ(view.lookup(MountView::kRoot, "blobs"), MountView::kBlobsDir);
   EXPECT_EQ(view.lookup(MountView::kRoot, "images"), MountView::kImagesDir);
   EXPECT_EQ(view.lookup(MountView::kBlobsDir, "sha256"), MountView::kShaDir);
   EXPECT_EQ(view.lookup(MountView::kRoot, "nope"), std::nullopt);
-  const auto ino = view.lookup(MountView::kShaDir, a.hex());
-  ASSERT_TRUE(ino);
-  EXPECT_EQ(view.node(*ino)->kind, MountView::Node::Kind::blob);
-  EXPECT_EQ(view.node(*ino)->digest, a);
-  EXPECT_EQ(view.lookup(MountView::kShaDir, digest_of("c").hex()), std::nullopt);
-  EXPECT_EQ(view.add_blob(a), *ino);  // stable
-  const auto listing = view.list(MountView::kShaDir, 0, 100);
-  ASSERT_EQ(listing.size(), 4u);
-  EXPECT_EQ(listing[2].name, a.hex());
-  EXPECT_EQ(listing[3].name, b.hex());
-  // Listing from an offset continues where the last one stopped.
-  const auto rest = view.list(MountView::kShaDir, 3, 100);
-  ASSERT_EQ(rest.size(), 1u);
-  EXPECT_EQ(rest[0].name, b.hex());
-  EXPECT_EQ(view.resolve("blobs/sha256/" + b.hex()), view.lookup(MountView::kShaDir, b.hex()));
+  // A blob is known only while held.
+  EXPECT_EQ(view.lookup(MountView::kShaDir, a.hex()), std::nullopt);
+  const fuse_ino_t ino = view.hold_blob(a);
+  EXPECT_EQ(ino, MountView::derived_blob_ino(a));
+  EXPECT_NE(ino & MountView::kBlobBit, 0u);
+  EXPECT_EQ(view.lookup(MountView::kShaDir, a.hex()), ino);
+  EXPECT_EQ(view.node(ino)->kind, MountView::Node::Kind::blob);
+  EXPECT_EQ(view.node(ino)->digest, a);
+  EXPECT_EQ(view.hold_blob(a), ino);  // stable
+  EXPECT_EQ(view.blob_ino(b), MountView::derived_blob_ino(b));
+  EXPECT_EQ(view.resolve("blobs/sha256/" + a.hex()), ino);
+  // The store's directory is listed by Filesystem: the view has "." and "..".
+  EXPECT_EQ(view.list(MountView::kShaDir, 0, 100).size(), 2u);
+}
+
+TEST(MountViewTest, BlobInodesLiveWhileTheKernelHoldsThem) {
+  const Digest a = digest_of("a");
+  MountView view;
+  const fuse_ino_t ino = view.hold_blob(a);
+  view.hold_blob(a);
+  view.hold_blob(a);
+  EXPECT_EQ(view.blob_inode_count(), 1u);
+  view.forget(ino, 2);
+  EXPECT_TRUE(view.node(ino));
+  view.forget(ino, 1);
+  EXPECT_FALSE(view.node(ino));
+  EXPECT_FALSE(view.has_blob(a));
+  EXPECT_EQ(view.blob_inode_count(), 0u);
+  view.forget(ino, 1);  // a stale forget: nothing to do
+  view.forget(MountView::kShaDir, 1);
+  // Looked up again: the same number.
+  EXPECT_EQ(view.hold_blob(a), ino);
+}
+
+TEST(MountViewTest, DigestsWhoseFirst63BitsCollideGetDistinctInodes) {
+  std::array<uint8_t, Digest::kSize> bytes{};
+  bytes[0] = 0x12;
+  bytes[7] = 0x34;  // the lowest of the first 64 bits: dropped by the derivation
+  const Digest a(bytes);
+  bytes[7] = 0x35;
+  const Digest b(bytes);
+  bytes[7] = 0x36;
+  const Digest c(bytes);  // derived: a's number + 1
+  ASSERT_EQ(MountView::derived_blob_ino(a), MountView::derived_blob_ino(b));
+  MountView view;
+  const fuse_ino_t ia = view.hold_blob(a);
+  EXPECT_EQ(view.blob_ino(b), ia + 1);
+  const fuse_ino_t ib = view.hold_blob(b);
+  EXPECT_EQ(ib, ia + 1);
+  const fuse_ino_t ic = view.hold_blob(c);  // its own number is b's: the next
+  EXPECT_EQ(ic, ia + 2);
+  EXPECT_EQ(view.node(ia)->digest, a);
+  EXPECT_EQ(view.node(ib)->digest, b);
+  EXPECT_EQ(view.node(ic)->digest, c);
+  view.forget(ia, 1);
+  EXPECT_EQ(view.node(ib)->digest, b);  // held numbers never move
+  // The largest number wraps within the blob range.
+  bytes.fill(0xff);
+  const Digest top(bytes);
+  bytes[31] = 0;
+  const Digest top2(bytes);
+  const fuse_ino_t it = view.hold_blob(top);
+  EXPECT_EQ(it, ~fuse_ino_t{0});
+  EXPECT_EQ(view.hold_blob(top2), MountView::kBlobBit);
 }
 
 TEST(MountViewTest, ImageTreeLookupsListingsAndAttributes) {
-  MountView view({});
+  MountView view;
   const fuse_ino_t root = view.add_image("base", manifest(sample_tree()));
   EXPECT_EQ(view.lookup(MountView::kImagesDir, "base"), root);
   EXPECT_TRUE(view.is_dir(root));
@@ -122,7 +171,8 @@ TEST(MountViewTest, ImageTreeLookupsListingsAndAttributes) {
 }
 
 TEST(MountViewTest, EveryFileThatIsNotAHardLinkHasAnInodeOfItsOwn) {
-  MountView view({digest_of("A")});
+  MountView view;
+  view.hold_blob(digest_of("A"));
   const fuse_ino_t one = view.add_image("one", manifest(sample_tree()));
   const fuse_ino_t two = view.add_image("two", manifest(sample_tree()));
   EXPECT_NE(one, two);
@@ -153,7 +203,7 @@ TEST(MountViewTest, EveryFileThatIsNotAHardLinkHasAnInodeOfItsOwn) {
 TEST(MountViewTest, ConcurrentLookupsAndBlobAdditionsAgree) {
   std::vector<image::EntrySpec> entries{dir("")};
   for (int i = 0; i < 200; ++i) entries.push_back(file("f" + std::to_string(i), "content " + std::to_string(i % 50)));
-  MountView view({});
+  MountView view;
   view.add_image("one", manifest(entries));
   view.add_image("two", manifest(entries));
   // What each thread saw for f<k> and for blob k, racing with each other
@@ -166,13 +216,13 @@ TEST(MountViewTest, ConcurrentLookupsAndBlobAdditionsAgree) {
         const int k = (i * 7 + t * 13) % 200;
         const std::string image = (t % 2 == 0) ? "one" : "two";
         seen[t].emplace_back(k, view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(0));
-        blobs_seen[t].emplace_back(k, view.add_blob(digest_of("blob " + std::to_string(k))));
+        blobs_seen[t].emplace_back(k, view.hold_blob(digest_of("blob " + std::to_string(k))));
         (void)view.list(MountView::kShaDir, 0, 1000);
       }
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(view.blob_count(), 200u);
+  EXPECT_EQ(view.blob_inode_count(), 200u);
   for (int t = 0; t < 4; ++t) {
     for (const auto& [k, ino] : seen[t]) {
       const std::string image = (t % 2 == 0) ? "one" : "two";

@@ -54,12 +54,13 @@ struct LayerStats {
     uint64_t fill_errors = 0;     // failed fills (ENOSPC, EIO, ...)
     uint64_t bytes_cached = 0;    // current size, for caches
     uint64_t sectors_invalidated = 0;  // dropped by invalidate(): served, then found damaged
+    uint64_t blobs_cached = 0;    // blobs the cache holds sectors of (its in-memory maps)
     LatencyHistogram::Snapshot read_latency;
   };
 
   std::atomic<uint64_t> reads{0}, sectors_hit{0}, sectors_missed{0}, bytes_read{0};
   std::atomic<uint64_t> fills{0}, bytes_filled{0}, evictions{0}, bytes_evicted{0};
-  std::atomic<uint64_t> errors{0}, fill_errors{0}, bytes_cached{0}, sectors_invalidated{0};
+  std::atomic<uint64_t> errors{0}, fill_errors{0}, bytes_cached{0}, sectors_invalidated{0}, blobs_cached{0};
   LatencyHistogram read_latency;
 
   Snapshot snapshot() const noexcept;
