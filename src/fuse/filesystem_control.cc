@@ -107,6 +107,13 @@ Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint6
   if (path.starts_with(kBlobPrefix) && Digest::is_canonical_hex(std::string_view(path).substr(kBlobPrefix.size()))) {
     digest = Digest::parse(std::string_view(path).substr(kBlobPrefix.size())).value();
   } else {
+    // Images load on first use: a prewarm may be the first.
+    constexpr std::string_view kImagesPrefix = "images/";
+    if (path.starts_with(kImagesPrefix)) {
+      const std::string_view rest = std::string_view(path).substr(kImagesPrefix.size());
+      const std::string_view name = rest.substr(0, rest.find('/'));
+      if (!name.empty() && !view_.lookup(MountView::kImagesDir, name)) (void)load_late_image(name);
+    }
     const std::optional<fuse_ino_t> ino = view_.resolve(path);
     const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
     if (node && node->kind == MountView::Node::Kind::image_file) digest = node->digest;

@@ -154,6 +154,16 @@ TEST_F(ControlTest, AnotherUserIsRefusedEvenIfTheSocketIsWorldWritable) {
   EXPECT_NE(text.out.find("refused: 1 other uid"), std::string::npos) << text.out;
 }
 
+// Images load on first use; a prewarm by a path relative to the mount root
+// (the daemon resolves it, the mount is never looked at) may be the first.
+TEST_F(ControlTest, PrewarmLoadsTheImageItNames) {
+  auto m = mount();
+  EXPECT_EQ(stats({m->path()})["images"], 0u);
+  const auto r = testing::run({pagerfsctl(), "prewarm", m->path(), std::string("images/img/") + kOddName});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stats({m->path()})["images"], 1u);
+}
+
 TEST_F(ControlTest, PrewarmsANameWithSpacesAndANewline) {
   auto m = mount();
   const std::string file = m->path() + "/images/img/" + kOddName;
