@@ -77,6 +77,7 @@ nlohmann::json Filesystem::stats_json() const {
   return {{"store", store_.root()},
           {"blobs", view_.blob_count()},
           {"images", view_.image_count()},
+          {"image_entry_errors", view_.image_entry_errors()},
           {"images_failed", images.images_failed},
           {"image_load_failures", images.image_load_failures},
           {"fuse", fuse},
@@ -97,14 +98,22 @@ std::string Filesystem::dump() const {
 }
 
 Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint64_t length) {
-  const std::optional<fuse_ino_t> ino = view_.resolve(path);
-  const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
+  PAGERFS_TRY(ino, view_.resolve(path));
+  std::optional<MountView::Node> node;
+  if (ino) {
+    PAGERFS_TRY(found, view_.node(*ino));
+    node = found;
+  }
   if (!node || (node->kind != MountView::Node::Kind::blob && node->kind != MountView::Node::Kind::image_file)) {
     return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
   }
-  PAGERFS_TRY(blob, pager_->open(node->digest));
-  const uint64_t end = range::saturating_add(offset, length);
-  return pager_->prewarm(*blob, {{offset, std::min(end, blob->byte_size())}});
+  // A packed file: its range of the pack.
+  const uint64_t base = node->content ? node->content->offset : 0;
+  PAGERFS_TRY(blob, pager_->open(node->content ? node->content->blob : node->digest));
+  const uint64_t size = node->content ? node->content->length : blob->byte_size();
+  const uint64_t end = std::min(range::saturating_add(offset, length), size);
+  if (offset >= end) return ok();
+  return pager_->prewarm(*blob, {{base + offset, std::min(base + end, blob->byte_size())}});
 }
 
 Result<void> Filesystem::drop_caches() {

@@ -18,8 +18,15 @@
 //
 // Blobs packed into the store after mounting appear on lookup, and images on
 // lookup and in the listing of /images (see Filesystem). An image is never removed or changed
-// while mounted: its manifest stays in memory, so entry names and
-// attributes stay valid for the life of the view.
+// while mounted: its manifest stays mapped, so entry names and attributes
+// stay valid for the life of the view. A file packed into another blob (a
+// pack) shows in /blobs/sha256 under its own content digest too, found
+// through the loaded images' content tables.
+//
+// Image entries are checked as they are used (image::Manifest): a lookup,
+// an attribute or a listing that meets a malformed entry is an error
+// (errc::corrupt_blob: EIO), counted by the manifest and reported once per
+// image through the error log, if one is set.
 //
 // Thread safety: all methods may be called concurrently; mu_ guards the
 // tables, and an Image, once added, is never moved or changed (a Node's
@@ -30,6 +37,7 @@
 #include <sys/stat.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +47,7 @@
 
 #include "pagerfs/store/image_manifest.h"
 #include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
 #include "util/mutex.h"
 
 namespace pagerfs {
@@ -61,26 +70,43 @@ class MountView {
   struct Node {
     enum class Kind { fixed_dir, blob, image_file, image_entry };
     Kind kind = Kind::fixed_dir;
-    Digest digest;                 // blob, image_file
+    Digest digest;                 // blob, image_file: the content digest
+    // Where the bytes are: image_file; blob: a packed content's (else the
+    // blob itself is read, whole).
+    std::optional<image::Content> content;
     const Image* image = nullptr;  // image_file, image_entry
     uint32_t entry = 0;            // image_file, image_entry: the manifest entry
   };
 
   explicit MountView(std::vector<Digest> blobs);
 
-  std::optional<Node> node(fuse_ino_t ino) const;
+  // Called (without a lock of the view) with the first malformed entry
+  // error of each image.
+  using ErrorLog = std::function<void(const Image&, const Error&)>;
+  void set_error_log(ErrorLog log) { error_log_ = std::move(log); }
+
+  // ENOENT for an inode the view does not know; errc::corrupt_blob for a
+  // malformed entry.
+  Result<Node> node(fuse_ino_t ino) const;
   static bool is_fixed_dir(fuse_ino_t ino) noexcept { return ino >= kRoot && ino <= kImagesDir; }
   bool is_dir(fuse_ino_t ino) const;
 
   // The inode of `name` in directory `parent`, if the view knows it.
-  std::optional<fuse_ino_t> lookup(fuse_ino_t parent, std::string_view name) const;
+  Result<std::optional<fuse_ino_t>> lookup(fuse_ino_t parent, std::string_view name) const;
   // The inode of a path relative to the root ("images/a/bin/sh"); symlinks
   // are not followed.
-  std::optional<fuse_ino_t> resolve(std::string_view path) const;
+  Result<std::optional<fuse_ino_t>> resolve(std::string_view path) const;
 
   bool has_blob(const Digest& digest) const;
   // Adds a blob found in the store after mounting; returns its inode.
   fuse_ino_t add_blob(const Digest& digest);
+  // A content packed into another blob, named by a loaded image (the first
+  // that has it), if any.
+  Result<std::optional<image::Content>> find_packed(const Digest& digest) const;
+  // Adds the /blobs/sha256 inode of packed content `content`; returns it.
+  fuse_ino_t add_packed(const image::Content& content);
+  // Malformed image entries met so far, over all images.
+  uint64_t image_entry_errors() const;
   // Adds an image under /images (a name already there keeps its manifest);
   // returns the inode of its root.
   fuse_ino_t add_image(std::string name, image::Manifest manifest);
@@ -95,7 +121,7 @@ class MountView {
 
   // The attributes of an image's directory, symlink or special file, or of
   // an image file inode (its size is the manifest's).
-  static struct stat image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino);
+  Result<struct stat> image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino) const;
 
   struct Entry {
     std::string name;
@@ -103,19 +129,24 @@ class MountView {
     mode_t type;  // S_IFDIR, S_IFREG, ... (for d_type)
   };
   // Directory entries from position `offset` on (".", ".." first).
-  std::vector<Entry> list(fuse_ino_t dir, size_t offset, size_t max) const;
+  Result<std::vector<Entry>> list(fuse_ino_t dir, size_t offset, size_t max) const;
 
  private:
   // A blob of /blobs/sha256.
   struct BlobNode {
     Digest digest;
+    std::optional<image::Content> packed;  // a content inside a pack
   };
 
-  fuse_ino_t parent_of(fuse_ino_t dir) const;
+  Result<fuse_ino_t> parent_of(fuse_ino_t dir) const;
   // The inode of image entry `entry` (a hard link: its target's).
-  static fuse_ino_t image_entry_ino(const Image& image, uint32_t entry);
+  Result<fuse_ino_t> image_entry_ino(const Image& image, uint32_t entry) const;
+  // `error` (of image `image`'s manifest), reported if it is the first.
+  Error failed(const Image& image, Error error) const;
+  Result<mode_t> type_bits(const Image& image, uint32_t entry) const;
   const Image* image_of(fuse_ino_t ino) const REQUIRES_SHARED(mu_);
 
+  ErrorLog error_log_;  // set before the view is shared
   mutable SharedMutex mu_;
   std::vector<BlobNode> blobs_ GUARDED_BY(mu_);  // by ino - kFirstFile
   std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_ GUARDED_BY(mu_);
