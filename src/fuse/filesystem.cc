@@ -248,6 +248,12 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
                                            " " + std::to_string(byte_size));
     }
   }
+  if (!blob && node.image && blob.error().code() == std::errc::no_such_file_or_directory) {
+    // The image names it, so it should be there: the store is damaged (the
+    // image was loaded without asking for its blobs).
+    blob = Error(errc::corrupt_blob, "image '" + node.image->name + "': '" + node.image->manifest.path(node.entry) +
+                                         "': blob " + node.content->blob.str() + " is missing from the store");
+  }
   if (!blob) {
     logger_->warn("open inode {}: {}", ino, blob.error().message());
     fuse_reply_err(req, to_errno(blob.error()));
