@@ -4,6 +4,7 @@
 // and find(1); the packed interpreter runs from the mount; shared content is
 // shared blobs, never shared inodes; a broken image costs that image only.
 #include <fcntl.h>
+#include <xxhash.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -567,6 +568,72 @@ TEST(V1StoreTest, AVersion1ManifestMountsWithItsTreeIntact) {
   EXPECT_EQ(names, (std::vector<std::string>{"empty-file", "libx.so", "libx.so.1"}));
   const ProcessResult v = pagerfsctl({"verify", store_path});
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+}
+
+}  // namespace
+}  // namespace pagerfs
+
+namespace pagerfs {
+namespace {
+
+// A forged manifest (checksums recomputed over a malformed entry): the image
+// mounts, the entry is EIO for each operation that meets it, its neighbours
+// are served, the first error is logged once and every one is counted.
+TEST(MalformedEntryTest, IsEioLoggedOnceAndCounted) {
+  TempDir dir;
+  const std::string store_path = dir / "store";
+  auto created = Store::create(store_path);
+  ASSERT_TRUE(created) << created.error().message();
+  auto spec = [](std::string path, image::EntryType type, uint32_t mode) {
+    image::EntrySpec e;
+    e.path = std::move(path);
+    e.type = type;
+    e.mode = mode;
+    return e;
+  };
+  image::EntrySpec bad = spec("d/bad", image::EntryType::special, S_IFIFO | 0644);
+  auto manifest = image::encode({spec("", image::EntryType::directory, S_IFDIR | 0755),
+                                 spec("d", image::EntryType::directory, S_IFDIR | 0755), bad,
+                                 spec("d/good", image::EntryType::special, S_IFIFO | 0644)},
+                                {});
+  ASSERT_TRUE(manifest) << manifest.error().message();
+  std::vector<std::byte>& b = manifest.value();
+  // Entries: 0 root, 1 d, 2 d/bad, 3 d/good. Give d/bad a socket's type bits.
+  const uint64_t pages = load_le64(b.data() + 56);
+  const uint64_t body = image::kHeaderSize + pages * 8;
+  b[body + 2 * image::kEntrySize + 13] ^= std::byte{0x80};  // S_IFIFO 0010000 -> 0110000: no such type
+  for (uint64_t p = 0; p < pages; ++p) {
+    const uint64_t start = body + p * image::kPageSize;
+    store_le64(b.data() + image::kHeaderSize + p * 8,
+               XXH3_64bits(b.data() + start, std::min<uint64_t>(image::kPageSize, b.size() - start)));
+  }
+  store_le64(b.data() + 64, XXH3_64bits(b.data() + image::kHeaderSize, pages * 8));
+  store_le64(b.data() + 120, XXH3_64bits(b.data(), 120));
+  ASSERT_TRUE(created.value().write_image("forged", b));
+
+  MountedStore m(store_path, dir / "mnt");
+  const std::string d = m.path() + "/images/forged/d/";
+  struct stat st {};
+  EXPECT_EQ(::lstat((d + "good").c_str(), &st), 0) << std::strerror(errno);
+  for (int i = 0; i < 3; ++i) {
+    errno = 0;
+    EXPECT_NE(::lstat((d + "bad").c_str(), &st), 0);
+    EXPECT_EQ(errno, EIO);
+  }
+  std::error_code ec;
+  std::filesystem::directory_iterator it(d, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+  }
+  EXPECT_TRUE(ec) << "listing a directory with a malformed entry must fail";
+  const std::string log = m.log();
+  const size_t first = log.find("image 'forged'");
+  EXPECT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("image 'forged'", first + 1), std::string::npos) << "logged once: " << log;
+  const ProcessResult stats = pagerfsctl({"stats", m.path(), "--json"});
+  EXPECT_EQ(stats.out.find("\"image_entry_errors\": 0"), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find("\"image_entry_errors\""), std::string::npos) << stats.out;
+  const ProcessResult v = pagerfsctl({"verify", store_path});
+  EXPECT_EQ(v.exit_code, 1) << v.out << v.err;
 }
 
 }  // namespace
