@@ -30,6 +30,10 @@ Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::stri
                                           : "");
                }}) {
   ::stat(store_.blobs_dir().c_str(), &store_stat_);
+  view_.set_error_log([this](const MountView::Image& image, const Error& error) {
+    logger_->error("image '{}': {} (this image's further malformed entries are counted in "
+                   "image_entry_errors, not logged)", image.name, error.message());
+  });
 }
 
 Filesystem::~Filesystem() {
@@ -83,12 +87,11 @@ Result<Filesystem::BlobInfo> Filesystem::blob_info(const Digest& digest) {
 }
 
 Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
-  const std::optional<MountView::Node> node = view_.node(ino);
-  if (!node) return Error::from_errno(ENOENT, "inode " + std::to_string(ino));
+  PAGERFS_TRY(node, view_.node(ino));
   struct stat st {};
   st.st_ino = ino;
   st.st_blksize = 128 * 1024;  // invites large reads (cat, cp size their buffers by it)
-  switch (node->kind) {
+  switch (node.kind) {
     case MountView::Node::Kind::fixed_dir:
       // blobs/ holds every file of every image, the most private ones too:
       // only its owner (and root) may enter. Images are checked entry by
@@ -106,11 +109,22 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
       return st;
     case MountView::Node::Kind::image_file:
     case MountView::Node::Kind::image_entry:
-      return MountView::image_attributes(*node->image, node->entry, ino);
+      return view_.image_attributes(*node.image, node.entry, ino);
     case MountView::Node::Kind::blob:
       break;
   }
-  PAGERFS_TRY(info, blob_info(node->digest));
+  if (node.content) {
+    // A content packed into another blob: its own bytes, owner-only.
+    st.st_mode = S_IFREG | 0400;
+    st.st_nlink = 1;
+    st.st_size = static_cast<off_t>(node.content->length);
+    st.st_blocks = MountView::blocks_of(node.content->length);
+    st.st_uid = store_stat_.st_uid;
+    st.st_gid = store_stat_.st_gid;
+    st.st_mtim = st.st_ctim = st.st_atim = store_stat_.st_mtim;
+    return st;
+  }
+  PAGERFS_TRY(info, blob_info(node.digest));
   st.st_mode = S_IFREG | 0400;  // owner-only, like blobs/ itself
   st.st_nlink = 1;
   st.st_size = static_cast<off_t>(info.byte_size);
@@ -129,11 +143,26 @@ void Filesystem::lookup_blob(fuse_req_t req, const char* name) {
     return;
   }
   const Digest digest = Digest::parse(name).value();
+  std::optional<image::Content> packed;
   if (!view_.has_blob(digest)) {
     // A name the store has but cannot serve (a FIFO, a symlink) is an I/O
     // error, logged; only a missing one is ENOENT.
     auto size = stack_->blob_size(digest);
-    if (!size) {
+    if (!size && to_errno(size.error()) == ENOENT) {
+      // A content packed into another blob? The images' content tables say:
+      // those loaded first, then every image (a miss lists images/).
+      auto found = view_.find_packed(digest);
+      if (found && !found.value()) {
+        load_images();
+        found = view_.find_packed(digest);
+      }
+      if (!found) {
+        fuse_reply_err(req, to_errno(found.error()));  // logged once per image by the view
+        return;
+      }
+      packed = found.value();
+    }
+    if (!size && !packed) {
       const int err = to_errno(size.error());
       if (err != ENOENT) logger_->warn("lookup {}: {}", name, size.error().message());
       fuse_reply_err(req, err);
@@ -141,7 +170,7 @@ void Filesystem::lookup_blob(fuse_req_t req, const char* name) {
     }
   }
   // One kernel reference per reply naming the inode: FORGET gives it back.
-  const fuse_ino_t ino = view_.hold_blob(digest);
+  const fuse_ino_t ino = view_.hold_blob(digest, std::move(packed));
   auto st = attributes(ino);
   if (!st) {
     view_.forget(ino, 1);
@@ -209,13 +238,18 @@ void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
-  const std::optional<MountView::Node> node = view_.node(ino);
-  if (!node || node->kind != MountView::Node::Kind::image_entry) {
-    fuse_reply_err(req, EINVAL);
+  const auto node = view_.node(ino);
+  if (!node || node.value().kind != MountView::Node::Kind::image_entry) {
+    fuse_reply_err(req, node ? EINVAL : to_errno(node.error()));
     return;
   }
-  const image::Manifest& m = node->image->manifest;
-  const image::Entry e = m.entry(node->entry);
+  const image::Manifest& m = node.value().image->manifest;
+  const auto entry = m.entry(node.value().entry);
+  if (!entry) {
+    fuse_reply_err(req, to_errno(entry.error()));
+    return;
+  }
+  const image::Entry& e = entry.value();
   if (e.type != image::EntryType::symlink) {
     fuse_reply_err(req, EINVAL);
     return;
@@ -224,12 +258,13 @@ void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  const std::optional<MountView::Node> node = view_.node(ino);
-  if (!node) {
-    fuse_reply_err(req, ENOENT);
+  const auto found = view_.node(ino);
+  if (!found) {
+    fuse_reply_err(req, to_errno(found.error()));
     return;
   }
-  if (node->kind == MountView::Node::Kind::fixed_dir || node->kind == MountView::Node::Kind::image_entry) {
+  const MountView::Node& node = found.value();
+  if (node.kind == MountView::Node::Kind::fixed_dir || node.kind == MountView::Node::Kind::image_entry) {
     // Directories are opened with opendir; symlinks and special files never
     // reach open.
     fuse_reply_err(req, view_.is_dir(ino) ? EISDIR : EINVAL);
@@ -239,17 +274,34 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  auto blob = pager_->open(node->digest);
-  if (blob && node->kind == MountView::Node::Kind::image_file) {
-    // The manifest's size is what stat showed: a blob of another size would
-    // be read cut or padded, so it is refused.
-    const image::Entry e = node->image->manifest.entry(node->entry);
-    if (blob.value()->byte_size() != e.size) {
-      blob = Error(errc::corrupt_blob, "image '" + node->image->name + "': '" +
-                                           node->image->manifest.path(node->entry) + "' has " +
-                                           std::to_string(e.size) + " bytes, its blob " +
-                                           node->digest.str() + " " + std::to_string(blob.value()->byte_size()));
+  // An image file's blob is anchored by the table digest its manifest
+  // records (none for a v1 manifest): a blob replaced by a self-consistent
+  // forgery fails here, at open.
+  auto blob = node.content ? pager_->open(node.content->blob, node.content->anchor())
+                           : pager_->open(node.digest);
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  if (blob) {
+    const uint64_t byte_size = blob.value()->byte_size();
+    offset = node.content ? node.content->offset : 0;
+    length = node.content ? node.content->length : byte_size;
+    // The manifest's size is what stat showed: a whole blob of another size,
+    // or a pack too short for the range, would be read cut or padded.
+    const bool whole = !node.content || !node.content->packed();
+    if (whole ? byte_size != length : offset > byte_size || length > byte_size - offset) {
+      const std::string where = node.image ? "image '" + node.image->name + "': '" +
+                                                 node.image->manifest.path(node.entry) + "'"
+                                           : "content " + node.digest.str();
+      blob = Error(errc::corrupt_blob, where + " has " + std::to_string(length) + " bytes at " +
+                                           std::to_string(offset) + ", its blob " + blob.value()->digest().str() +
+                                           " " + std::to_string(byte_size));
     }
+  }
+  if (!blob && node.image && blob.error().code() == std::errc::no_such_file_or_directory) {
+    // The image names it, so it should be there: the store is damaged (the
+    // image was loaded without asking for its blobs).
+    blob = Error(errc::corrupt_blob, "image '" + node.image->name + "': '" + node.image->manifest.path(node.entry) +
+                                         "': blob " + node.content->blob.str() + " is missing from the store");
   }
   if (!blob) {
     logger_->warn("open inode {}: {}", ino, blob.error().message());
@@ -257,7 +309,7 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   // The handle holds the pager state; release() drops it (on_zero_children).
-  auto handle = std::make_unique<Handle>(std::move(blob).value());
+  auto handle = std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length});
   fi->fh = reinterpret_cast<uint64_t>(handle.get());
   fi->keep_cache = 1;
   fi->noflush = 1;
@@ -284,13 +336,15 @@ void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
-  const PagedBlob& blob = **reinterpret_cast<Handle*>(fi->fh);
-  const uint64_t byte_size = blob.byte_size();
+  const Handle& handle = *reinterpret_cast<Handle*>(fi->fh);
+  const PagedBlob& blob = *handle.blob;
+  const uint64_t length = handle.length;
   auto send = [&](Pager::Pieces pieces) {
     // Gathered straight from the decoded chunks. The pager pads the last page
-    // with zeros; the file ends at byte_size, so they are not sent.
+    // with zeros, and a pack holds the next file there: the file ends at
+    // `length`, so nothing past it is sent.
     const uint64_t off = static_cast<uint64_t>(offset);
-    uint64_t left = off >= byte_size ? 0 : byte_size - off;
+    uint64_t left = off >= length ? 0 : length - off;
     std::vector<iovec> iov;
     iov.reserve(pieces.size());
     for (const auto piece : pieces) {
@@ -304,9 +358,32 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
   // The rest of the window goes to the page cache, from the supplier's
   // thread. This runs after the reply, so it must not throw: a copy that
   // cannot be made is dropped and counted (offer is noexcept).
-  auto supply = [&](uint64_t at, std::span<const std::byte> data) noexcept { supplier_.offer(ino, at, data); };
+  // `at` is a position in the blob; the page cache is the file's: only the
+  // file's own pages are pushed (from a page boundary of the file to its
+  // end; the kernel zero-fills the last page), nothing of a neighbour in a
+  // pack, and nothing past the end, which would grow the file's size.
+  const uint64_t base = handle.offset;
+  auto supply = [&, base, length](uint64_t at, std::span<const std::byte> data) noexcept {
+    constexpr uint64_t kPage = 4096;
+    uint64_t begin = at;
+    uint64_t end = at + data.size();
+    begin = std::max(begin, base);
+    end = std::min(end, base + length);
+    if (begin >= end) return;
+    uint64_t file_begin = begin - base;
+    const uint64_t aligned = (file_begin + kPage - 1) / kPage * kPage;
+    if (aligned >= end - base) return;
+    begin += aligned - file_begin;
+    file_begin = aligned;
+    supplier_.offer(ino, file_begin, data.subspan(begin - at, end - begin));
+  };
   // page_in does not throw, and returns an error only if `send` did not reply.
-  auto result = pager_->page_in(blob, static_cast<uint64_t>(offset), size, send, supply);
+  const uint64_t file_offset = static_cast<uint64_t>(offset);
+  if (file_offset >= length) {
+    reply.iov(nullptr, 0);  // at or past the end: nothing
+    return;
+  }
+  auto result = pager_->page_in(blob, base + file_offset, size, send, supply);
   if (!result) {
     logger_->error("read {} at {}: {}", blob.digest().str(), offset, result.error().message());
     reply.err(to_errno(result.error()));
@@ -438,7 +515,12 @@ void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, of
   size_t position = static_cast<size_t>(offset);
   // An entry takes at least 24 bytes (readdir) or 152 (readdirplus).
   const size_t max_entries = size / (plus ? 152 : 24) + 1;
-  for (const MountView::Entry& e : view_.list(ino, position, max_entries)) {
+  auto listed = view_.list(ino, position, max_entries);
+  if (!listed) {
+    fuse_reply_err(req, to_errno(listed.error()));
+    return;
+  }
+  for (const MountView::Entry& e : listed.value()) {
     const off_t next = static_cast<off_t>(++position);
     size_t need = 0;
     if (!plus) {
@@ -452,9 +534,9 @@ void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, of
       entry.attr.st_mode = e.type;
       // Attributes that cost no I/O come with the entry; a blob's (its
       // header) and "." and ".." are left to LOOKUP (ino 0: no entry).
-      const std::optional<MountView::Node> node = view_.node(e.ino);
+      const auto node = view_.node(e.ino);
       const bool cheap = e.name != "." && e.name != ".." && node &&
-                         node->kind != MountView::Node::Kind::blob;
+                         node.value().kind != MountView::Node::Kind::blob;
       if (cheap) {
         if (auto st = attributes(e.ino)) {
           entry.ino = e.ino;

@@ -163,7 +163,13 @@ class Filesystem {
 
   // Open file handles (fi->fh points at one), so that those still open when
   // the session ends are freed too.
-  using Handle = std::shared_ptr<PagedBlob>;
+  // An open file: the blob it reads and where in it the file's bytes are
+  // (a whole blob: [0, byte_size); a packed file: its range of the pack).
+  struct Handle {
+    std::shared_ptr<PagedBlob> blob;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
   Mutex handles_mu_;
   std::unordered_set<Handle*> handles_ GUARDED_BY(handles_mu_);
   std::unordered_set<BlobDirStream*> dir_streams_ GUARDED_BY(handles_mu_);

@@ -81,6 +81,7 @@ nlohmann::json Filesystem::stats_json() const {
           {"blob_inodes", view_.blob_inode_count()},
           {"blob_header_reads", blob_header_reads_.load()},
           {"images", view_.image_count()},
+          {"image_entry_errors", view_.image_entry_errors()},
           {"images_failed", images.images_failed},
           {"image_load_failures", images.image_load_failures},
           {"fuse", fuse},
@@ -104,24 +105,39 @@ Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint6
   // A blob needs no inode (the view knows only those the kernel holds).
   constexpr std::string_view kBlobPrefix = "blobs/sha256/";
   std::optional<Digest> digest;
+  std::optional<image::Content> content;  // where an image file's bytes are
   if (path.starts_with(kBlobPrefix) && Digest::is_canonical_hex(std::string_view(path).substr(kBlobPrefix.size()))) {
     digest = Digest::parse(std::string_view(path).substr(kBlobPrefix.size())).value();
+    if (!stack_->blob_size(*digest)) {
+      PAGERFS_TRY(packed, view_.find_packed(*digest));  // a content inside a pack
+      content = packed;
+    }
   } else {
     // Images load on first use: a prewarm may be the first.
     constexpr std::string_view kImagesPrefix = "images/";
     if (path.starts_with(kImagesPrefix)) {
       const std::string_view rest = std::string_view(path).substr(kImagesPrefix.size());
       const std::string_view name = rest.substr(0, rest.find('/'));
-      if (!name.empty() && !view_.lookup(MountView::kImagesDir, name)) (void)load_late_image(name);
+      auto known = view_.lookup(MountView::kImagesDir, name);
+      if (!name.empty() && known && !known.value()) (void)load_late_image(name);
     }
-    const std::optional<fuse_ino_t> ino = view_.resolve(path);
-    const std::optional<MountView::Node> node = ino ? view_.node(*ino) : std::nullopt;
-    if (node && node->kind == MountView::Node::Kind::image_file) digest = node->digest;
+    PAGERFS_TRY(ino, view_.resolve(path));
+    if (ino) {
+      PAGERFS_TRY(node, view_.node(*ino));
+      if (node.kind == MountView::Node::Kind::image_file) {
+        digest = node.digest;
+        content = node.content;
+      }
+    }
   }
   if (!digest) return Error(errc::invalid_argument, "'" + path + "' is not a file in this mount");
-  PAGERFS_TRY(blob, pager_->open(*digest));
-  const uint64_t end = range::saturating_add(offset, length);
-  return pager_->prewarm(*blob, {{offset, std::min(end, blob->byte_size())}});
+  // A packed file: its range of the pack.
+  const uint64_t base = content ? content->offset : 0;
+  PAGERFS_TRY(blob, content ? pager_->open(content->blob, content->anchor()) : pager_->open(*digest));
+  const uint64_t size = content ? content->length : blob->byte_size();
+  const uint64_t end = std::min(range::saturating_add(offset, length), size);
+  if (offset >= end) return ok();
+  return pager_->prewarm(*blob, {{base + offset, std::min(base + end, blob->byte_size())}});
 }
 
 Result<void> Filesystem::drop_caches() {

@@ -11,7 +11,7 @@ bool Filesystem::blob_present(const Digest& digest) const {
 }
 
 Result<std::optional<fuse_ino_t>> Filesystem::load_late_image(std::string_view name) {
-  PAGERFS_TRY(image, catalog_.load(name, [this](const Digest& digest) { return blob_present(digest); }));
+  PAGERFS_TRY(image, catalog_.load(name));
   if (!image) return std::optional<fuse_ino_t>{};
   view_.add_image(std::string(name), std::move(*image));
   return view_.lookup(MountView::kImagesDir, name);
@@ -24,7 +24,7 @@ void Filesystem::load_images() {
     return;
   }
   for (const std::string& name : names.value()) {
-    if (view_.lookup(MountView::kImagesDir, name)) continue;
+    if (auto known = view_.lookup(MountView::kImagesDir, name); known && known.value()) continue;
     // A broken image stays out of the listing (logged); looking it up says EIO.
     (void)load_late_image(name);
   }

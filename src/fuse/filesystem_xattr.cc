@@ -31,14 +31,24 @@ void reply_xattr(fuse_req_t req, const std::string& value, size_t size) {
 void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   const std::string key = name;
   if (ino == MountView::kRoot && key == kXattrControl) return reply_xattr(req, control_path_, size);
-  const std::optional<MountView::Node> node = view_.node(ino);
-  if (!node || node->kind == MountView::Node::Kind::fixed_dir) {
+  const auto found = view_.node(ino);
+  if (!found && found.error().code() != std::errc::no_such_file_or_directory) {
+    fuse_reply_err(req, to_errno(found.error()));
+    return;
+  }
+  if (!found || found.value().kind == MountView::Node::Kind::fixed_dir) {
     fuse_reply_err(req, ENODATA);
     return;
   }
+  const MountView::Node* node = &found.value();
   if (node->kind != MountView::Node::Kind::blob) {
     const image::Manifest& m = node->image->manifest;
-    if (auto value = m.xattr(m.entry(m.resolve(node->entry)), key)) {
+    const auto entry = m.entry(node->entry);  // node() resolved hard links
+    if (!entry) {
+      fuse_reply_err(req, to_errno(entry.error()));
+      return;
+    }
+    if (auto value = m.xattr(entry.value(), key)) {
       return reply_xattr(req, std::string(*value), size);
     }
     if (node->kind == MountView::Node::Kind::image_file && key == kXattrDigest) {
@@ -48,7 +58,7 @@ void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size
     return;
   }
   if (key == kXattrDigest) return reply_xattr(req, node->digest.str(), size);
-  if (key == kXattrChunkSize || key == kXattrStoredSize) {
+  if ((key == kXattrChunkSize || key == kXattrStoredSize) && !node->content) {
     auto info = blob_info(node->digest);
     if (!info) {
       fuse_reply_err(req, to_errno(info.error()));
@@ -62,14 +72,25 @@ void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size
 
 void Filesystem::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::string names;
-  const std::optional<MountView::Node> node = view_.node(ino);
+  const auto found = view_.node(ino);
+  if (!found && found.error().code() != std::errc::no_such_file_or_directory) {
+    fuse_reply_err(req, to_errno(found.error()));
+    return;
+  }
+  const MountView::Node* node = found ? &found.value() : nullptr;
   if (ino == MountView::kRoot) names = std::string(kXattrControl) + '\0';
   if (node && node->kind == MountView::Node::Kind::blob) {
-    names = std::string(kXattrDigest) + '\0' + kXattrChunkSize + '\0' + kXattrStoredSize + '\0';
+    names = std::string(kXattrDigest) + '\0';
+    if (!node->content) names += std::string(kXattrChunkSize) + '\0' + kXattrStoredSize + '\0';
   }
   if (node && node->image) {
     const image::Manifest& m = node->image->manifest;
-    for (const image::Xattr& x : m.xattrs(m.entry(m.resolve(node->entry)))) names += x.name + '\0';
+    const auto entry = m.entry(node->entry);
+    if (!entry) {
+      fuse_reply_err(req, to_errno(entry.error()));
+      return;
+    }
+    for (const image::Xattr& x : m.xattrs(entry.value())) names += x.name + '\0';
     if (node->kind == MountView::Node::Kind::image_file) names += std::string(kXattrDigest) + '\0';
   }
   reply_xattr(req, names, size);

@@ -7,11 +7,21 @@ namespace {
 constexpr uint64_t kEntryBits = 32;
 constexpr fuse_ino_t kEntryMask = (fuse_ino_t{1} << kEntryBits) - 1;
 
-mode_t type_bits(const image::Manifest& m, uint32_t entry) {
-  return static_cast<mode_t>(m.entry(m.resolve(entry)).mode) & S_IFMT;
+}  // namespace
+
+Error MountView::failed(const Image& image, Error error) const {
+  if (error_log_ && image.manifest.first_error()) error_log_(image, error);
+  return error;
 }
 
-}  // namespace
+Result<mode_t> MountView::type_bits(const Image& image, uint32_t entry) const {
+  const image::Manifest& m = image.manifest;
+  auto target = m.resolve(entry);
+  if (!target) return failed(image, target.error());
+  auto e = m.entry(target.value());
+  if (!e) return failed(image, e.error());
+  return static_cast<mode_t>(e.value().mode) & S_IFMT;
+}
 
 fuse_ino_t MountView::derived_blob_ino(const Digest& digest) noexcept {
   uint64_t bits = 0;
@@ -29,14 +39,14 @@ fuse_ino_t MountView::free_blob_ino(const Digest& digest) const {
   return ino;
 }
 
-fuse_ino_t MountView::hold_blob(const Digest& digest) {
+fuse_ino_t MountView::hold_blob(const Digest& digest, std::optional<image::Content> packed) {
   WriterLock lock(mu_);
   if (auto it = blob_inos_.find(digest); it != blob_inos_.end()) {
     ++blobs_.at(it->second).lookups;
     return it->second;
   }
   const fuse_ino_t ino = free_blob_ino(digest);
-  blobs_.emplace(ino, BlobNode{digest, 1});
+  blobs_.emplace(ino, BlobNode{digest, 1, std::move(packed)});
   try {
     blob_inos_.emplace(digest, ino);
   } catch (...) {
@@ -89,6 +99,27 @@ size_t MountView::image_count() const {
   return images_.size();
 }
 
+Result<std::optional<image::Content>> MountView::find_packed(const Digest& digest) const {
+  std::vector<const Image*> images;
+  {
+    ReaderLock lock(mu_);
+    for (const auto& image : images_) images.push_back(image.get());
+  }
+  for (const Image* image : images) {
+    auto found = image->manifest.find_content(digest);
+    if (!found) return failed(*image, found.error());
+    if (found.value() && found.value()->packed()) return found;
+  }
+  return std::optional<image::Content>();
+}
+
+uint64_t MountView::image_entry_errors() const {
+  ReaderLock lock(mu_);
+  uint64_t n = 0;
+  for (const auto& image : images_) n += image->manifest.entry_errors();
+  return n;
+}
+
 uint64_t MountView::image_entry_count() const {
   ReaderLock lock(mu_);
   uint64_t n = 0;
@@ -103,57 +134,75 @@ const MountView::Image* MountView::image_of(fuse_ino_t ino) const {
   return (ino & kEntryMask) < image->manifest.size() ? image : nullptr;
 }
 
-std::optional<MountView::Node> MountView::node(fuse_ino_t ino) const {
+Result<MountView::Node> MountView::node(fuse_ino_t ino) const {
   if (is_fixed_dir(ino)) return Node{};
-  ReaderLock lock(mu_);
-  if ((ino & kBlobBit) != 0) {
-    auto it = blobs_.find(ino);
-    if (it == blobs_.end()) return std::nullopt;
-    return Node{Node::Kind::blob, it->second.digest, nullptr, 0};
+  auto unknown = [&] { return Error::from_errno(ENOENT, "inode " + std::to_string(ino)); };
+  const Image* image = nullptr;
+  {
+    ReaderLock lock(mu_);
+    if ((ino & kBlobBit) != 0) {
+      auto it = blobs_.find(ino);
+      if (it == blobs_.end()) return unknown();
+      return Node{.kind = Node::Kind::blob, .digest = it->second.digest, .content = it->second.packed};
+    }
+    image = image_of(ino);
   }
-  const Image* image = image_of(ino);
-  if (!image) return std::nullopt;
+  if (!image) return unknown();
   const image::Manifest& m = image->manifest;
-  const uint32_t entry = m.resolve(static_cast<uint32_t>(ino & kEntryMask));
-  const image::Entry e = m.entry(entry);
-  if (e.type == image::EntryType::file) return Node{Node::Kind::image_file, m.digest_of(e), image, entry};
-  return Node{Node::Kind::image_entry, {}, image, entry};
+  auto entry = m.resolve(static_cast<uint32_t>(ino & kEntryMask));
+  if (!entry) return failed(*image, entry.error());
+  auto e = m.entry(entry.value());
+  if (!e) return failed(*image, e.error());
+  if (e.value().type == image::EntryType::file) {
+    auto content = m.content(e.value());
+    if (!content) return failed(*image, content.error());
+    return Node{.kind = Node::Kind::image_file,
+                .digest = content.value().digest,
+                .content = content.value(),
+                .image = image,
+                .entry = entry.value()};
+  }
+  return Node{.kind = Node::Kind::image_entry, .image = image, .entry = entry.value()};
 }
 
 bool MountView::is_dir(fuse_ino_t ino) const {
   if (is_fixed_dir(ino)) return true;
-  const std::optional<Node> n = node(ino);
-  return n && n->kind == Node::Kind::image_entry &&
-         n->image->manifest.entry(n->entry).type == image::EntryType::directory;
+  const auto n = node(ino);
+  if (!n || n.value().kind != Node::Kind::image_entry) return false;
+  const auto e = n.value().image->manifest.entry(n.value().entry);
+  return e && e.value().type == image::EntryType::directory;
 }
 
-fuse_ino_t MountView::image_entry_ino(const Image& image, uint32_t entry) {
-  return image.base | image.manifest.resolve(entry);
+Result<fuse_ino_t> MountView::image_entry_ino(const Image& image, uint32_t entry) const {
+  auto target = image.manifest.resolve(entry);
+  if (!target) return failed(image, target.error());
+  return image.base | target.value();
 }
 
-std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view name) const {
-  if (name == "." || name == "..") return std::nullopt;  // the kernel resolves these itself
+Result<std::optional<fuse_ino_t>> MountView::lookup(fuse_ino_t parent, std::string_view name) const {
+  using Found = std::optional<fuse_ino_t>;
+  if (name == "." || name == "..") return Found();  // the kernel resolves these itself
   switch (parent) {
     case kRoot:
-      if (name == "blobs") return kBlobsDir;
-      if (name == "images") return kImagesDir;
-      return std::nullopt;
+      if (name == "blobs") return Found(kBlobsDir);
+      if (name == "images") return Found(kImagesDir);
+      return Found();
     case kBlobsDir:
-      if (name == "sha256") return kShaDir;
-      return std::nullopt;
+      if (name == "sha256") return Found(kShaDir);
+      return Found();
     case kShaDir: {
-      if (!Digest::is_canonical_hex(name)) return std::nullopt;
+      if (!Digest::is_canonical_hex(name)) return Found();
       const Digest digest = Digest::parse(name).value();
       ReaderLock lock(mu_);
       auto it = blob_inos_.find(digest);
-      if (it == blob_inos_.end()) return std::nullopt;
-      return it->second;
+      if (it == blob_inos_.end()) return Found();
+      return Found(it->second);
     }
     case kImagesDir: {
       ReaderLock lock(mu_);
       auto it = image_index_.find(std::string(name));
-      if (it == image_index_.end()) return std::nullopt;
-      return images_[it->second]->base;
+      if (it == image_index_.end()) return Found();
+      return Found(images_[it->second]->base);
     }
     default:
       break;
@@ -163,29 +212,33 @@ std::optional<fuse_ino_t> MountView::lookup(fuse_ino_t parent, std::string_view 
     ReaderLock lock(mu_);
     image = image_of(parent);
   }
-  if (!image) return std::nullopt;
-  const uint32_t dir = static_cast<uint32_t>(parent & kEntryMask);
-  if (image->manifest.entry(dir).type != image::EntryType::directory) return std::nullopt;
-  const std::optional<uint32_t> child = image->manifest.find_child(dir, name);
-  if (!child) return std::nullopt;
-  return image_entry_ino(*image, *child);
+  if (!image) return Found();
+  const auto dir = static_cast<uint32_t>(parent & kEntryMask);
+  auto e = image->manifest.entry(dir);
+  if (!e) return failed(*image, e.error());
+  if (e.value().type != image::EntryType::directory) return Found();
+  auto child = image->manifest.find_child(dir, name);
+  if (!child) return failed(*image, child.error());
+  if (!child.value()) return Found();
+  PAGERFS_TRY(ino, image_entry_ino(*image, *child.value()));
+  return Found(ino);
 }
 
-std::optional<fuse_ino_t> MountView::resolve(std::string_view path) const {
+Result<std::optional<fuse_ino_t>> MountView::resolve(std::string_view path) const {
   fuse_ino_t ino = kRoot;
   while (!path.empty()) {
     const size_t slash = path.find('/');
     const std::string_view name = path.substr(0, slash);
     path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
     if (name.empty()) continue;  // "a//b", a trailing '/'
-    const std::optional<fuse_ino_t> next = lookup(ino, name);
-    if (!next) return std::nullopt;
+    PAGERFS_TRY(next, lookup(ino, name));
+    if (!next) return next;
     ino = *next;
   }
-  return ino;
+  return std::optional<fuse_ino_t>(ino);
 }
 
-fuse_ino_t MountView::parent_of(fuse_ino_t dir) const {
+Result<fuse_ino_t> MountView::parent_of(fuse_ino_t dir) const {
   switch (dir) {
     case kRoot:
     case kBlobsDir:
@@ -196,21 +249,30 @@ fuse_ino_t MountView::parent_of(fuse_ino_t dir) const {
     default:
       break;
   }
-  ReaderLock lock(mu_);
-  const Image* image = image_of(dir);
+  const Image* image = nullptr;
+  {
+    ReaderLock lock(mu_);
+    image = image_of(dir);
+  }
   if (!image) return kRoot;
-  const uint32_t entry = static_cast<uint32_t>(dir & kEntryMask);
-  return entry == 0 ? kImagesDir : image->base | image->manifest.entry(entry).parent;
+  const auto entry = static_cast<uint32_t>(dir & kEntryMask);
+  if (entry == 0) return kImagesDir;
+  auto e = image->manifest.entry(entry);
+  if (!e) return failed(*image, e.error());
+  return image->base | e.value().parent;
 }
 
-struct stat MountView::image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino) {
+Result<struct stat> MountView::image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino) const {
   const image::Manifest& m = image.manifest;
-  const uint32_t target = m.resolve(entry);
-  const image::Entry e = m.entry(target);
+  auto target = m.resolve(entry);
+  if (!target) return failed(image, target.error());
+  auto decoded = m.entry(target.value());
+  if (!decoded) return failed(image, decoded.error());
+  const image::Entry& e = decoded.value();
   struct stat st {};
   st.st_ino = ino;
   st.st_mode = e.mode;
-  st.st_nlink = m.nlink(target);
+  st.st_nlink = e.nlink;
   st.st_uid = e.uid;
   st.st_gid = e.gid;
   st.st_mtim = {static_cast<time_t>(e.mtime_sec), static_cast<long>(e.mtime_nsec)};
@@ -232,13 +294,14 @@ struct stat MountView::image_attributes(const Image& image, uint32_t entry, fuse
   return st;
 }
 
-std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, size_t max) const {
+Result<std::vector<MountView::Entry>> MountView::list(fuse_ino_t dir, size_t offset, size_t max) const {
   std::vector<Entry> out;
+  PAGERFS_TRY(parent, parent_of(dir));
   auto emit = [&](size_t position, auto make) {
     if (position >= offset && out.size() < max) out.push_back(make());
   };
   emit(0, [&] { return Entry{".", dir, S_IFDIR}; });
-  emit(1, [&] { return Entry{"..", parent_of(dir), S_IFDIR}; });
+  emit(1, [&] { return Entry{"..", parent, S_IFDIR}; });
   size_t position = 2;
   switch (dir) {
     case kRoot:
@@ -267,10 +330,20 @@ std::vector<MountView::Entry> MountView::list(fuse_ino_t dir, size_t offset, siz
   }
   if (!image) return out;
   const image::Manifest& m = image->manifest;
-  const auto children = m.children(static_cast<uint32_t>(dir & kEntryMask));
-  for (size_t i = offset > position ? offset - position : 0; i < children.count && out.size() < max; ++i) {
-    const uint32_t child = children.first + static_cast<uint32_t>(i);
-    out.push_back({std::string(m.entry(child).name), image_entry_ino(*image, child), type_bits(m, child)});
+  auto children = m.children(static_cast<uint32_t>(dir & kEntryMask));
+  if (!children) return failed(*image, children.error());
+  const auto [first, count] = children.value();
+  for (size_t i = offset > position ? offset - position : 0; i < count && out.size() < max; ++i) {
+    const uint32_t child = first + static_cast<uint32_t>(i);
+    auto e = m.entry(child);
+    if (!e) return failed(*image, e.error());
+    if (e.value().parent != (dir & kEntryMask)) {
+      return failed(*image, Error(errc::corrupt_blob, "image manifest: entry " + std::to_string(child) +
+                                                          " is in the child slice of another directory"));
+    }
+    PAGERFS_TRY(ino, image_entry_ino(*image, child));
+    PAGERFS_TRY(type, type_bits(*image, child));
+    out.push_back({std::string(e.value().name), ino, type});
   }
   return out;
 }

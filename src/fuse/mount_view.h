@@ -21,8 +21,15 @@
 // what the kernel caches, never the size of the store. Nothing of the store
 // is listed or read at mount: blobs are found on lookup (see Filesystem),
 // images on lookup and in the listing of /images. An image is never removed or changed
-// while mounted: its manifest stays in memory, so entry names and
+// while mounted: its manifest stays mapped, so entry names and
 // attributes stay valid for the life of the view.
+// A file packed into another blob (a pack) shows in /blobs/sha256 under its
+// own content digest too, found through the loaded images' content tables.
+//
+// Image entries are checked as they are used (image::Manifest): a lookup,
+// an attribute or a listing that meets a malformed entry is an error
+// (errc::corrupt_blob: EIO), counted by the manifest and reported once per
+// image through the error log, if one is set.
 //
 // Thread safety: all methods may be called concurrently; mu_ guards the
 // tables, and an Image, once added, is never moved or changed (a Node's
@@ -33,6 +40,7 @@
 #include <sys/stat.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +50,7 @@
 
 #include "pagerfs/store/image_manifest.h"
 #include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
 #include "util/mutex.h"
 
 namespace pagerfs {
@@ -64,28 +73,39 @@ class MountView {
   struct Node {
     enum class Kind { fixed_dir, blob, image_file, image_entry };
     Kind kind = Kind::fixed_dir;
-    Digest digest;                 // blob, image_file
+    Digest digest;                 // blob, image_file: the content digest
+    // Where the bytes are: image_file; blob: a packed content's (else the
+    // blob itself is read, whole).
+    std::optional<image::Content> content;
     const Image* image = nullptr;  // image_file, image_entry
     uint32_t entry = 0;            // image_file, image_entry: the manifest entry
   };
 
   MountView() = default;
 
-  std::optional<Node> node(fuse_ino_t ino) const;
+  // Called (without a lock of the view) with the first malformed entry
+  // error of each image.
+  using ErrorLog = std::function<void(const Image&, const Error&)>;
+  void set_error_log(ErrorLog log) { error_log_ = std::move(log); }
+
+  // ENOENT for an inode the view does not know; errc::corrupt_blob for a
+  // malformed entry.
+  Result<Node> node(fuse_ino_t ino) const;
   static bool is_fixed_dir(fuse_ino_t ino) noexcept { return ino >= kRoot && ino <= kImagesDir; }
   bool is_dir(fuse_ino_t ino) const;
 
   // The inode of `name` in directory `parent`, if the view knows it.
-  std::optional<fuse_ino_t> lookup(fuse_ino_t parent, std::string_view name) const;
+  Result<std::optional<fuse_ino_t>> lookup(fuse_ino_t parent, std::string_view name) const;
   // The inode of a path relative to the root ("images/a/bin/sh"); symlinks
   // are not followed.
-  std::optional<fuse_ino_t> resolve(std::string_view path) const;
+  Result<std::optional<fuse_ino_t>> resolve(std::string_view path) const;
 
   // Whether the kernel holds an inode of blob `digest`.
   bool has_blob(const Digest& digest) const;
-  // The inode of blob `digest` (one the store has: the caller checked), with
-  // one more kernel reference: call once per LOOKUP reply that names it.
-  fuse_ino_t hold_blob(const Digest& digest);
+  // The inode of blob `digest` (one the store has, or a content packed into
+  // another blob: `packed`; the caller checked), with one more kernel
+  // reference: call once per LOOKUP reply that names it.
+  fuse_ino_t hold_blob(const Digest& digest, std::optional<image::Content> packed = std::nullopt);
   // The inode blob `digest` has, or would get if looked up now (readdir's
   // d_ino); takes no reference.
   fuse_ino_t blob_ino(const Digest& digest) const;
@@ -96,6 +116,11 @@ class MountView {
   size_t blob_inode_count() const;
   // The inode number derived from a digest (before collisions).
   static fuse_ino_t derived_blob_ino(const Digest& digest) noexcept;
+  // A content packed into another blob, named by a loaded image (the first
+  // that has it), if any.
+  Result<std::optional<image::Content>> find_packed(const Digest& digest) const;
+  // Malformed image entries met so far, over all images.
+  uint64_t image_entry_errors() const;
   // Adds an image under /images (a name already there keeps its manifest);
   // returns the inode of its root.
   fuse_ino_t add_image(std::string name, image::Manifest manifest);
@@ -109,7 +134,7 @@ class MountView {
 
   // The attributes of an image's directory, symlink or special file, or of
   // an image file inode (its size is the manifest's).
-  static struct stat image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino);
+  Result<struct stat> image_attributes(const Image& image, uint32_t entry, fuse_ino_t ino) const;
 
   struct Entry {
     std::string name;
@@ -119,20 +144,25 @@ class MountView {
   // Directory entries from position `offset` on (".", ".." first). Of
   // /blobs/sha256 only "." and "..": Filesystem streams the store's
   // directory instead.
-  std::vector<Entry> list(fuse_ino_t dir, size_t offset, size_t max) const;
+  Result<std::vector<Entry>> list(fuse_ino_t dir, size_t offset, size_t max) const;
 
  private:
   // A blob of /blobs/sha256 that the kernel holds.
   struct BlobNode {
     Digest digest;
-    uint64_t lookups = 0;  // kernel references (LOOKUP replies not yet forgotten)
+    uint64_t lookups = 0;                  // kernel references (LOOKUP replies not yet forgotten)
+    std::optional<image::Content> packed;  // a content inside a pack
   };
 
-  fuse_ino_t parent_of(fuse_ino_t dir) const;
+  Result<fuse_ino_t> parent_of(fuse_ino_t dir) const;
   // The inode of image entry `entry` (a hard link: its target's).
-  static fuse_ino_t image_entry_ino(const Image& image, uint32_t entry);
+  Result<fuse_ino_t> image_entry_ino(const Image& image, uint32_t entry) const;
+  // `error` (of image `image`'s manifest), reported if it is the first.
+  Error failed(const Image& image, Error error) const;
+  Result<mode_t> type_bits(const Image& image, uint32_t entry) const;
   const Image* image_of(fuse_ino_t ino) const REQUIRES_SHARED(mu_);
 
+  ErrorLog error_log_;  // set before the view is shared
   mutable SharedMutex mu_;
   fuse_ino_t free_blob_ino(const Digest& digest) const REQUIRES_SHARED(mu_);
 

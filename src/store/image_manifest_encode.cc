@@ -1,12 +1,14 @@
 // Image manifest encoding: EntrySpecs (a tree described by paths, in any
-// order) checked against the rules and laid out as a manifest file: entries
-// breadth first, sorted by (parent, name), digests sorted and unique, equal
-// strings stored once.
+// order) and BlobRecords checked against the rules and laid out as a version 2
+// manifest file: entries breadth first, sorted by (parent, name), with their
+// child slices and link counts; contents and blobs sorted and unique; equal
+// strings stored once; the page table last.
 #include "pagerfs/store/image_manifest.h"
 
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cassert>
 #include <limits>
 #include <utility>
@@ -60,6 +62,7 @@ Result<void> check_spec(EntrySpec& e) {
     return ok();
   };
   PAGERFS_TRYV(unused(e.type != EntryType::file && e.digest != Digest{}, "a digest"));
+  PAGERFS_TRYV(unused(e.type != EntryType::file && e.packed.has_value(), "a pack reference"));
   PAGERFS_TRYV(
       unused(e.type != EntryType::symlink && !e.symlink_target.empty(), "a symlink target"));
   PAGERFS_TRYV(
@@ -212,7 +215,7 @@ class StringTable {
 
 }  // namespace
 
-Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries) {
+Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries, std::vector<BlobRecord> blobs) {
   if (entries.size() > kMaxEntries) {
     return Error(errc::invalid_argument, "image: " + std::to_string(entries.size()) +
                                              " entries, more than a manifest can hold (" +
@@ -311,6 +314,7 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries) {
     std::array<uint64_t, 4> words;
     uint32_t entry;
   };
+  std::vector<Digest> blob_of;  // per content: the blob that holds it
   std::vector<Keyed> files;
   files.reserve(
       static_cast<size_t>(std::count_if(entries.begin(), entries.end(), [](const EntrySpec& e) {
@@ -329,32 +333,103 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries) {
   }
   std::sort(files.begin(), files.end(),
             [](const Keyed& a, const Keyed& b) { return a.words < b.words; });
-  std::vector<Digest> digests;
+  // One content record per digest: every file naming it must agree on its
+  // size and place.
+  std::vector<StoredContent> contents;
   std::vector<uint32_t> digest_index(n, 0);
+  std::vector<uint32_t> first_user;  // per content: the entry that named it first
   for (size_t k = 0; k < files.size(); ++k) {
+    const EntrySpec& e = entries[files[k].entry];
+    const Digest blob = e.packed ? e.packed->blob : e.digest;
+    const uint64_t offset = e.packed ? e.packed->offset : 0;
     if (k == 0 || files[k].words != files[k - 1].words) {
-      std::array<uint8_t, Digest::kSize> raw;
-      for (size_t b = 0; b < raw.size(); ++b)
-        raw[b] = static_cast<uint8_t>(files[k].words[b / 8] >> (56 - 8 * (b % 8)));
-      digests.emplace_back(raw);
+      contents.push_back({.digest = e.digest, .blob = 0, .reserved = 0, .offset = offset, .length = e.size});
+      first_user.push_back(files[k].entry);
+      // The blob index is resolved below; the blob digest is kept here.
+      blob_of.push_back(blob);
+    } else {
+      const EntrySpec& first = entries[first_user.back()];
+      if (first.size != e.size) {
+        return invalid(e.path, "content " + e.digest.str() + " has " + std::to_string(e.size) +
+                                   " bytes here and " + std::to_string(first.size) + " at " +
+                                   quote(first.path));
+      }
+      if (blob_of.back() != blob || contents.back().offset != offset) {
+        return invalid(e.path, "content " + e.digest.str() + " is stored at another place than at " +
+                                   quote(first.path));
+      }
     }
-    digest_index[files[k].entry] = static_cast<uint32_t>(digests.size() - 1);
+    digest_index[files[k].entry] = static_cast<uint32_t>(contents.size() - 1);
+  }
+  // The blob table: the records named, sorted, unique.
+  std::sort(blobs.begin(), blobs.end(),
+            [](const BlobRecord& a, const BlobRecord& b) { return a.digest < b.digest; });
+  for (size_t k = 1; k < blobs.size(); ++k) {
+    if (blobs[k].digest == blobs[k - 1].digest && blobs[k] != blobs[k - 1]) {
+      return Error(errc::invalid_argument,
+                   "image: blob " + blobs[k].digest.str() + " has two different records");
+    }
+  }
+  blobs.erase(std::unique(blobs.begin(), blobs.end()), blobs.end());
+  std::vector<bool> blob_used(blobs.size(), false);
+  for (size_t c = 0; c < contents.size(); ++c) {
+    const EntrySpec& e = entries[first_user[c]];
+    auto it = std::lower_bound(blobs.begin(), blobs.end(), blob_of[c],
+                               [](const BlobRecord& r, const Digest& d) { return r.digest < d; });
+    if (it == blobs.end() || it->digest != blob_of[c]) {
+      return invalid(e.path, "blob " + blob_of[c].str() + " has no blob record");
+    }
+    const BlobRecord& record = *it;
+    StoredContent& content = contents[c];
+    if (content.offset > record.byte_size || content.length > record.byte_size - content.offset) {
+      return invalid(e.path, "content [" + std::to_string(content.offset) + ", +" +
+                                 std::to_string(content.length) + ") is past the end of blob " +
+                                 record.digest.str() + " (" + std::to_string(record.byte_size) +
+                                 " bytes)");
+    }
+    if (record.digest == content.digest &&
+        (content.offset != 0 || content.length != record.byte_size)) {
+      return invalid(e.path, "blob " + record.digest.str() + " of its own content has " +
+                                 std::to_string(record.byte_size) + " bytes, the file " +
+                                 std::to_string(content.length) + " at offset " +
+                                 std::to_string(content.offset));
+    }
+    content.blob = static_cast<uint32_t>(it - blobs.begin());
+    blob_used[content.blob] = true;
+  }
+  {
+    size_t kept = 0;
+    std::vector<uint32_t> renumber(blobs.size(), 0);
+    for (size_t k = 0; k < blobs.size(); ++k) {
+      if (!blob_used[k]) continue;
+      renumber[k] = static_cast<uint32_t>(kept);
+      blobs[kept++] = blobs[k];
+    }
+    blobs.resize(kept);
+    for (StoredContent& c : contents) c.blob = renumber[c.blob];
   }
   files = {};
 
+  // Link counts: a directory's is 2 + its subdirectories, a non-directory's
+  // 1 + the hardlinks naming it (saturating: st_nlink is what it is).
+  std::vector<uint32_t> nlink(n, 0);
+  auto bump = [](uint32_t& v) {
+    if (v != std::numeric_limits<uint32_t>::max()) ++v;
+  };
+  for (uint32_t i = 0; i < n; ++i) {
+    const EntryType type = entries[i].type;
+    if (type == EntryType::hardlink) continue;
+    nlink[i] = type == EntryType::directory ? 2 : 1;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    if (entries[i].type == EntryType::directory && parent[i] != kNone) bump(nlink[parent[i]]);
+    if (entries[i].type == EntryType::hardlink) bump(nlink[link_target[i]]);
+  }
+
+  // The entries as stored, in breadth-first order, with the strings they use.
   StringTable strings(n);
   std::string records;  // of one entry
-  // Room for the strings as well, so that appending them does not move the
-  // entries; what deduplication saves is never touched.
-  uint64_t strings_bound = 0;
-  for (const EntrySpec& e : entries) {
-    strings_bound += e.path.size() + e.symlink_target.size();
-    for (const Xattr& x : e.xattrs) strings_bound += 1 + x.name.size() + 4 + x.value.size();
-  }
-  std::vector<std::byte> out;
-  const uint64_t tables_size = string_table_offset(n, digests.size());
-  out.reserve(tables_size + std::min(strings_bound, kMaxStringsSize));
-  out.resize(tables_size);
+  std::vector<StoredEntry> stored(n);
   for (uint32_t k = 0; k < n; ++k) {
     const uint32_t i = order[k];
     const EntrySpec& e = entries[i];
@@ -379,9 +454,14 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries) {
       }
       case EntryType::hardlink: ref = index_of[link_target[i]]; break;
       case EntryType::special: ref = e.rdev; break;
-      case EntryType::directory: break;
+      case EntryType::directory:
+        if (child_count[i] > 0) {
+          // Children are placed together, in their sorted order.
+          ref = uint64_t{child_count[i]} << 32 | index_of[children[child_begin[i]]];
+        }
+        break;
     }
-    write_entry({.parent = parent[i] == kNone ? 0 : index_of[parent[i]],
+    stored[k] = {.parent = parent[i] == kNone ? 0 : index_of[parent[i]],
                  .name_offset = name_offset,
                  .name_length = static_cast<uint16_t>(name_of(i).size()),
                  .type = static_cast<uint8_t>(e.type),
@@ -393,22 +473,43 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries) {
                  .xattrs_size = xattrs_size,
                  .size = e.size,
                  .ref = ref,
-                 .xattrs_offset = xattrs_offset},
-                out, k);
+                 .xattrs_offset = xattrs_offset,
+                 .nlink = nlink[i]};
   }
 
-  ByteWriter table{std::span(out).subspan(digest_table_offset(n), digests.size() * kDigestSize)};
-  for (const Digest& d : digests) table.bytes(d.bytes());
-  assert(table.filled());
   const std::string& string_data = strings.data();
-  const auto* string_bytes = reinterpret_cast<const std::byte*>(string_data.data());
-  out.insert(out.end(), string_bytes, string_bytes + string_data.size());
+  const uint64_t body = body_size(n, contents.size(), blobs.size(), string_data.size());
+  const uint64_t pages = pages_for(body);
+  const uint64_t body_offset = kHeaderSize + pages * 8;
+  std::vector<std::byte> out(body_offset + body);
+  for (uint32_t k = 0; k < n; ++k) write_entry(stored[k], out, body_offset, k);
+  stored = {};
+  uint64_t at = body_offset + uint64_t{n} * kEntrySize;
+  for (const StoredContent& c : contents) {
+    write_content(c, std::span(out).subspan(at, kContentRecordSize));
+    at += kContentRecordSize;
+  }
+  for (const BlobRecord& b : blobs) {
+    write_blob_record(b, std::span(out).subspan(at, kBlobRecordSize));
+    at += kBlobRecordSize;
+  }
+  std::memcpy(out.data() + at, string_data.data(), string_data.size());
+  assert(at + string_data.size() == out.size());
+
+  ByteWriter page_table{std::span(out).subspan(kHeaderSize, pages * 8)};
+  for (uint64_t p = 0; p < pages; ++p) {
+    const uint64_t start = body_offset + p * kPageSize;
+    page_table.u64(XXH3_64bits(out.data() + start, std::min<uint64_t>(kPageSize, out.size() - start)));
+  }
+  assert(page_table.filled());
 
   StoredHeader header;
   header.entry_count = n;
-  header.digest_count = digests.size();
+  header.content_count = contents.size();
+  header.blob_count = blobs.size();
   header.strings_size = string_data.size();
-  header.body_checksum = XXH3_64bits(out.data() + kHeaderSize, out.size() - kHeaderSize);
+  header.page_count = pages;
+  header.page_table_checksum = XXH3_64bits(out.data() + kHeaderSize, pages * 8);
   write_header(header, out);
   return out;
 }

@@ -9,7 +9,6 @@
 namespace pagerfs::image {
 namespace {
 
-constexpr size_t kHeaderChecksumOffset = kHeaderSize - 8;
 static_assert(kDigestSize == Digest::kSize);
 
 std::span<const std::byte> as_bytes(std::string_view s) noexcept {
@@ -27,12 +26,15 @@ void write_header(const StoredHeader& h, std::span<std::byte> manifest) noexcept
   w.bytes(h.magic)
       .u32(h.version)
       .u32(h.header_size)
-      .u64(h.entry_count)
-      .u64(h.digest_count)
-      .u64(h.strings_size)
-      .u64(h.body_checksum)
+      .u32(h.page_size)
       .u32(h.flags)
-      .u32(h.reserved);
+      .u64(h.entry_count)
+      .u64(h.content_count)
+      .u64(h.blob_count)
+      .u64(h.strings_size)
+      .u64(h.page_count)
+      .u64(h.page_table_checksum)
+      .bytes(h.reserved);
   assert(w.position() == kHeaderChecksumOffset);
   w.u64(header_checksum(manifest));
   assert(w.filled());
@@ -44,15 +46,52 @@ StoredHeader read_header(std::span<const std::byte> manifest) noexcept {
   h.magic = r.array<8>();
   h.version = r.u32();
   h.header_size = r.u32();
-  h.entry_count = r.u64();
-  h.digest_count = r.u64();
-  h.strings_size = r.u64();
-  h.body_checksum = r.u64();
+  h.page_size = r.u32();
   h.flags = r.u32();
-  h.reserved = r.u32();
+  h.entry_count = r.u64();
+  h.content_count = r.u64();
+  h.blob_count = r.u64();
+  h.strings_size = r.u64();
+  h.page_count = r.u64();
+  h.page_table_checksum = r.u64();
+  h.reserved = r.array<48>();
   h.header_checksum = r.u64();
   assert(r.ok() && r.remaining() == 0);
   return h;
+}
+
+void write_content(const StoredContent& c, std::span<std::byte> at) noexcept {
+  ByteWriter w(at.first(kContentRecordSize));
+  w.bytes(c.digest.bytes()).u32(c.blob).u32(c.reserved).u64(c.offset).u64(c.length);
+  assert(w.filled());
+}
+
+StoredContent read_content(std::span<const std::byte> at) noexcept {
+  ByteReader r(at.first(kContentRecordSize));
+  StoredContent c;
+  c.digest = Digest(r.array<Digest::kSize>());
+  c.blob = r.u32();
+  c.reserved = r.u32();
+  c.offset = r.u64();
+  c.length = r.u64();
+  assert(r.ok() && r.remaining() == 0);
+  return c;
+}
+
+void write_blob_record(const BlobRecord& b, std::span<std::byte> at) noexcept {
+  ByteWriter w(at.first(kBlobRecordSize));
+  w.bytes(b.digest.bytes()).bytes(b.table_digest.bytes()).u64(b.byte_size);
+  assert(w.filled());
+}
+
+BlobRecord read_blob_record(std::span<const std::byte> at) noexcept {
+  ByteReader r(at.first(kBlobRecordSize));
+  BlobRecord b;
+  b.digest = Digest(r.array<Digest::kSize>());
+  b.table_digest = Digest(r.array<Digest::kSize>());
+  b.byte_size = r.u64();
+  assert(r.ok() && r.remaining() == 0);
+  return b;
 }
 
 XattrRecordRead read_xattr_record(std::string_view records) noexcept {

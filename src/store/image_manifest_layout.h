@@ -1,4 +1,5 @@
-// The bytes of an image manifest: its header, its entries and its xattr
+// The bytes of an image manifest (version 2): its header, its entries, content
+// and blob records and its xattr
 // records as they are stored, and the codec between them and these structs.
 // The layout is the one pagerfs/store/image_manifest.h documents (and
 // man/pagerfs-store.5 specifies); the fields below are in its order, and the
@@ -19,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pagerfs/store/image_manifest.h"
 #include "util/byte_codec.h"
@@ -30,14 +32,18 @@ struct StoredHeader {
   std::array<uint8_t, 8> magic = kMagic;
   uint32_t version = kVersion;
   uint32_t header_size = kHeaderSize;
-  uint64_t entry_count = 0;
-  uint64_t digest_count = 0;
-  uint64_t strings_size = 0;
-  uint64_t body_checksum = 0;  // XXH3-64 of every byte after the header
+  uint32_t page_size = kPageSize;
   uint32_t flags = 0;
-  uint32_t reserved = 0;
+  uint64_t entry_count = 0;
+  uint64_t content_count = 0;
+  uint64_t blob_count = 0;
+  uint64_t strings_size = 0;
+  uint64_t page_count = 0;
+  uint64_t page_table_checksum = 0;  // XXH3-64 of the page table
+  std::array<uint8_t, 48> reserved{};
   uint64_t header_checksum = 0;  // XXH3-64 of the header's bytes before it
 };
+inline constexpr size_t kHeaderChecksumOffset = kHeaderSize - 8;
 
 // Writes `header` into the first kHeaderSize bytes of `manifest`, with its
 // header_checksum computed (the one given is ignored).
@@ -47,7 +53,14 @@ StoredHeader read_header(std::span<const std::byte> manifest) noexcept;
 // What header_checksum must be for the header at the start of `manifest`.
 uint64_t header_checksum(std::span<const std::byte> manifest) noexcept;
 
-// One entry as stored (kEntrySize bytes); see Entry for the meaning.
+// The body's size for these counts (each < 2^32: no overflow).
+inline uint64_t body_size(uint64_t entries, uint64_t contents, uint64_t blobs, uint64_t strings) noexcept {
+  return entries * kEntrySize + contents * kContentRecordSize + blobs * kBlobRecordSize + strings;
+}
+inline uint64_t pages_for(uint64_t body) noexcept { return (body + kPageSize - 1) / kPageSize; }
+
+// One entry as stored (kEntrySize bytes); see Entry for the meaning. The
+// version 1 entry has the same layout with nlink reserved (0).
 struct StoredEntry {
   uint32_t parent = 0;
   uint32_t name_offset = 0;
@@ -63,14 +76,15 @@ struct StoredEntry {
   uint64_t size = 0;
   uint64_t ref = 0;
   uint32_t xattrs_offset = 0;
-  uint32_t reserved32 = 0;
+  uint32_t nlink = 0;
 };
 
-// Entry `index`, written into or read from a manifest whose length holds
-// it (the parser checks that before it reads any). Inline: every lookup
-// reads entries.
-inline void write_entry(const StoredEntry& e, std::span<std::byte> manifest, uint32_t index) noexcept {
-  ByteWriter w(manifest.subspan(kHeaderSize + uint64_t{index} * kEntrySize, kEntrySize));
+// Entry `index` of the entry table at `table` in `manifest` (whose length
+// holds it: callers check that before they read). Inline: every lookup reads
+// entries.
+inline void write_entry(const StoredEntry& e, std::span<std::byte> manifest, uint64_t table,
+                        uint32_t index) noexcept {
+  ByteWriter w(manifest.subspan(table + uint64_t{index} * kEntrySize, kEntrySize));
   w.u32(e.parent)
       .u32(e.name_offset)
       .u16(e.name_length)
@@ -85,12 +99,13 @@ inline void write_entry(const StoredEntry& e, std::span<std::byte> manifest, uin
       .u64(e.size)
       .u64(e.ref)
       .u32(e.xattrs_offset)
-      .u32(e.reserved32);
+      .u32(e.nlink);
   assert(w.filled());
 }
 
-inline StoredEntry read_entry(std::span<const std::byte> manifest, uint32_t index) noexcept {
-  ByteReader r(manifest.subspan(kHeaderSize + uint64_t{index} * kEntrySize, kEntrySize));
+inline StoredEntry read_entry(std::span<const std::byte> manifest, uint64_t table,
+                              uint32_t index) noexcept {
+  ByteReader r(manifest.subspan(table + uint64_t{index} * kEntrySize, kEntrySize));
   StoredEntry e;
   e.parent = r.u32();
   e.name_offset = r.u32();
@@ -106,19 +121,25 @@ inline StoredEntry read_entry(std::span<const std::byte> manifest, uint32_t inde
   e.size = r.u64();
   e.ref = r.u64();
   e.xattrs_offset = r.u32();
-  e.reserved32 = r.u32();
+  e.nlink = r.u32();
   assert(r.ok() && r.remaining() == 0);
   return e;
 }
 
-// Where the tables start, for a manifest of `entry_count` entries and
-// `digest_count` digests.
-inline uint64_t digest_table_offset(uint64_t entry_count) noexcept {
-  return kHeaderSize + entry_count * kEntrySize;
-}
-inline uint64_t string_table_offset(uint64_t entry_count, uint64_t digest_count) noexcept {
-  return digest_table_offset(entry_count) + digest_count * kDigestSize;
-}
+// A content record as stored (kContentRecordSize bytes).
+struct StoredContent {
+  Digest digest;
+  uint32_t blob = 0;
+  uint32_t reserved = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+void write_content(const StoredContent& c, std::span<std::byte> at) noexcept;
+StoredContent read_content(std::span<const std::byte> at) noexcept;
+
+// A blob record as stored (kBlobRecordSize bytes).
+void write_blob_record(const BlobRecord& b, std::span<std::byte> at) noexcept;
+BlobRecord read_blob_record(std::span<const std::byte> at) noexcept;
 
 // One xattr record: u8 name_length, name, u32 value_length, value.
 struct XattrRecord {
@@ -136,5 +157,17 @@ struct XattrRecordRead {
 XattrRecordRead read_xattr_record(std::string_view records) noexcept;
 // Appends the record of `xattr` (whose name is at most 255 bytes).
 void append_xattr_record(std::string& records, const Xattr& xattr);
+
+// Why `records` are not a valid xattr list (sorted, unique, well-formed,
+// exactly filling it), or an empty string.
+std::string check_records(std::string_view records);
+
+// A version 1 manifest, checked whole (every field, as version 1 specified)
+// and described for encode(): image_manifest_parse.cc.
+struct V1Tree {
+  std::vector<EntrySpec> entries;
+  std::vector<BlobRecord> blobs;
+};
+Result<V1Tree> parse_v1(std::span<const std::byte> bytes);
 
 }  // namespace pagerfs::image

@@ -1,6 +1,9 @@
-// Image manifest parsing: every byte of a manifest file validated, in the
-// order man/pagerfs-store.5 gives, before a Manifest is handed out; and the
-// per-directory child slices and link counts computed on the way.
+// Image manifest version 1: every byte of a v1 manifest file validated, in
+// the order man/pagerfs-store.5 gives, then converted to EntrySpecs and
+// BlobRecords that encode() turns into the version 2 bytes the Manifest
+// serves. A v1 manifest records no seek-table digests (the blob records'
+// table digests are zero: nothing to anchor) and no blob sizes (a whole-file
+// blob's size is its file's).
 #include "pagerfs/store/image_manifest.h"
 
 #include <xxhash.h>
@@ -16,6 +19,79 @@
 namespace pagerfs::image {
 namespace {
 
+// The version 1 header (64 bytes):
+//    0 magic "PGFSIMAG"       8 u32 version (1)       12 u32 header_size (64)
+//   16 u64 entry_count (>= 1) 24 u64 digest_count     32 u64 strings_size (< 2^32)
+//   40 u64 body_checksum: XXH3-64 of every byte after the header
+//   48 u32 flags (0)          52 u32 reserved (0)     56 u64 XXH3-64 of bytes [0, 56)
+// then entry_count entries (the v2 layout with nlink reserved, 0),
+// digest_count digests of 32 bytes, and the strings.
+constexpr size_t kV1HeaderSize = 64;
+struct V1Header {
+  std::array<uint8_t, 8> magic{};
+  uint32_t version = 0;
+  uint32_t header_size = 0;
+  uint64_t entry_count = 0;
+  uint64_t digest_count = 0;
+  uint64_t strings_size = 0;
+  uint64_t body_checksum = 0;
+  uint32_t flags = 0;
+  uint32_t reserved = 0;
+  uint64_t header_checksum = 0;
+};
+
+V1Header read_v1_header(std::span<const std::byte> file) noexcept {
+  ByteReader r(file.first(kV1HeaderSize));
+  V1Header h;
+  h.magic = r.array<8>();
+  h.version = r.u32();
+  h.header_size = r.u32();
+  h.entry_count = r.u64();
+  h.digest_count = r.u64();
+  h.strings_size = r.u64();
+  h.body_checksum = r.u64();
+  h.flags = r.u32();
+  h.reserved = r.u32();
+  h.header_checksum = r.u64();
+  return h;
+}
+
+uint64_t v1_digest_table_offset(uint64_t entry_count) noexcept {
+  return kV1HeaderSize + entry_count * kEntrySize;
+}
+uint64_t v1_string_table_offset(uint64_t entry_count, uint64_t digest_count) noexcept {
+  return v1_digest_table_offset(entry_count) + digest_count * kDigestSize;
+}
+
+// What the v1 checks need of a manifest under way.
+struct V1 {
+  std::span<const std::byte> file;
+  uint32_t n = 0;
+  uint64_t digest_count = 0;
+  uint64_t strings_size = 0;
+  std::vector<Digest> digests;
+
+  std::string_view strings() const noexcept {
+    const uint64_t offset = v1_string_table_offset(n, digest_count);
+    return {reinterpret_cast<const char*>(file.data()) + offset, file.size() - offset};
+  }
+  // Only for entries whose name and parent (< it) are checked.
+  std::string path(uint32_t index) const {
+    std::vector<std::string_view> names;
+    for (uint32_t i = index; i != 0;) {
+      const StoredEntry e = read_entry(file, kV1HeaderSize, i);
+      names.push_back(strings().substr(e.name_offset, e.name_length));
+      i = e.parent;
+    }
+    std::string out;
+    for (auto it = names.rbegin(); it != names.rend(); ++it) {
+      if (!out.empty()) out += '/';
+      out += *it;
+    }
+    return out;
+  }
+};
+
 Error corrupt(const std::string& message) {
   return Error(errc::corrupt_blob, "image manifest: " + message);
 }
@@ -24,11 +100,8 @@ std::string_view as_chars(std::span<const std::byte> bytes) noexcept {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
-uint32_t saturating_increment(uint32_t v) noexcept {
-  return v == std::numeric_limits<uint32_t>::max() ? v : v + 1;
-}
+}  // namespace
 
-// Why the records are not a valid xattr list, or an empty string.
 std::string check_records(std::string_view records) {
   std::string_view previous;
   for (size_t pos = 0, index = 0; pos < records.size(); ++index) {
@@ -50,27 +123,26 @@ std::string check_records(std::string_view records) {
   return {};
 }
 
+namespace {
+
 }  // namespace
 
-Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
-  if (bytes.size() < kHeaderSize) {
+Result<V1Tree> parse_v1(std::span<const std::byte> bytes) {
+  if (bytes.size() < kV1HeaderSize) {
     return corrupt("truncated header: " + std::to_string(bytes.size()) +
-                   " bytes, a manifest header has " + std::to_string(kHeaderSize));
+                   " bytes, a manifest header has " + std::to_string(kV1HeaderSize));
   }
-  const StoredHeader h = read_header(bytes);
+  const V1Header h = read_v1_header(bytes);
   if (h.magic != kMagic) return corrupt("not a pagerfs image manifest (bad magic)");
   // Before the checksum: a newer version may checksum differently, and must
   // be reported as newer, not as damaged.
-  if (h.version > kVersion) {
-    return Error(errc::unsupported_format, "image manifest: version " + std::to_string(h.version) +
-                                               " is not supported (this reader knows version " +
-                                               std::to_string(kVersion) + ")");
+  if (h.version != 1) return corrupt("version " + std::to_string(h.version) + " is not 1");
+  if (h.header_checksum != XXH3_64bits(bytes.data(), kV1HeaderSize - 8)) {
+    return corrupt("header checksum mismatch");
   }
-  if (h.version == 0) return corrupt("version 0 is invalid");
-  if (h.header_checksum != header_checksum(bytes)) return corrupt("header checksum mismatch");
-  if (h.header_size != kHeaderSize) {
+  if (h.header_size != kV1HeaderSize) {
     return corrupt("header size " + std::to_string(h.header_size) + " is not " +
-                   std::to_string(kHeaderSize));
+                   std::to_string(kV1HeaderSize));
   }
   if (h.flags != 0) {
     char hex[16];
@@ -90,7 +162,7 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
   }
   // Bounded by 2^38 + 2^32 + 64: no overflow. The digest table takes the
   // rest, which is compared by division so that a huge count cannot wrap.
-  const uint64_t fixed = digest_table_offset(entry_count) + strings_size;
+  const uint64_t fixed = v1_digest_table_offset(entry_count) + strings_size;
   const uint64_t file_size = bytes.size();
   if (file_size < fixed || (file_size - fixed) / kDigestSize != digest_count ||
       (file_size - fixed) % kDigestSize != 0) {
@@ -99,39 +171,37 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
                    " digests and " + std::to_string(strings_size) +
                    " bytes of strings do not fill exactly that" + " (truncated or trailing data)");
   }
-  if (h.body_checksum != XXH3_64bits(bytes.data() + kHeaderSize, file_size - kHeaderSize)) {
+  if (h.body_checksum != XXH3_64bits(bytes.data() + kV1HeaderSize, file_size - kV1HeaderSize)) {
     return corrupt("body checksum mismatch");
   }
 
-  // Moved in now so that messages can use path(); moving keeps the buffer.
-  Manifest m;
-  m.bytes_ = std::move(bytes);
-  const std::span<const std::byte> file = m.bytes_;
-  m.entry_count_ = static_cast<uint32_t>(entry_count);
-  const uint32_t n = m.entry_count_;
-  ByteReader digest_table(file.subspan(digest_table_offset(n), digest_count * kDigestSize));
-  m.digests_.resize(digest_count);
+  V1 m;
+  m.file = bytes;
+  const std::span<const std::byte> file = bytes;
+  m.n = static_cast<uint32_t>(entry_count);
+  m.digest_count = digest_count;
+  m.strings_size = strings_size;
+  const uint32_t n = m.n;
+  ByteReader digest_table(file.subspan(v1_digest_table_offset(n), digest_count * kDigestSize));
+  m.digests.resize(digest_count);
   for (uint64_t d = 0; d < digest_count; ++d) {
-    m.digests_[d] = Digest(digest_table.array<Digest::kSize>());
+    m.digests[d] = Digest(digest_table.array<Digest::kSize>());
     // Digests compare as their bytes do.
-    if (d > 0 && m.digests_[d - 1] >= m.digests_[d]) {
+    if (d > 0 && m.digests[d - 1] >= m.digests[d]) {
       return corrupt("digest table: digest " + std::to_string(d) + " is not greater than digest " +
                      std::to_string(d - 1) + " (the table must be sorted and unique)");
     }
   }
   std::vector<bool> digest_used(digest_count, false);
 
-  const std::string_view strings = as_chars(file.subspan(string_table_offset(n, digest_count)));
-  m.child_begin_.assign(n, 0);
-  m.child_count_.assign(n, 0);
-  m.nlink_.assign(n, 0);
+  const std::string_view strings = as_chars(file.subspan(v1_string_table_offset(n, digest_count)));
   std::vector<uint32_t> hardlinks;
   std::vector<bool> is_directory(n, false);  // of the entries checked so far
 
   std::string_view previous_name;
   uint32_t previous_parent = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    const StoredEntry e = read_entry(file, i);
+    const StoredEntry e = read_entry(file, kV1HeaderSize, i);
     const uint32_t parent = e.parent;
     const uint32_t name_offset = e.name_offset;
     const uint16_t name_length = e.name_length;
@@ -157,7 +227,7 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
       return corrupt(where + ": " + what);
     };
 
-    if (e.reserved8 != 0 || e.reserved32 != 0) {
+    if (e.reserved8 != 0 || e.nlink != 0) {
       return fail("reserved fields are not zero");
     }
     if (!is_known_type(raw_type)) return fail("unknown type " + std::to_string(raw_type));
@@ -192,8 +262,6 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
                         ? "duplicate name in its directory"
                         : "names not sorted: " + quote(name) + " after " + quote(previous_name));
       }
-      if (m.child_count_[parent]++ == 0) m.child_begin_[parent] = i;
-      if (type == EntryType::directory) m.nlink_[parent] = saturating_increment(m.nlink_[parent]);
     }
     previous_parent = parent;
     previous_name = name;
@@ -214,7 +282,6 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
       const std::string problem = check_records(strings.substr(xattrs_offset, xattrs_size));
       if (!problem.empty()) return fail(problem);
     }
-    m.nlink_[i] = type == EntryType::directory ? 2 : 1;
     switch (type) {
       case EntryType::directory:
         if (ref != 0) return fail("a directory's ref must be 0");
@@ -255,21 +322,71 @@ Result<Manifest> Manifest::parse(std::vector<std::byte> bytes) {
 
   for (uint64_t d = 0; d < digest_count; ++d) {
     if (!digest_used[d]) {
-      return corrupt("digest " + std::to_string(d) + " (" + m.digests_[d].str() +
+      return corrupt("digest " + std::to_string(d) + " (" + m.digests[d].str() +
                      ") is not used by any file");
     }
   }
   for (const uint32_t link : hardlinks) {
-    const auto target = static_cast<uint32_t>(read_entry(file, link).ref);
-    const auto target_type = static_cast<EntryType>(read_entry(file, target).type);
+    const auto target = static_cast<uint32_t>(read_entry(file, kV1HeaderSize, link).ref);
+    const auto target_type = static_cast<EntryType>(read_entry(file, kV1HeaderSize, target).type);
     if (target_type == EntryType::directory || target_type == EntryType::hardlink) {
       return corrupt("entry " + std::to_string(link) + " (" + quote(m.path(link)) +
                      "): hardlink target " + std::to_string(target) + " (" + quote(m.path(target)) +
                      ") is a " + type_name(target_type));
     }
-    m.nlink_[target] = saturating_increment(m.nlink_[target]);
   }
-  return m;
+
+  // The tree as EntrySpecs; a path is its parent's (an earlier entry) plus
+  // its name.
+  V1Tree tree;
+  tree.entries.resize(n);
+  std::vector<uint64_t> blob_size(digest_count, 0);
+  for (uint32_t i = 0; i < n; ++i) {
+    const StoredEntry e = read_entry(file, kV1HeaderSize, i);
+    EntrySpec& spec = tree.entries[i];
+    if (i != 0) {
+      const std::string& parent_path = tree.entries[e.parent].path;
+      spec.path.reserve(parent_path.size() + 1 + e.name_length);
+      spec.path = parent_path;
+      if (!spec.path.empty()) spec.path += '/';
+      spec.path += strings.substr(e.name_offset, e.name_length);
+    }
+    spec.type = static_cast<EntryType>(e.type);
+    spec.mode = e.mode;
+    spec.uid = e.uid;
+    spec.gid = e.gid;
+    spec.mtime_sec = e.mtime_sec;
+    spec.mtime_nsec = e.mtime_nsec;
+    spec.size = e.size;
+    for (std::string_view rest = strings.substr(e.xattrs_offset, e.xattrs_size); !rest.empty();) {
+      const XattrRecord r = read_xattr_record(rest).record;
+      spec.xattrs.push_back({std::string(r.name), std::string(r.value)});
+      rest.remove_prefix(r.length);
+    }
+    switch (spec.type) {
+      case EntryType::file:
+        spec.digest = m.digests[e.ref];
+        blob_size[e.ref] = e.size;
+        break;
+      case EntryType::symlink:
+        spec.symlink_target = std::string(strings.substr(e.ref, e.size));
+        break;
+      case EntryType::special: spec.rdev = e.ref; break;
+      case EntryType::hardlink:
+      case EntryType::directory: break;
+    }
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    EntrySpec& spec = tree.entries[i];
+    if (spec.type == EntryType::hardlink) {
+      spec.hardlink_target = tree.entries[read_entry(file, kV1HeaderSize, i).ref].path;
+    }
+  }
+  tree.blobs.reserve(digest_count);
+  for (uint64_t d = 0; d < digest_count; ++d) {
+    tree.blobs.push_back({.digest = m.digests[d], .table_digest = {}, .byte_size = blob_size[d]});
+  }
+  return tree;
 }
 
 }  // namespace pagerfs::image

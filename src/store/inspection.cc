@@ -32,12 +32,13 @@ const char* listing_type_name(EntryType type) noexcept {
   return "?";
 }
 
-Summary summarize(const Manifest& m) {
+Result<Summary> summarize(const Manifest& m) {
   Summary s;
   s.entries = m.size();
-  s.blobs = m.digests().size();
+  s.blobs = m.blob_count();
+  s.contents = m.content_count();
   for (uint32_t i = 0; i < m.size(); ++i) {
-    const Entry e = m.entry(i);
+    PAGERFS_TRY(e, m.entry(i));
     if (e.type != EntryType::file) continue;
     ++s.files;
     s.bytes += e.size;

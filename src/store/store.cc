@@ -175,17 +175,14 @@ Result<image::Manifest> Store::load_image(std::string_view name) const {
   const UniqueFd& fd = opened.value();
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
-  // Read whole into memory: bounded, so that a hostile store cannot make a
-  // daemon allocate without limit.
+  // Bounded: a version 1 manifest is read whole into memory, and a hostile
+  // store must not make a daemon allocate without limit. Version 2 is mapped.
   if (static_cast<uint64_t>(st.st_size) > kMaxManifestBytes) {
     return Error(errc::corrupt_blob, context + " is " + std::to_string(st.st_size) +
                                          " bytes, more than a manifest may have (" +
                                          std::to_string(kMaxManifestBytes) + ")");
   }
-  std::vector<std::byte> bytes(static_cast<size_t>(st.st_size));
-  PAGERFS_TRY(n, pread_some(fd.get(), bytes, 0, path));
-  bytes.resize(n);
-  auto manifest = image::Manifest::parse(std::move(bytes));
+  auto manifest = image::Manifest::map(fd.get(), static_cast<uint64_t>(st.st_size));
   if (!manifest) return manifest.error().with_context(context);
   return manifest;
 }

@@ -103,23 +103,39 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
     auto manifest = catalog.manifest(*name);
     if (!manifest) return print_error(manifest.error().message()), kExitFailure;
     const image::Manifest& m = manifest.value();
+    // Checked whole first: the listing below then meets no malformed entry.
+    if (auto checked = m.verify(); !checked) {
+      return print_error("image '" + *name + "': " + checked.error().message()), kExitFailure;
+    }
     nlohmann::json entries = nlohmann::json::array();
     image::EntryPaths paths(m);
     for (uint32_t i = 0; i < m.size(); ++i) {
-      const image::Entry e = m.entry(i);
+      const image::Entry e = m.entry(i).value();
       const std::string& walked = paths.of(e);
       const std::string_view path = i == 0 ? std::string_view(".") : std::string_view(walked);
+      const uint32_t target = m.resolve(i).value();
+      const image::Content content =
+          e.type == image::EntryType::file ? m.content(e).value() : image::Content{};
       std::string detail;
-      if (e.type == image::EntryType::file) detail = m.digest_of(e).str();
+      if (e.type == image::EntryType::file) {
+        detail = content.digest.str();
+        if (content.packed()) detail += " in " + content.blob.str() + " at " + std::to_string(content.offset);
+      }
       if (e.type == image::EntryType::symlink) detail = "-> " + std::string(m.symlink_target(e));
-      if (e.type == image::EntryType::hardlink) detail = "=> " + m.path(m.resolve(i));
+      if (e.type == image::EntryType::hardlink) detail = "=> " + m.path(target);
       if (json) {
         nlohmann::json j = {{"path", std::string(path)}, {"type", image::listing_type_name(e.type)}, {"mode", e.mode & 07777},
                             {"uid", e.uid}, {"gid", e.gid}, {"mtime_ns", e.mtime_sec * 1000000000 + e.mtime_nsec},
-                            {"size", e.size}, {"nlink", m.nlink(i)}};
-        if (e.type == image::EntryType::file) j["digest"] = m.digest_of(e).str();
+                            {"size", e.size}, {"nlink", m.entry(target).value().nlink}};
+        if (e.type == image::EntryType::file) {
+          j["digest"] = content.digest.str();
+          if (content.packed()) {
+            j["pack"] = content.blob.str();
+            j["offset"] = content.offset;
+          }
+        }
         if (e.type == image::EntryType::symlink) j["target"] = std::string(m.symlink_target(e));
-        if (e.type == image::EntryType::hardlink) j["target"] = m.path(m.resolve(i));
+        if (e.type == image::EntryType::hardlink) j["target"] = m.path(target);
         nlohmann::json xattrs = nlohmann::json::object();
         for (const image::Xattr& x : m.xattrs(e)) xattrs[x.name] = x.value;
         if (!xattrs.empty()) j["xattrs"] = xattrs;
@@ -146,7 +162,13 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
       status = kExitFailure;
       continue;
     }
-    const image::Summary s = image::summarize(manifest.value());
+    auto summary = image::summarize(manifest.value());
+    if (!summary) {
+      print_error("image '" + image_name + "': " + summary.error().message());
+      status = kExitFailure;
+      continue;
+    }
+    const image::Summary& s = summary.value();
     if (json) {
       images.push_back({{"name", image_name}, {"entries", s.entries}, {"files", s.files}, {"bytes", s.bytes},
                         {"blobs", s.blobs}});

@@ -386,7 +386,7 @@ TEST_F(CliTest, ListingADeepImageIsLinear) {
       specs[i].type = image::EntryType::directory;
       specs[i].mode = S_IFDIR | 0755;
     }
-    auto manifest = image::encode(std::move(specs));
+    auto manifest = image::encode(std::move(specs), {});
     ASSERT_TRUE(manifest) << manifest.error().message();
     auto created = Store::create(store());
     ASSERT_TRUE(created) << created.error().message();

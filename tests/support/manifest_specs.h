@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstddef>
@@ -15,7 +16,12 @@
 #include <utility>
 #include <vector>
 
+#include <xxhash.h>
+
+#include <cstring>
+
 #include "pagerfs/store/image_manifest.h"
+#include "util/byte_codec.h"
 
 namespace pagerfs::image::specs {
 
@@ -71,11 +77,82 @@ inline EntrySpec special(std::string path, uint32_t mode, uint64_t rdev = 0) {
   return e;
 }
 
+// The BlobRecords for `specs` with made-up digests: every whole-file blob
+// the size of its file, every pack as long as its furthest content, table
+// digests derived from the blob's digest (any value does for the manifest).
+inline std::vector<BlobRecord> records_for(const std::vector<EntrySpec>& specs) {
+  std::vector<BlobRecord> out;
+  auto table_of = [](const Digest& d) {
+    std::array<uint8_t, Digest::kSize> raw = d.bytes();
+    for (uint8_t& b : raw) b = static_cast<uint8_t>(b ^ 0x5a);
+    return Digest(raw);
+  };
+  for (const EntrySpec& e : specs) {
+    if (e.type != EntryType::file) continue;
+    if (!e.packed) {
+      out.push_back({.digest = e.digest, .table_digest = table_of(e.digest), .byte_size = e.size});
+      continue;
+    }
+    const uint64_t end = e.packed->offset + e.size;
+    auto it = std::find_if(out.begin(), out.end(), [&](const BlobRecord& r) { return r.digest == e.packed->blob; });
+    if (it == out.end()) {
+      out.push_back({.digest = e.packed->blob, .table_digest = table_of(e.packed->blob), .byte_size = end});
+    } else {
+      it->byte_size = std::max(it->byte_size, end);
+    }
+  }
+  return out;
+}
+
+// encode(specs, records_for(specs)).
+inline Result<Bytes> encode(std::vector<EntrySpec> specs) {
+  auto records = records_for(specs);
+  return image::encode(std::move(specs), std::move(records));
+}
+
 inline Bytes encode_ok(std::vector<EntrySpec> specs) {
   auto bytes = encode(std::move(specs));
   EXPECT_TRUE(bytes) << bytes.error().message();
   return bytes ? std::move(bytes).value() : Bytes{};
 }
+
+// The version 1 bytes of the version 2 manifest `v2` (which names whole
+// blobs only): what the version 1 encoder wrote for the same tree. Version 1
+// is a 64-byte header, the entries (nlink and a directory's ref 0), the
+// digest table (the content digests) and the strings.
+inline Bytes to_v1(const Bytes& v2) {
+  auto m = Manifest::parse(v2);
+  EXPECT_TRUE(m) << m.error().message();
+  if (!m) return {};
+  const uint64_t n = load_le64(v2.data() + 24), contents = load_le64(v2.data() + 32),
+                 blobs = load_le64(v2.data() + 40), strings = load_le64(v2.data() + 48),
+                 pages = load_le64(v2.data() + 56);
+  const uint64_t body = 128 + pages * 8;
+  Bytes out(64 + n * 64 + contents * 32 + strings);
+  for (uint64_t i = 0; i < n; ++i) {
+    std::byte* e = out.data() + 64 + i * 64;
+    std::memcpy(e, v2.data() + body + i * 64, 64);
+    store_le32(e + 60, 0);                                            // nlink
+    if (static_cast<uint8_t>(e[10]) == 1) store_le64(e + 48, 0);      // a directory's ref
+  }
+  for (uint64_t k = 0; k < contents; ++k) {
+    std::memcpy(out.data() + 64 + n * 64 + k * 32, v2.data() + body + n * 64 + k * 56, 32);
+  }
+  std::memcpy(out.data() + 64 + n * 64 + contents * 32, v2.data() + body + n * 64 + contents * 56 + blobs * 72,
+              strings);
+  const std::array<uint8_t, 8> magic = kMagic;
+  std::memcpy(out.data(), magic.data(), 8);
+  store_le32(out.data() + 8, 1);
+  store_le32(out.data() + 12, 64);
+  store_le64(out.data() + 16, n);
+  store_le64(out.data() + 24, contents);
+  store_le64(out.data() + 32, strings);
+  store_le64(out.data() + 40, XXH3_64bits(out.data() + 64, out.size() - 64));
+  store_le64(out.data() + 56, XXH3_64bits(out.data(), 56));
+  return out;
+}
+
+inline Bytes encode_v1_ok(std::vector<EntrySpec> specs) { return to_v1(encode_ok(std::move(specs))); }
 
 inline Manifest parse_ok(Bytes bytes) {
   auto m = Manifest::parse(std::move(bytes));
@@ -86,8 +163,35 @@ inline Manifest parse_ok(Bytes bytes) {
 
 inline uint32_t at(const Manifest& m, std::string_view path) {
   const auto index = m.find(path);
-  EXPECT_TRUE(index) << path;
-  return index.value_or(0);
+  EXPECT_TRUE(index && index.value()) << path;
+  return index && index.value() ? *index.value() : 0;
+}
+
+// The entry at `path`, failing the test on a malformed entry.
+inline std::optional<uint32_t> find_ok(const Manifest& m, std::string_view path) {
+  auto index = m.find(path);
+  EXPECT_TRUE(index) << index.error().message();
+  return index ? index.value() : std::nullopt;
+}
+
+inline Content content_ok(const Manifest& m, const Entry& file) {
+  auto c = m.content(file);
+  EXPECT_TRUE(c) << c.error().message();
+  return c ? c.value() : Content{};
+}
+
+// The link count stat shows for entry `index` (a hardlink: its target's).
+inline uint32_t nlink_of(const Manifest& m, uint32_t index) {
+  auto target = m.resolve(index);
+  EXPECT_TRUE(target) << target.error().message();
+  return target ? m.entry(target.value()).value().nlink : 0;
+}
+
+// Entry `index` of a manifest that must be well-formed there.
+inline Entry entry_ok(const Manifest& m, uint32_t index) {
+  auto e = m.entry(index);
+  EXPECT_TRUE(e) << e.error().message();
+  return e ? e.value() : Entry{};
 }
 
 // Every entry type, xattrs, two hard links to one file, a shared digest.

@@ -1,6 +1,8 @@
 // The mount view's namespace and inode rules, without a mount.
 #include "fuse/mount_view.h"
 
+#include "support/manifest_specs.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,8 +34,36 @@ image::EntrySpec file(std::string path, const std::string& content, uint32_t mod
   return e;
 }
 
+// The view's lookups, failing the test on an error (none of these images
+// is malformed).
+std::optional<fuse_ino_t> lookup_ok(const MountView& view, fuse_ino_t parent, std::string_view name) {
+  auto r = view.lookup(parent, name);
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? r.value() : std::nullopt;
+}
+std::optional<fuse_ino_t> resolve_ok(const MountView& view, std::string_view path) {
+  auto r = view.resolve(path);
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? r.value() : std::nullopt;
+}
+std::optional<MountView::Node> node_ok(const MountView& view, fuse_ino_t ino) {
+  auto r = view.node(ino);
+  if (!r) return std::nullopt;
+  return r.value();
+}
+std::vector<MountView::Entry> list_ok(const MountView& view, fuse_ino_t dir, size_t offset, size_t max) {
+  auto r = view.list(dir, offset, max);
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? r.value() : std::vector<MountView::Entry>{};
+}
+struct stat attrs_ok(const MountView& view, const MountView::Image& image, uint32_t entry, fuse_ino_t ino) {
+  auto r = view.image_attributes(image, entry, ino);
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? r.value() : (struct stat){};
+}
+
 image::Manifest manifest(std::vector<image::EntrySpec> entries) {
-  auto bytes = image::encode(std::move(entries));
+  auto bytes = image::specs::encode(std::move(entries));
   EXPECT_TRUE(bytes) << bytes.error().message();
   auto m = image::Manifest::parse(std::move(bytes).value());
   EXPECT_TRUE(m) << m.error().message();
@@ -59,23 +89,23 @@ std::vector<image::EntrySpec> sample_tree() {
 TEST(MountViewTest, FixedDirectoriesAndBlobs) {
   const Digest a = digest_of("a"), b = digest_of("b");
   MountView view;
-  EXPECT_EQ(view.lookup(MountView::kRoot, "blobs"), MountView::kBlobsDir);
-  EXPECT_EQ(view.lookup(MountView::kRoot, "images"), MountView::kImagesDir);
-  EXPECT_EQ(view.lookup(MountView::kBlobsDir, "sha256"), MountView::kShaDir);
-  EXPECT_EQ(view.lookup(MountView::kRoot, "nope"), std::nullopt);
+  EXPECT_EQ(lookup_ok(view, MountView::kRoot, "blobs"), MountView::kBlobsDir);
+  EXPECT_EQ(lookup_ok(view, MountView::kRoot, "images"), MountView::kImagesDir);
+  EXPECT_EQ(lookup_ok(view, MountView::kBlobsDir, "sha256"), MountView::kShaDir);
+  EXPECT_EQ(lookup_ok(view, MountView::kRoot, "nope"), std::nullopt);
   // A blob is known only while held.
-  EXPECT_EQ(view.lookup(MountView::kShaDir, a.hex()), std::nullopt);
+  EXPECT_EQ(lookup_ok(view, MountView::kShaDir, a.hex()), std::nullopt);
   const fuse_ino_t ino = view.hold_blob(a);
   EXPECT_EQ(ino, MountView::derived_blob_ino(a));
   EXPECT_NE(ino & MountView::kBlobBit, 0u);
-  EXPECT_EQ(view.lookup(MountView::kShaDir, a.hex()), ino);
-  EXPECT_EQ(view.node(ino)->kind, MountView::Node::Kind::blob);
-  EXPECT_EQ(view.node(ino)->digest, a);
+  EXPECT_EQ(lookup_ok(view, MountView::kShaDir, a.hex()), ino);
+  EXPECT_EQ(node_ok(view, ino)->kind, MountView::Node::Kind::blob);
+  EXPECT_EQ(node_ok(view, ino)->digest, a);
   EXPECT_EQ(view.hold_blob(a), ino);  // stable
   EXPECT_EQ(view.blob_ino(b), MountView::derived_blob_ino(b));
-  EXPECT_EQ(view.resolve("blobs/sha256/" + a.hex()), ino);
+  EXPECT_EQ(resolve_ok(view, "blobs/sha256/" + a.hex()), ino);
   // The store's directory is listed by Filesystem: the view has "." and "..".
-  EXPECT_EQ(view.list(MountView::kShaDir, 0, 100).size(), 2u);
+  EXPECT_EQ(list_ok(view, MountView::kShaDir, 0, 100).size(), 2u);
 }
 
 TEST(MountViewTest, BlobInodesLiveWhileTheKernelHoldsThem) {
@@ -86,9 +116,9 @@ TEST(MountViewTest, BlobInodesLiveWhileTheKernelHoldsThem) {
   view.hold_blob(a);
   EXPECT_EQ(view.blob_inode_count(), 1u);
   view.forget(ino, 2);
-  EXPECT_TRUE(view.node(ino));
+  EXPECT_TRUE(node_ok(view, ino));
   view.forget(ino, 1);
-  EXPECT_FALSE(view.node(ino));
+  EXPECT_FALSE(node_ok(view, ino));
   EXPECT_FALSE(view.has_blob(a));
   EXPECT_EQ(view.blob_inode_count(), 0u);
   view.forget(ino, 1);  // a stale forget: nothing to do
@@ -114,11 +144,11 @@ TEST(MountViewTest, DigestsWhoseFirst63BitsCollideGetDistinctInodes) {
   EXPECT_EQ(ib, ia + 1);
   const fuse_ino_t ic = view.hold_blob(c);  // its own number is b's: the next
   EXPECT_EQ(ic, ia + 2);
-  EXPECT_EQ(view.node(ia)->digest, a);
-  EXPECT_EQ(view.node(ib)->digest, b);
-  EXPECT_EQ(view.node(ic)->digest, c);
+  EXPECT_EQ(node_ok(view, ia)->digest, a);
+  EXPECT_EQ(node_ok(view, ib)->digest, b);
+  EXPECT_EQ(node_ok(view, ic)->digest, c);
   view.forget(ia, 1);
-  EXPECT_EQ(view.node(ib)->digest, b);  // held numbers never move
+  EXPECT_EQ(node_ok(view, ib)->digest, b);  // held numbers never move
   // The largest number wraps within the blob range.
   bytes.fill(0xff);
   const Digest top(bytes);
@@ -132,42 +162,42 @@ TEST(MountViewTest, DigestsWhoseFirst63BitsCollideGetDistinctInodes) {
 TEST(MountViewTest, ImageTreeLookupsListingsAndAttributes) {
   MountView view;
   const fuse_ino_t root = view.add_image("base", manifest(sample_tree()));
-  EXPECT_EQ(view.lookup(MountView::kImagesDir, "base"), root);
+  EXPECT_EQ(lookup_ok(view, MountView::kImagesDir, "base"), root);
   EXPECT_TRUE(view.is_dir(root));
-  const auto bin = view.lookup(root, "bin");
+  const auto bin = lookup_ok(view, root, "bin");
   ASSERT_TRUE(bin);
   EXPECT_TRUE(view.is_dir(*bin));
-  const auto sh = view.lookup(*bin, "sh");
-  const auto sh2 = view.lookup(*bin, "sh2");
+  const auto sh = lookup_ok(view, *bin, "sh");
+  const auto sh2 = lookup_ok(view, *bin, "sh2");
   ASSERT_TRUE(sh && sh2);
   EXPECT_EQ(*sh, *sh2);  // a hard link is the same inode
-  const auto node = view.node(*sh);
+  const auto node = node_ok(view, *sh);
   ASSERT_TRUE(node);
   EXPECT_EQ(node->kind, MountView::Node::Kind::image_file);
   EXPECT_EQ(node->digest, digest_of("shell"));
-  const struct stat st = MountView::image_attributes(*node->image, node->entry, *sh);
+  const struct stat st = attrs_ok(view, *node->image, node->entry, *sh);
   EXPECT_EQ(st.st_mode, S_IFREG | 0755);
   EXPECT_EQ(st.st_nlink, 2u);
   EXPECT_EQ(st.st_size, 5);
 
-  const auto lib = view.lookup(root, "lib");
+  const auto lib = lookup_ok(view, root, "lib");
   ASSERT_TRUE(lib);
   EXPECT_FALSE(view.is_dir(*lib));
-  EXPECT_EQ(view.node(*lib)->kind, MountView::Node::Kind::image_entry);
+  EXPECT_EQ(node_ok(view, *lib)->kind, MountView::Node::Kind::image_entry);
   // Names are components: no path resolves through a symlink or out of the image.
-  EXPECT_EQ(view.lookup(*lib, "a"), std::nullopt);
-  EXPECT_EQ(view.lookup(root, ".."), std::nullopt);
-  EXPECT_EQ(view.lookup(root, "usr/lib"), std::nullopt);
-  EXPECT_EQ(view.resolve("images/base/usr/lib/a"), view.lookup(*view.resolve("images/base/usr/lib"), "a"));
+  EXPECT_EQ(lookup_ok(view, *lib, "a"), std::nullopt);
+  EXPECT_EQ(lookup_ok(view, root, ".."), std::nullopt);
+  EXPECT_EQ(lookup_ok(view, root, "usr/lib"), std::nullopt);
+  EXPECT_EQ(resolve_ok(view, "images/base/usr/lib/a"), lookup_ok(view, *resolve_ok(view, "images/base/usr/lib"), "a"));
 
-  const auto listing = view.list(root, 0, 100);
+  const auto listing = list_ok(view, root, 0, 100);
   std::vector<std::string> names;
   for (const auto& e : listing) names.push_back(e.name);
   EXPECT_EQ(names, (std::vector<std::string>{".", "..", "bin", "lib", "usr"}));
   EXPECT_EQ(listing[1].ino, MountView::kImagesDir);
   EXPECT_EQ(listing[3].type, static_cast<mode_t>(S_IFLNK));
-  const auto usr = view.lookup(root, "usr");
-  EXPECT_EQ(view.list(*usr, 0, 100)[1].ino, root);  // ".."
+  const auto usr = lookup_ok(view, root, "usr");
+  EXPECT_EQ(list_ok(view, *usr, 0, 100)[1].ino, root);  // ".."
 }
 
 TEST(MountViewTest, EveryFileThatIsNotAHardLinkHasAnInodeOfItsOwn) {
@@ -176,10 +206,10 @@ TEST(MountViewTest, EveryFileThatIsNotAHardLinkHasAnInodeOfItsOwn) {
   const fuse_ino_t one = view.add_image("one", manifest(sample_tree()));
   const fuse_ino_t two = view.add_image("two", manifest(sample_tree()));
   EXPECT_NE(one, two);
-  const auto a1 = view.resolve("images/one/usr/lib/a");
-  const auto copy1 = view.resolve("images/one/usr/lib/a-copy");
-  const auto other_mode = view.resolve("images/one/usr/lib/a-0600");
-  const auto a2 = view.resolve("images/two/usr/lib/a");
+  const auto a1 = resolve_ok(view, "images/one/usr/lib/a");
+  const auto copy1 = resolve_ok(view, "images/one/usr/lib/a-copy");
+  const auto other_mode = resolve_ok(view, "images/one/usr/lib/a-0600");
+  const auto a2 = resolve_ok(view, "images/two/usr/lib/a");
   ASSERT_TRUE(a1 && copy1 && other_mode && a2);
   // Equal content and attributes, in one image or in two: distinct files,
   // as tar, cp -a and rsync -H must see them.
@@ -187,17 +217,17 @@ TEST(MountViewTest, EveryFileThatIsNotAHardLinkHasAnInodeOfItsOwn) {
   EXPECT_NE(*a1, *a2);
   EXPECT_NE(*a1, *other_mode);
   // ... with the same content underneath.
-  EXPECT_EQ(view.node(*a1)->digest, view.node(*copy1)->digest);
-  EXPECT_EQ(view.node(*a1)->digest, view.node(*a2)->digest);
-  EXPECT_EQ(MountView::image_attributes(*view.node(*copy1)->image, view.node(*copy1)->entry, *copy1).st_nlink, 1u);
-  EXPECT_NE(*a1, *view.resolve("blobs/sha256/" + digest_of("A").hex()));
+  EXPECT_EQ(node_ok(view, *a1)->digest, node_ok(view, *copy1)->digest);
+  EXPECT_EQ(node_ok(view, *a1)->digest, node_ok(view, *a2)->digest);
+  EXPECT_EQ(attrs_ok(view, *node_ok(view, *copy1)->image, node_ok(view, *copy1)->entry, *copy1).st_nlink, 1u);
+  EXPECT_NE(*a1, *resolve_ok(view, "blobs/sha256/" + digest_of("A").hex()));
   // A hard link group is one inode in its image only.
-  EXPECT_EQ(*view.resolve("images/one/bin/sh"), *view.resolve("images/one/bin/sh2"));
-  EXPECT_NE(*view.resolve("images/one/bin/sh"), *view.resolve("images/two/bin/sh"));
-  EXPECT_NE(*view.resolve("images/one/usr"), *view.resolve("images/two/usr"));
+  EXPECT_EQ(*resolve_ok(view, "images/one/bin/sh"), *resolve_ok(view, "images/one/bin/sh2"));
+  EXPECT_NE(*resolve_ok(view, "images/one/bin/sh"), *resolve_ok(view, "images/two/bin/sh"));
+  EXPECT_NE(*resolve_ok(view, "images/one/usr"), *resolve_ok(view, "images/two/usr"));
   // Adding an image under a known name keeps the first.
   EXPECT_EQ(view.add_image("one", manifest({dir("")})), one);
-  EXPECT_TRUE(view.resolve("images/one/usr/lib/a"));
+  EXPECT_TRUE(resolve_ok(view, "images/one/usr/lib/a"));
 }
 
 TEST(MountViewTest, ConcurrentLookupsAndBlobAdditionsAgree) {
@@ -215,9 +245,9 @@ TEST(MountViewTest, ConcurrentLookupsAndBlobAdditionsAgree) {
       for (int i = 0; i < 200; ++i) {
         const int k = (i * 7 + t * 13) % 200;
         const std::string image = (t % 2 == 0) ? "one" : "two";
-        seen[t].emplace_back(k, view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(0));
+        seen[t].emplace_back(k, resolve_ok(view, "images/" + image + "/f" + std::to_string(k)).value_or(0));
         blobs_seen[t].emplace_back(k, view.hold_blob(digest_of("blob " + std::to_string(k))));
-        (void)view.list(MountView::kShaDir, 0, 1000);
+        (void)list_ok(view, MountView::kShaDir, 0, 1000);
       }
     });
   }
@@ -226,10 +256,10 @@ TEST(MountViewTest, ConcurrentLookupsAndBlobAdditionsAgree) {
   for (int t = 0; t < 4; ++t) {
     for (const auto& [k, ino] : seen[t]) {
       const std::string image = (t % 2 == 0) ? "one" : "two";
-      EXPECT_EQ(ino, view.resolve("images/" + image + "/f" + std::to_string(k)).value_or(1)) << "f" << k;
+      EXPECT_EQ(ino, resolve_ok(view, "images/" + image + "/f" + std::to_string(k)).value_or(1)) << "f" << k;
     }
     for (const auto& [k, ino] : blobs_seen[t]) {
-      EXPECT_EQ(ino, view.resolve("blobs/sha256/" + digest_of("blob " + std::to_string(k)).hex()).value_or(1));
+      EXPECT_EQ(ino, resolve_ok(view, "blobs/sha256/" + digest_of("blob " + std::to_string(k)).hex()).value_or(1));
     }
   }
 }

@@ -4,12 +4,12 @@
 // for the manifests it lists, and `pagerfsctl verify` whether each image is
 // whole; the callers only report what it answers.
 //
-// An image is usable when its name is valid, its manifest reads and validates
-// (Store::load_image) and every blob it names is present. What "present"
-// means is the caller's to say: a mount asks its layer stack (a blob served
-// from a cache counts), verify asks whether the blob was verified whole, and
-// verify also requires every file's size to be its blob's. A reason is one
-// line that names the image (and the entry and blob, when one is at fault).
+// An image is usable when its name is valid and its manifest opens
+// (Store::load_image: header and page table; entries are checked as they are
+// used). Its blobs are not asked for: a missing blob is an error when a file
+// that needs it is opened. verify checks the whole manifest and every blob
+// it names against the blobs verified whole. A reason is one line that names
+// the image (and the entry and blob, when one is at fault).
 //
 // A catalog remembers the images that failed to load, so that a lookup or a
 // listing does not parse the same broken manifest again: a failed image is
@@ -42,9 +42,6 @@ using BlobSizes = std::unordered_map<Digest, uint64_t, DigestHash>;
 
 class ImageCatalog {
  public:
-  // Whether blob `digest` can be read (asked at most once per digest and load).
-  using BlobPresent = std::function<bool(const Digest&)>;
-
   struct Options {
     // How long a failed image is not read again while its manifest file is
     // unchanged.
@@ -69,17 +66,17 @@ class ImageCatalog {
   // for): what a listing of the store shows. Not remembered.
   Result<image::Manifest> manifest(std::string_view name) const;
 
-  // Image `name`, if it is usable: its manifest is valid and names only
-  // blobs that are `present`. nullopt if there is no such image (a name no
+  // Image `name`, if it is usable: its manifest opens. nullopt if there is no such image (a name no
   // image may have, or no manifest under it); an error is the reason it is
   // not usable. A failure is remembered: until the manifest file changes or
   // retry_after has passed, asking again returns the same reason without
   // reading anything but the file's attributes.
-  Result<std::optional<image::Manifest>> load(std::string_view name, const BlobPresent& present);
+  Result<std::optional<image::Manifest>> load(std::string_view name);
 
   // Whether image `name` is whole against blobs verified whole (`whole`): a
-  // valid manifest, every blob it names in `whole` (a damaged blob counts as
-  // missing) and every file the size of its blob. A missing or short blob is
+  // valid manifest (Manifest::verify: every entry, every content inside its
+  // blob's recorded size), every blob it names in `whole` (a damaged blob
+  // counts as missing) with the byte size the manifest records. A missing or short blob is
   // errc::corrupt_blob; a manifest that cannot be read keeps its own error.
   // Not remembered.
   Result<void> verify(std::string_view name, const BlobSizes& whole) const;

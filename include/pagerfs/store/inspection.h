@@ -33,9 +33,11 @@ struct Summary {
   uint32_t entries = 0;
   uint64_t files = 0;  // file entries (hard links not counted again)
   uint64_t bytes = 0;  // their content bytes
-  size_t blobs = 0;    // distinct blobs named
+  size_t blobs = 0;    // distinct blobs named (whole files and packs)
+  size_t contents = 0;  // distinct contents
 };
-Summary summarize(const Manifest& m);
+// An error if an entry on the way is malformed.
+Result<Summary> summarize(const Manifest& m);
 
 // The paths of a manifest's entries, in index order, each built from its
 // parent's: a listing then costs what it prints, however deep the tree
