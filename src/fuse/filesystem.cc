@@ -193,7 +193,12 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     lookup_blob(req, name);
     return;
   }
-  std::optional<fuse_ino_t> ino = view_.lookup(parent, name);
+  auto found = view_.lookup(parent, name);
+  if (!found) {
+    fuse_reply_err(req, to_errno(found.error()));  // logged once per image by the view
+    return;
+  }
+  std::optional<fuse_ino_t> ino = found.value();
   if (!ino && parent == MountView::kImagesDir) {
     auto late = load_late_image(name);
     if (!late) {
