@@ -86,6 +86,11 @@ struct Xattr {
   bool operator==(const Xattr&) const = default;
 };
 
+struct PackedRef {        // a file whose content sits inside another blob (a pack)
+  Digest blob;            // the pack blob
+  uint64_t offset = 0;    // where the content starts in the pack's decoded bytes
+};
+
 // One entry as a builder describes it: by path, in any order.
 struct EntrySpec {
   // Relative to the image root, components separated by '/', no leading or
@@ -103,6 +108,13 @@ struct EntrySpec {
   std::string hardlink_target;   // hardlink: the path of the entry it names
   uint64_t rdev = 0;             // special
   std::vector<Xattr> xattrs;     // any order; sorted on encode
+  std::optional<PackedRef> packed;  // file entries only: its content sits in a pack
+};
+
+struct BlobRecord {       // one blob the manifest names (whole files and packs)
+  Digest digest;
+  Digest table_digest;    // format::table_digest of the blob (Part A)
+  uint64_t byte_size = 0;
 };
 
 // Validates `entries` and encodes them as a manifest file's bytes. Errors
