@@ -50,7 +50,7 @@ int main_impl(int argc, char** argv) {
                        "Pack one directory tree as image NAME (replaces an image of that name)");
   pack_cmd->add_option("--pack-threshold", pack.pack_threshold,
                        "With --image: files smaller than SIZE are packed together into shared pack blobs; "
-                       "0 packs none (default: " + format_size(kDefaultPackThreshold) + ")");
+                       "0 packs none (default: " + std::to_string(kDefaultPackThreshold >> 10) + "K)");
   pack_cmd->add_option("--pack-max", pack.pack_max, "With --image: content bytes per pack blob at most")
       ->capture_default_str();
   pack_cmd->add_option("inputs", pack.inputs, "Files to pack; '-' for standard input; with --image, a directory")
