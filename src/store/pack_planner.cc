@@ -43,8 +43,9 @@ PackPlan plan_packs(std::span<const PlanFile> files, const PackPlanOptions& opti
       continue;
     }
     // A pack is closed when this file would take it past pack_max (it fits
-    // in an empty one: size < threshold <= pack_max).
-    if (plan.packs.empty() || plan.packs.back().size + f.size > options.pack_max) plan.packs.emplace_back();
+    // in an empty one: size < threshold <= pack_max). Written so as not to
+    // overflow whatever pack_max is.
+    if (plan.packs.empty() || f.size > options.pack_max - plan.packs.back().size) plan.packs.emplace_back();
     PackPlan::Pack& pack = plan.packs.back();
     place.kind = PackPlan::Kind::packed;
     place.pack = plan.packs.size() - 1;

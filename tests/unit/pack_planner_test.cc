@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,12 @@ std::vector<Case> cases() {
         reused(3, 7000), reused(3, 8000)},
        {{2, 5}}},
       {"no files", 100, 1000, {}, {}, {}},
+      {"a pack_max of 2^64 - 1 (no limit) takes every small file",
+       100,
+       UINT64_MAX,
+       {{1, 99}, {2, 99}},
+       {packed(0, 0), packed(0, 99)},
+       {{0, 1}}},
   };
 }
 
