@@ -64,16 +64,16 @@ class PackInputStream final : public InputStream {
   const TreeScan& scan_;
   std::vector<PackMember> members_;
   std::string name_;
-  size_t next_ = 0;              // the member being read
-  std::optional<UniqueFd> fd_;   // of members_[next_], once opened
-  std::optional<Sha256> sha_;    // of what was read of it
-  uint64_t done_ = 0;            // bytes read of it
+  size_t next_ = 0;             // the member being read
+  std::optional<UniqueFd> fd_;  // of members_[next_], once opened
+  std::optional<Sha256> sha_;   // of what was read of it
+  uint64_t done_ = 0;           // bytes read of it
 };
 
 }  // namespace
 
-std::unique_ptr<InputStream> pack_input_stream(const TreeScan& scan, std::vector<PackMember> members,
-                                               std::string name) {
+std::unique_ptr<InputStream> pack_input_stream(const TreeScan& scan,
+                                               std::vector<PackMember> members, std::string name) {
   return std::make_unique<PackInputStream>(scan, std::move(members), std::move(name));
 }
 

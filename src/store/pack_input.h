@@ -33,7 +33,7 @@ struct PackMember {
 };
 
 // Reads `members` of `scan` in order; `name` names the stream in messages.
-std::unique_ptr<InputStream> pack_input_stream(const TreeScan& scan, std::vector<PackMember> members,
-                                               std::string name);
+std::unique_ptr<InputStream> pack_input_stream(const TreeScan& scan,
+                                               std::vector<PackMember> members, std::string name);
 
 }  // namespace pagerfs

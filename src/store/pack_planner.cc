@@ -15,8 +15,8 @@ Result<void> validate(const PackPlanOptions& options) {
   };
   if (options.pack_max == 0) return invalid("--pack-max must be at least 1 byte");
   if (options.threshold > options.pack_max) {
-    return invalid("--pack-threshold (" + format_size(options.threshold) + ") must not exceed --pack-max (" +
-                   format_size(options.pack_max) + ")");
+    return invalid("--pack-threshold (" + format_size(options.threshold) +
+                   ") must not exceed --pack-max (" + format_size(options.pack_max) + ")");
   }
   return ok();
 }
@@ -45,7 +45,8 @@ PackPlan plan_packs(std::span<const PlanFile> files, const PackPlanOptions& opti
     // A pack is closed when this file would take it past pack_max (it fits
     // in an empty one: size < threshold <= pack_max). Written so as not to
     // overflow whatever pack_max is.
-    if (plan.packs.empty() || f.size > options.pack_max - plan.packs.back().size) plan.packs.emplace_back();
+    if (plan.packs.empty() || f.size > options.pack_max - plan.packs.back().size)
+      plan.packs.emplace_back();
     PackPlan::Pack& pack = plan.packs.back();
     place.kind = PackPlan::Kind::packed;
     place.pack = plan.packs.size() - 1;

@@ -53,14 +53,14 @@ struct PlanFile {
 
 struct PackPlan {
   enum class Kind : uint8_t {
-    whole,     // the file's own blob, `digest` (stored already, or to write)
-    packed,    // new pack `pack` of this plan, at `offset`
-    reused,    // a stored pack: `reused`
+    whole,   // the file's own blob, `digest` (stored already, or to write)
+    packed,  // new pack `pack` of this plan, at `offset`
+    reused,  // a stored pack: `reused`
   };
   struct Place {
     Kind kind = Kind::whole;
-    size_t pack = 0;      // packed: index into `packs`
-    uint64_t offset = 0;  // packed: in that pack's content
+    size_t pack = 0;          // packed: index into `packs`
+    uint64_t offset = 0;      // packed: in that pack's content
     image::PackedRef reused;  // reused: the stored pack and offset
   };
   // The content of a new pack: the files `members` (indices into the input)

@@ -4,7 +4,8 @@
 
 namespace pagerfs {
 
-void StoredPacks::add(const Digest& content, const image::PackedRef& ref, const image::BlobRecord& pack) {
+void StoredPacks::add(const Digest& content, const image::PackedRef& ref,
+                      const image::BlobRecord& pack) {
   contents_.emplace(content, ref);
   packs_.emplace(pack.digest, pack);
 }
