@@ -86,9 +86,19 @@ struct Xattr {
   bool operator==(const Xattr&) const = default;
 };
 
-struct PackedRef {        // a file whose content sits inside another blob (a pack)
-  Digest blob;            // the pack blob
-  uint64_t offset = 0;    // where the content starts in the pack's decoded bytes
+// A file whose content sits inside another blob (a pack).
+struct PackedRef {
+  Digest blob;          // the pack blob
+  uint64_t offset = 0;  // where the content starts in the pack's decoded bytes
+  bool operator==(const PackedRef&) const = default;
+};
+
+// One blob the manifest names (whole files and packs).
+struct BlobRecord {
+  Digest digest;
+  Digest table_digest;  // format::table_digest of the blob (zero: none recorded)
+  uint64_t byte_size = 0;
+  bool operator==(const BlobRecord&) const = default;
 };
 
 // One entry as a builder describes it: by path, in any order.
@@ -103,18 +113,12 @@ struct EntrySpec {
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
   uint64_t size = 0;             // file: content bytes; directory: st_size to report
-  Digest digest;                 // file: the blob holding the content
+  Digest digest;                 // file: the SHA-256 of its content
+  std::optional<PackedRef> packed;  // file: where its content sits in a pack (else a whole blob)
   std::string symlink_target;    // symlink
   std::string hardlink_target;   // hardlink: the path of the entry it names
   uint64_t rdev = 0;             // special
   std::vector<Xattr> xattrs;     // any order; sorted on encode
-  std::optional<PackedRef> packed;  // file entries only: its content sits in a pack
-};
-
-struct BlobRecord {       // one blob the manifest names (whole files and packs)
-  Digest digest;
-  Digest table_digest;    // format::table_digest of the blob (Part A)
-  uint64_t byte_size = 0;
 };
 
 // Validates `entries` and encodes them as a manifest file's bytes. Errors
