@@ -144,7 +144,8 @@ class PackState {
     }
     image::BlobRecord record{packed.header.digest, {}, packed.header.byte_size};
     // TODO(merge with Part A, blob v2): record.table_digest = packed.table_digest
-    // (Store::pack returning write_blob's WrittenBlob).
+    // (Store::PackResult gains it: the kept blob's when already_present) and
+    // drop the re-read below.
     if (packed.already_present) {
       // The blob in the store, not the copy just made, is what a reader opens.
       PAGERFS_TRY(stored, stored_blob_record(store_, record.digest));
@@ -232,7 +233,8 @@ class PackState {
     if (!packed.already_present) {
       ++new_blobs_;
       new_blob_bytes_ += packed.file_size;
-      // TODO(merge with Part A, blob v2): the table digest from write_blob's WrittenBlob.
+      // TODO(merge with Part A, blob v2): table digest = packed.table_digest
+      // (Store::PackResult gains it).
       written_.emplace(out.digest, image::BlobRecord{out.digest, {}, out.size});
     }
     progress_.bytes_done += file.size;

@@ -24,13 +24,16 @@ std::optional<image::BlobRecord> StoredPacks::pack(const Digest& blob) const {
 
 Result<StoredPacks> stored_packs(const Store& store) {
   // TODO(merge with Part B, manifest v2): v1 manifests cannot name a pack, so
-  // there is nothing to reuse yet. After the merge: for each image of
-  // store.list_images(), load it and add every content of its content table
-  // whose blob is not its own digest (Content{digest, blob, offset}), with
-  // the BlobRecord of that blob from the manifest's blob table, if
-  // store.has_blob(blob) and offset + length <= the blob's byte_size. An
-  // image that fails to load is skipped (verify reports it), not an error for
-  // the pack. This reads every image's content table: O(contents of the
+  // there is nothing to reuse yet. After the merge, with Part B's API:
+  //   PAGERFS_TRY(names, store.list_images());
+  //   for each name: auto m = store.load_image(name); if (!m) continue;
+  //     std::map<Digest, image::BlobRecord> blobs;  // m->blob_at(k), k < m->blob_count()
+  //     for k < m->content_count(): auto c = m->content_at(k);
+  //       if (!c || !c->packed()) continue;
+  //       keep it if blobs has c->blob, c->offset + c->length <= its byte_size
+  //       and store.has_blob(c->blob): add(c->digest, {c->blob, c->offset}, that record).
+  // An image that fails to load is skipped (verify reports it), not an error
+  // for the pack. This reads every image's content table: O(contents of the
   // store) per pack, fine for thousands of images; a store-wide index of
   // packed contents would be the next step.
   (void)store;
@@ -42,7 +45,7 @@ Result<image::BlobRecord> stored_blob_record(const Store& store, const Digest& d
   image::BlobRecord record;
   record.digest = reader->header().digest;
   record.byte_size = reader->byte_size();
-  // TODO(merge with Part A, blob v2): record.table_digest = reader->table_digest();
+  // TODO(merge with Part A, blob v2): record.table_digest = reader->table_digest().
   return record;
 }
 
