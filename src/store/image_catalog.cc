@@ -77,14 +77,12 @@ Result<std::optional<image::Manifest>> ImageCatalog::load(std::string_view name)
   return Loaded(std::move(manifest).value());
 }
 
-Result<void> ImageCatalog::verify(std::string_view name, const BlobSizes& whole) const {
+Result<void> ImageCatalog::verify(std::string_view name, const BlobSizes& whole, const BlobAnchors& anchors) const {
   PAGERFS_TRY(m, store_.load_image(name));
   const std::string context = "image '" + std::string(name) + "'";
   if (auto checked = m.verify(); !checked) return checked.error().with_context(context);
   // Every content's (offset, length) is inside its blob record's byte size
   // (Manifest::verify); each record must be the blob's.
-  // TODO(issue 14, after the merge with the blob v2 branch): compare each
-  // record's table digest with the blob's own.
   for (uint32_t k = 0; k < m.blob_count(); ++k) {
     PAGERFS_TRY(b, m.blob_at(k));
     auto it = whole.find(b.digest);
@@ -95,6 +93,11 @@ Result<void> ImageCatalog::verify(std::string_view name, const BlobSizes& whole)
       return Error(errc::corrupt_blob, context + ": blob " + b.digest.str() + " has " +
                                            std::to_string(it->second) + " bytes, the image says " +
                                            std::to_string(b.byte_size));
+    }
+    if (auto anchor = anchors.find(b.digest); anchor != anchors.end() && b.table_digest != Digest() &&
+        anchor->second != b.table_digest) {
+      return Error(errc::corrupt_blob, context + ": blob " + b.digest.str() + " has seek table digest " +
+                                           anchor->second.str() + ", the image says " + b.table_digest.str());
     }
   }
   return ok();

@@ -33,7 +33,13 @@ Result<format::BlobHeader> verify_blob(const std::string& path,
 
 Result<format::BlobHeader> StoreVerifier::verify_blob(const Digest& digest) {
   auto verified = pagerfs::verify_blob(catalog_.store().blob_path(digest), digest, threads_);
-  if (verified) whole_[digest] = verified.value().byte_size;
+  if (!verified) return verified;
+  // Its table digest, for the images that record it (the header and seek
+  // table only: the content was just checked).
+  auto reader = BlobReader::open(catalog_.store().blob_path(digest));
+  if (!reader) return reader.error();
+  whole_[digest] = verified.value().byte_size;
+  anchors_[digest] = reader.value()->table_digest();
   return verified;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pagerfs/control/control.h"
+#include "pagerfs/store/image_packer.h"
 #include "pagerfs/util/units.h"
 #include "tools/pagerfsctl.h"
 
@@ -47,6 +48,11 @@ int main_impl(int argc, char** argv) {
       ->capture_default_str();
   pack_cmd->add_option("--image,-i", pack.image,
                        "Pack one directory tree as image NAME (replaces an image of that name)");
+  pack_cmd->add_option("--pack-threshold", pack.pack_threshold,
+                       "With --image: files smaller than SIZE are packed together into shared pack blobs; "
+                       "0 packs none (default: " + std::to_string(kDefaultPackThreshold >> 10) + "K)");
+  pack_cmd->add_option("--pack-max", pack.pack_max, "With --image: content bytes per pack blob at most")
+      ->capture_default_str();
   pack_cmd->add_option("inputs", pack.inputs, "Files to pack; '-' for standard input; with --image, a directory")
       ->required();
   pack_cmd->footer("Prints 'sha256:<hex>  <input>' for each input. A blob already in the store is kept.\n"

@@ -32,6 +32,8 @@ struct PackArgs {
   int level = kDefaultCompressionLevel;
   unsigned threads = 0;
   std::string image;  // pack one directory as this image
+  std::optional<std::string> pack_threshold;  // with --image; unset: kDefaultPackThreshold
+  std::string pack_max = "64M";               // with --image
   std::vector<std::string> inputs;
 };
 int run_pack(const PackArgs& args);

@@ -14,6 +14,7 @@
 #include "pagerfs/store/store.h"
 #include "pagerfs/util/file.h"
 #include "pagerfs/util/units.h"
+#include "store/pack_planner.h"
 #include "tools/pagerfsctl.h"
 
 namespace pagerfs::ctl {
@@ -83,6 +84,17 @@ int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions o
   const std::string& dir = args.inputs.front();
   ImagePackOptions image_options;
   image_options.blob = options;
+  if (args.pack_threshold) {
+    auto threshold = size_option("--pack-threshold", *args.pack_threshold);
+    if (!threshold) return print_error(threshold.error().message()), kExitUsage;
+    image_options.pack_threshold = threshold.value();
+  }
+  auto pack_max = size_option("--pack-max", args.pack_max);
+  if (!pack_max) return print_error(pack_max.error().message()), kExitUsage;
+  image_options.pack_max = pack_max.value();
+  if (auto valid = validate(PackPlanOptions{image_options.pack_threshold, image_options.pack_max}); !valid) {
+    return print_error(valid.error().message()), kExitUsage;
+  }
   Progress progress("packing image " + args.image, std::nullopt);
   image_options.on_progress = [&progress](const ImagePackProgress& p) { progress.update(p.bytes_done); };
   const auto start = std::chrono::steady_clock::now();
@@ -90,11 +102,13 @@ int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions o
   if (!packed) return print_error(packed.error().message()), kExitFailure;
   const ImagePackResult& r = packed.value();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("image %s: %llu entries, %llu files (%s), %llu distinct, %llu new blob(s) (%s stored), %.1f s\n",
-              args.image.c_str(), static_cast<unsigned long long>(r.entries),
-              static_cast<unsigned long long>(r.files), format_size(r.content_bytes).c_str(),
-              static_cast<unsigned long long>(r.distinct_blobs), static_cast<unsigned long long>(r.new_blobs),
-              format_size(r.new_blob_bytes).c_str(), seconds);
+  std::printf(
+      "image %s: %llu entries, %llu files (%s), %llu distinct, %llu packed in %llu pack(s), %llu new blob(s) "
+      "(%s stored), %.1f s\n",
+      args.image.c_str(), static_cast<unsigned long long>(r.entries), static_cast<unsigned long long>(r.files),
+      format_size(r.content_bytes).c_str(), static_cast<unsigned long long>(r.distinct_blobs),
+      static_cast<unsigned long long>(r.packed_files), static_cast<unsigned long long>(r.packs),
+      static_cast<unsigned long long>(r.new_blobs), format_size(r.new_blob_bytes).c_str(), seconds);
   return kExitOk;
 }
 

@@ -416,5 +416,19 @@ TEST_F(CliTest, ListingADeepImageIsLinear) {
   EXPECT_EQ(lines, static_cast<size_t>(kDepth + 1));
 }
 
+// The packing options of pack --image are checked before anything is read.
+TEST_F(CliTest, PackOptionsAreChecked) {
+  const std::string tree = dir_ / "tree";
+  std::filesystem::create_directories(tree);
+  testing::write_file(tree + "/f", "small");
+  expect_failure(ctl({"pack", "-s", store(), "--image", "i", "--pack-threshold", "1M", "--pack-max", "64K", tree}),
+                 2, "--pack-threshold (1.0 MiB) must not exceed --pack-max (64.0 KiB)");
+  expect_failure(ctl({"pack", "-s", store(), "--image", "i", "--pack-max", "0", tree}), 2, "--pack-max");
+  expect_failure(ctl({"pack", "-s", store(), "--image", "i", "--pack-threshold", "lots", tree}), 2,
+                 "--pack-threshold");
+  EXPECT_FALSE(std::filesystem::exists(store() + "/images/i"));
+  EXPECT_EQ(ctl({"pack", "-s", store(), "--image", "i", "--pack-threshold", "0", tree}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace pagerfs

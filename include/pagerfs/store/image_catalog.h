@@ -39,6 +39,8 @@ namespace pagerfs {
 
 // The byte sizes of blobs known to be whole, by digest.
 using BlobSizes = std::unordered_map<Digest, uint64_t, DigestHash>;
+// The table digests (format::table_digest) of blobs known to be whole.
+using BlobAnchors = std::unordered_map<Digest, Digest, DigestHash>;
 
 class ImageCatalog {
  public:
@@ -79,7 +81,9 @@ class ImageCatalog {
   // counts as missing) with the byte size the manifest records. A missing or short blob is
   // errc::corrupt_blob; a manifest that cannot be read keeps its own error.
   // Not remembered.
-  Result<void> verify(std::string_view name, const BlobSizes& whole) const;
+  // A blob record's table digest, where the image records one, must be the
+  // blob's own (`anchors`; a blob not in it is not compared).
+  Result<void> verify(std::string_view name, const BlobSizes& whole, const BlobAnchors& anchors = {}) const;
 
   struct Stats {
     uint64_t images_failed = 0;        // images that failed and were not loaded since

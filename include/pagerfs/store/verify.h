@@ -48,12 +48,13 @@ class StoreVerifier {
   // is remembered for the images.
   Result<format::BlobHeader> verify_blob(const Digest& digest);
   // Whether image `name` is whole against the blobs verified good so far.
-  Result<void> verify_image(std::string_view name) const { return catalog_.verify(name, whole_); }
+  Result<void> verify_image(std::string_view name) const { return catalog_.verify(name, whole_, anchors_); }
 
  private:
   ImageCatalog catalog_;
   const unsigned threads_;
   BlobSizes whole_;
+  BlobAnchors anchors_;
 };
 
 }  // namespace pagerfs
