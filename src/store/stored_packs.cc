@@ -34,20 +34,22 @@ Result<StoredPacks> stored_packs(const Store& store) {
   StoredPacks packs;
   std::unordered_map<Digest, bool, DigestHash> usable;  // pack -> in the store, whole
   for (const std::string& name : names) {
-    auto m = store.load_image(name);
-    if (!m) continue;
+    auto loaded = store.load_image(name);
+    if (!loaded) continue;
+    const image::Manifest& m = loaded.value();
     std::unordered_map<Digest, image::BlobRecord, DigestHash> blobs;
-    for (uint32_t k = 0; k < m->blob_count(); ++k) {
-      if (auto b = m->blob_at(k)) blobs.emplace(b->digest, b.value());
+    for (uint32_t k = 0; k < m.blob_count(); ++k) {
+      if (auto b = m.blob_at(k)) blobs.emplace(b.value().digest, b.value());
     }
-    for (uint32_t k = 0; k < m->content_count(); ++k) {
-      auto c = m->content_at(k);
-      if (!c || !c->packed() || packs.find(c->digest)) continue;
-      auto b = blobs.find(c->blob);
-      if (b == blobs.end() || c->offset > b->second.byte_size || c->length > b->second.byte_size - c->offset) continue;
-      auto [it, inserted] = usable.try_emplace(c->blob, false);
-      if (inserted) it->second = store.has_blob(c->blob);
-      if (it->second) packs.add(c->digest, {c->blob, c->offset}, b->second);
+    for (uint32_t k = 0; k < m.content_count(); ++k) {
+      auto c = m.content_at(k);
+      if (!c || !c.value().packed() || packs.find(c.value().digest)) continue;
+      const image::Content& content = c.value();
+      auto b = blobs.find(content.blob);
+      if (b == blobs.end() || content.offset > b->second.byte_size || content.length > b->second.byte_size - content.offset) continue;
+      auto [it, inserted] = usable.try_emplace(content.blob, false);
+      if (inserted) it->second = store.has_blob(content.blob);
+      if (it->second) packs.add(content.digest, {content.blob, content.offset}, b->second);
     }
   }
   return packs;
