@@ -124,5 +124,40 @@ TEST_F(BlobFormatTest, AForgedChunkIsEioWithVerifySha256AndServedWithout) {
   EXPECT_NE(verified.err.find("SHA-256"), std::string::npos) << verified.err;
 }
 
+// The anchor: an image records each blob's table digest, so a blob replaced
+// by a self-consistent forgery (chunk bytes, XXH3, SHA-256 and the seek
+// table all agreeing, under the genuine content digest) is refused when an
+// image file opens, with the default verify=xxh3. The blob view, which has
+// no anchor, serves the forgery: the anchor is what stops it.
+TEST_F(BlobFormatTest, AnImageFileRefusesAForgedBlobByItsAnchor) {
+  const auto content = testing::random_bytes(3 * kChunk, 7);
+  auto other = content;
+  other[kChunk + 9] ^= std::byte{0x33};
+  const Digest genuine = pack(content);
+  const Digest forger = pack(other);
+  std::filesystem::create_directories(dir_ / "tree");
+  testing::write_file(dir_ / "tree/file.bin", std::string(reinterpret_cast<const char*>(content.data()), content.size()));
+  const auto packed = testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "--store", store_, "--image",
+                                    "img", "--chunk-size", "4K", "--pack-threshold", "0", dir_ / "tree"});
+  ASSERT_EQ(packed.exit_code, 0) << packed.err;
+
+  // Fully self-consistent: chunk 1's SHA-256 is the forged bytes' own.
+  auto file = bytes_of(testing::read_file(blob_path(forger.hex())));
+  testing::forge_header_digest(file, genuine);
+  std::filesystem::remove(blob_path(genuine.hex()));
+  testing::write_file(blob_path(genuine.hex()), std::string(reinterpret_cast<const char*>(file.data()), file.size()));
+
+  MountedStore m(store_, dir_ / "mnt");
+  const std::string image_file = m.path() + "/images/img/file.bin";
+  std::string got;
+  EXPECT_EQ(pread_errno(image_file, 0, 100, &got), EIO) << "refused at open by the manifest's anchor";
+  EXPECT_EQ(pread_errno(image_file, 0, 100, &got), EIO) << "and again: a refused blob is not kept open";
+  ASSERT_EQ(pread_errno(m.blob(genuine.hex()), kChunk, 100, &got), 0);
+  EXPECT_NE(got[9], static_cast<char>(content[kChunk + 9])) << "the unanchored blob view serves the forgery";
+  const auto stats = testing::run({testing::binary_from_env("PAGERFSCTL"), "stats", m.path(), "--json"});
+  EXPECT_NE(stats.out.find("\"anchor_mismatches\":"), std::string::npos) << stats.out;
+  EXPECT_EQ(stats.out.find("\"anchor_mismatches\":0"), std::string::npos) << stats.out;
+}
+
 }  // namespace
 }  // namespace pagerfs

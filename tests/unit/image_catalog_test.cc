@@ -36,6 +36,7 @@ class ImageCatalogTest : public ::testing::Test {
     ImagePackOptions options;
     options.blob.chunk_size = 4096;
     options.blob.threads = 1;
+    options.pack_threshold = 0;  // a blob per file: the tests remove and damage them one by one
     auto packed = pack_image(store(), "good", tree(), options);
     ASSERT_TRUE(packed) << packed.error().message();
     good_manifest_ = read_file(store().image_path("good"));
