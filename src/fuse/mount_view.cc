@@ -143,7 +143,11 @@ Result<MountView::Node> MountView::node(fuse_ino_t ino) const {
     if ((ino & kBlobBit) != 0) {
       auto it = blobs_.find(ino);
       if (it == blobs_.end()) return unknown();
-      return Node{.kind = Node::Kind::blob, .digest = it->second.digest, .content = it->second.packed};
+      return Node{.kind = Node::Kind::blob,
+                  .digest = it->second.digest,
+                  .content = it->second.packed,
+                  .image = nullptr,
+                  .entry = 0};
     }
     image = image_of(ino);
   }
@@ -162,7 +166,11 @@ Result<MountView::Node> MountView::node(fuse_ino_t ino) const {
                 .image = image,
                 .entry = entry.value()};
   }
-  return Node{.kind = Node::Kind::image_entry, .image = image, .entry = entry.value()};
+  return Node{.kind = Node::Kind::image_entry,
+              .digest = Digest(),
+              .content = std::nullopt,
+              .image = image,
+              .entry = entry.value()};
 }
 
 bool MountView::is_dir(fuse_ino_t ino) const {

@@ -399,7 +399,7 @@ TEST_F(ImagePackerPacksTest, ASecondImageWithTwoChangedFilesWritesOnePack) {
 TEST_F(ImagePackerPacksTest, APackedFileChangedAfterItsHashFailsThePack) {
   put("a", std::string(500, 'a'));
   put("b", std::string(500, 'b'));
-  for (const std::string replacement : {std::string(500, 'z'), std::string(499, 'b'), std::string(501, 'b')}) {
+  for (const std::string& replacement : {std::string(500, 'z'), std::string(499, 'b'), std::string(501, 'b')}) {
     SCOPED_TRACE(replacement.size());
     write_file(tree() + "/b", std::string(500, 'b'));
     options_.test_hooks.hashed = [&](const std::string& path) {

@@ -56,10 +56,15 @@ std::vector<MountView::Entry> list_ok(const MountView& view, fuse_ino_t dir, siz
   EXPECT_TRUE(r) << r.error().message();
   return r ? r.value() : std::vector<MountView::Entry>{};
 }
+struct stat stat_zero() {
+  struct stat st {};
+  return st;
+}
+
 struct stat attrs_ok(const MountView& view, const MountView::Image& image, uint32_t entry, fuse_ino_t ino) {
   auto r = view.image_attributes(image, entry, ino);
   EXPECT_TRUE(r) << r.error().message();
-  return r ? r.value() : (struct stat){};
+  return r ? r.value() : stat_zero();
 }
 
 image::Manifest manifest(std::vector<image::EntrySpec> entries) {
