@@ -438,11 +438,6 @@ TEST_F(BrokenImageTest, BadPackInvocationsSayWhy) {
   EXPECT_FALSE(std::filesystem::exists(own_store_ + "/images/x"));
 }
 
-}  // namespace
-}  // namespace pagerfs
-
-namespace pagerfs {
-namespace {
 
 // Files packed into one blob (a pack): each reads as itself, mmap shows
 // zeros (not its neighbour) past its end, and its content digest resolves
@@ -529,11 +524,6 @@ TEST(PackedImageTest, PackedFilesReadAsThemselves) {
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
-}  // namespace
-}  // namespace pagerfs
-
-namespace pagerfs {
-namespace {
 
 // A store written by the version 1 code (tests/data/v1-store: pagerfsctl
 // pack of a small tree before manifest version 2): it mounts with its tree
@@ -571,11 +561,6 @@ TEST(V1StoreTest, AVersion1ManifestMountsWithItsTreeIntact) {
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
-}  // namespace
-}  // namespace pagerfs
-
-namespace pagerfs {
-namespace {
 
 // A forged manifest (checksums recomputed over a malformed entry): the image
 // mounts, the entry is EIO for each operation that meets it, its neighbours
