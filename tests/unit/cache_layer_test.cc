@@ -1,6 +1,7 @@
 #include "pagerfs/layers/cache_layer.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -466,9 +467,14 @@ TEST_F(CacheLayerTest, KillDuringFillNeverServesIncompleteBytes) {
   std::mt19937_64 rng(99);
   uint64_t served = 0;
   for (int round = 0; round < 25; ++round) {
+    // The child says when its first fill is stored, so that a slow start (a
+    // sanitizer build) is not mistaken for a kill point.
+    int started[2];
+    ASSERT_EQ(::pipe(started), 0);
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
+      ::close(started[0]);
       // Fill forever in random pieces; the parent kills us somewhere.
       CacheLayerOptions options;
       options.budget_bytes = 600 * kSector;
@@ -482,9 +488,23 @@ TEST_F(CacheLayerTest, KillDuringFillNeverServesIncompleteBytes) {
         const uint64_t n = std::min<uint64_t>(b.sector_count(kSector) - first, 1 + child_rng() % 64);
         const uint64_t end = std::min<uint64_t>(b.size, (first + n) * kSector);
         const auto& c = contents_[b.digest];
-        (void)cache.value()->write_no_overwrite(
-            b, first, std::span(c).subspan(first * kSector, end - first * kSector));
+        const bool filled = cache.value()->write_no_overwrite(
+            b, first, std::span(c).subspan(first * kSector, end - first * kSector)).has_value();
+        if (filled && started[1] >= 0) {
+          (void)!::write(started[1], "x", 1);
+          ::close(started[1]);
+          started[1] = -1;
+        }
       }
+    }
+    ::close(started[1]);
+    pollfd first_fill{started[0], POLLIN, 0};
+    const int ready = ::poll(&first_fill, 1, 30000);
+    ::close(started[0]);
+    if (ready != 1) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, nullptr, 0);
+      FAIL() << "round " << round << ": the child stored nothing in 30 s";
     }
     std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 20000));
     ::kill(child, SIGKILL);
