@@ -336,14 +336,9 @@ TEST_F(MountTest, KillNineRightAfterMountingNeverLeavesTheDaemonHanging) {
     EXPECT_EQ(status, -SIGKILL) << "round " << round << ": the daemon did not die of SIGKILL within 5 s";
     if (status == -1) {
       // Stuck: end its connection (root only) so the fixture can clean up.
-      std::ifstream in("/proc/self/mountinfo");
-      std::string line;
-      while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string id, parent, dev, root, mnt;
-        fields >> id >> parent >> dev >> root >> mnt;
-        if (mnt != m.path()) continue;
-        std::ofstream abort("/sys/fs/fuse/connections/" + dev.substr(dev.find(':') + 1) + "/abort");
+      if (const auto info = testing::mount_info(m.path())) {
+        std::ofstream abort("/sys/fs/fuse/connections/" + info->device.substr(info->device.find(':') + 1) +
+                            "/abort");
         abort << "1";
       }
       break;

@@ -41,15 +41,8 @@ ProcessResult pagerfsctl(std::vector<std::string> args) {
 // The mount options of the mount at `path` (/proc/self/mountinfo, field 6),
 // empty if nothing is mounted there.
 std::string mount_options(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mnt, options;
-    fields >> id >> parent >> dev >> root >> mnt >> options;
-    if (mnt == path) found = "," + options + ",";  // the last mount there is on top
-  }
-  return found;
+  const auto info = testing::mount_info(path);
+  return info ? "," + info->options + "," : "";
 }
 
 uid_t test_uid() { return testing::test_user().uid; }

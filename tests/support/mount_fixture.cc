@@ -21,18 +21,27 @@ namespace pagerfs::testing {
 
 bool fuse_available() { return ::access("/dev/fuse", R_OK | W_OK) == 0; }
 
-bool is_pagerfs_mount(const std::string& path) {
+std::optional<MountInfo> mount_info(const std::string& path) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
+  std::optional<MountInfo> found;
   while (std::getline(in, line)) {
     std::istringstream fields(line);
-    std::string id, parent, dev, root, mnt;
-    fields >> id >> parent >> dev >> root >> mnt;
+    std::string id, parent, dev, root, mnt, options;
+    fields >> id >> parent >> dev >> root >> mnt >> options;
     if (mnt != path) continue;
-    const size_t dash = line.find(" - ");
-    if (dash != std::string::npos && line.compare(dash + 3, 12, "fuse.pagerfs") == 0) return true;
+    // The last line for a path is the mount on top.
+    found = MountInfo{dev, options, ""};
+    if (const size_t dash = line.find(" - "); dash != std::string::npos) {
+      std::istringstream(line.substr(dash + 3)) >> found->type;
+    }
   }
-  return false;
+  return found;
+}
+
+bool is_pagerfs_mount(const std::string& path) {
+  const auto info = mount_info(path);
+  return info && info->type == "fuse.pagerfs";
 }
 
 MountedStore::MountedStore(const std::string& store, const std::string& mountpoint,

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,15 @@ namespace pagerfs::testing {
 // True when this machine can mount FUSE file systems; tests skip (exit 77
 // semantics via GTEST_SKIP) otherwise, unless PAGERFS_REQUIRE_FUSE is set.
 bool fuse_available();
+
+// The mount at `path` as /proc/self/mountinfo shows it (the one on top),
+// or nullopt if nothing is mounted there.
+struct MountInfo {
+  std::string device;   // "major:minor" (a FUSE mount's minor is its connection)
+  std::string options;  // the per-mount options, e.g. "rw,nosuid,nodev,relatime"
+  std::string type;     // e.g. "fuse.pagerfs"
+};
+std::optional<MountInfo> mount_info(const std::string& path);
 
 // True when `path` is a mount point of type fuse.pagerfs.
 bool is_pagerfs_mount(const std::string& path);
