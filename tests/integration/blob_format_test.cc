@@ -59,6 +59,12 @@ class BlobFormatTest : public ::testing::Test {
 
   std::string blob_path(const std::string& hex) const { return store_ + "/blobs/sha256/" + hex; }
 
+  // Puts `file` in the store under the name of blob `digest` (a forgery).
+  void replace_blob(const Digest& digest, const std::vector<std::byte>& file) const {
+    std::filesystem::remove(blob_path(digest.hex()));
+    testing::write_file(blob_path(digest.hex()), std::string(reinterpret_cast<const char*>(file.data()), file.size()));
+  }
+
   Digest pack(const std::vector<std::byte>& content) {
     auto input = memory_input_stream(content);
     BlobWriterOptions options;
@@ -104,8 +110,7 @@ TEST_F(BlobFormatTest, AForgedChunkIsEioWithVerifySha256AndServedWithout) {
   auto genuine_reader = BlobReader::open(blob_path(genuine.hex())).value();
   testing::forge_chunk_sha256(file, 1, genuine_reader->chunks()[1].sha256);
   testing::forge_header_digest(file, genuine);
-  std::filesystem::remove(blob_path(genuine.hex()));
-  testing::write_file(blob_path(genuine.hex()), std::string(reinterpret_cast<const char*>(file.data()), file.size()));
+  replace_blob(genuine, file);
 
   std::string got;
   {
@@ -144,8 +149,7 @@ TEST_F(BlobFormatTest, AnImageFileRefusesAForgedBlobByItsAnchor) {
   // Fully self-consistent: chunk 1's SHA-256 is the forged bytes' own.
   auto file = bytes_of(testing::read_file(blob_path(forger.hex())));
   testing::forge_header_digest(file, genuine);
-  std::filesystem::remove(blob_path(genuine.hex()));
-  testing::write_file(blob_path(genuine.hex()), std::string(reinterpret_cast<const char*>(file.data()), file.size()));
+  replace_blob(genuine, file);
 
   MountedStore m(store_, dir_ / "mnt");
   const std::string image_file = m.path() + "/images/img/file.bin";
