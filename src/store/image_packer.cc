@@ -403,6 +403,9 @@ Result<ImagePackResult> pack_image(const Store& store, const std::string& name, 
   result.manifest_bytes = manifest.value().size();
   // The blobs reach the disk before the manifest that names them.
   PAGERFS_TRYV(store.sync());
+  // A packed tree has no container config: one kept from an image imported
+  // under this name before no longer describes it.
+  PAGERFS_TRYV(store.remove_image_config(name));
   PAGERFS_TRYV(store.write_image(name, manifest.value()));
   return result;
 }

@@ -20,6 +20,7 @@ namespace {
 
 constexpr const char* kBlobsSubdir = "/blobs/sha256";
 constexpr const char* kImagesSubdir = "/images";
+constexpr const char* kConfigsSubdir = "/configs";
 constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
 
 
@@ -196,6 +197,57 @@ Result<void> Store::write_image(std::string_view name, std::span<const std::byte
   auto output = fd_writable_file(fd, temp.path());  // owns fd: alive until installed
   PAGERFS_TRYV(output->append(manifest));
   return temp.install(fd, image_path(name), /*durable=*/true);
+}
+
+std::string Store::configs_dir() const { return root_ + kConfigsSubdir; }
+
+std::string Store::image_config_path(std::string_view name) const {
+  return configs_dir() + "/" + std::string(name);
+}
+
+Result<std::vector<std::byte>> Store::load_image_config(std::string_view name) const {
+  const std::string context = "config of image '" + std::string(name) + "'";
+  if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
+  auto opened = open_regular_file(image_config_path(name), O_RDONLY);
+  if (!opened) {
+    if (opened.error().code() == std::errc::no_such_file_or_directory) return Error::from_errno(ENOENT, context);
+    return opened.error().with_context(context);
+  }
+  const UniqueFd& fd = opened.value();
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
+  if (static_cast<uint64_t>(st.st_size) > kMaxImageConfigBytes) {
+    return Error(errc::corrupt_blob, context + " is " + std::to_string(st.st_size) + " bytes, more than " +
+                                         std::to_string(kMaxImageConfigBytes));
+  }
+  std::vector<std::byte> bytes(static_cast<size_t>(st.st_size));
+  for (size_t done = 0; done < bytes.size();) {
+    PAGERFS_TRY(n, pread_some(fd.get(), std::span(bytes).subspan(done), done, image_config_path(name)));
+    if (n == 0) return Error(errc::corrupt_blob, context + " shrank while it was read");
+    done += n;
+  }
+  return bytes;
+}
+
+Result<void> Store::write_image_config(std::string_view name, std::span<const std::byte> config) const {
+  PAGERFS_TRYV(image::validate_image_name(name));
+  const std::string dir = configs_dir();
+  PAGERFS_TRYV(make_dir(dir, kStoreDirMode));
+  TempFile temp;
+  PAGERFS_TRY(fd, temp.create(dir));
+  auto output = fd_writable_file(fd, temp.path());
+  PAGERFS_TRYV(output->append(config));
+  return temp.install(fd, image_config_path(name), /*durable=*/true);
+}
+
+Result<void> Store::remove_image_config(std::string_view name) const {
+  PAGERFS_TRYV(image::validate_image_name(name));
+  const std::string path = image_config_path(name);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return ok();
+    return Error::from_errno(errno, "remove " + quoted(path));
+  }
+  return fsync_dir(configs_dir());
 }
 
 Result<void> Store::sync() const {

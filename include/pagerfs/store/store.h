@@ -4,6 +4,9 @@
 //                                           its decompressed content
 //   STORE/images/<name>                     one image manifest (optional; see
 //                                           pagerfs/store/image_manifest.h)
+//   STORE/configs/<name>                    the OCI image config (JSON) of an
+//                                           image imported from a container
+//                                           image (optional; pagerfs-store(5))
 //
 // Blobs are immutable once written. They are written under a temporary name
 // in the same directory, fsync'd, and rename()d into place, so a crash never
@@ -67,6 +70,18 @@ class Store {
   Result<image::Manifest> load_image(std::string_view name) const;
   // Writes (or atomically replaces) image `name`, durably.
   Result<void> write_image(std::string_view name, std::span<const std::byte> manifest) const;
+
+  // The OCI image config of image `name` (entrypoint, cmd, env, ...), kept
+  // beside its manifest by `pagerfsctl import`. Read whole, at most
+  // kMaxImageConfigBytes; a missing config is ENOENT with a bare message.
+  static constexpr uint64_t kMaxImageConfigBytes = 4u << 20;
+  std::string configs_dir() const;
+  std::string image_config_path(std::string_view name) const;
+  Result<std::vector<std::byte>> load_image_config(std::string_view name) const;
+  // Writes (or atomically replaces) it, durably; remove: none is left (a
+  // missing one is not an error).
+  Result<void> write_image_config(std::string_view name, std::span<const std::byte> config) const;
+  Result<void> remove_image_config(std::string_view name) const;
 
   // How a blob reaches the disk: `each` fsyncs every blob before publishing
   // it; `deferred` leaves that to one sync() by the caller (packing a tree of
