@@ -69,6 +69,7 @@ nlohmann::json Filesystem::stats_json() const {
                           {"bytes_fetched", p.bytes_fetched},
                           {"chunk_cache_bytes", p.chunk_cache_bytes},
                           {"open_blobs", p.open_blobs},
+                          {"kept_blobs", p.kept_blobs},
                           {"integrity_retries", p.integrity_retries},
                           {"integrity_repairs", p.integrity_repairs},
                           {"after_reply_failures", p.after_reply_failures},

@@ -189,6 +189,16 @@ ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::sp
     chunks_decoded.fetch_add(1, std::memory_order_relaxed);
     if (!decoded && is_integrity_error(decoded.error())) {
       decoded = reread_below_caches(blob, c, *data);
+      if (!decoded) {
+        // Perhaps the store's file was replaced under a seek table kept open:
+        // the next open reads it afresh.
+        std::shared_ptr<PagedBlob> dropped;
+        MutexLock lock(mu);
+        if (auto* kept = recent.peek(blob.digest()); kept && kept->get() == &blob) {
+          dropped = std::move(*kept);
+          recent.erase(blob.digest());
+        }
+      }
     }
     if (!decoded) return decoded.error().with_context(blob.digest().str());
     return DecodedChunk(std::move(data));
@@ -220,6 +230,16 @@ Result<void> Pager::Impl::reread_below_caches(const PagedBlob& blob, uint64_t c,
                  suppressed ? fmt::format(" ({} more not logged)", suppressed) : std::string());
   }
   return ok();
+}
+
+std::vector<std::shared_ptr<PagedBlob>> Pager::Impl::keep_recent(const std::shared_ptr<PagedBlob>& blob) {
+  std::vector<std::shared_ptr<PagedBlob>> evicted;
+  if (auto* kept = recent.get(blob->digest()); kept && *kept == blob) return evicted;
+  // The seek table and the rest of the blob's state.
+  const uint64_t cost = blob->reader().header().seek_table_size() + sizeof(PagedBlob) + sizeof(BlobReader);
+  recent.insert(blob->digest(), blob, cost,
+                [&](Digest&&, std::shared_ptr<PagedBlob>&& old, uint64_t) { evicted.push_back(std::move(old)); });
+  return evicted;
 }
 
 Result<std::unique_ptr<BlobReader>> Pager::Impl::open_reader(const Digest& digest) {

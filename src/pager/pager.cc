@@ -42,11 +42,15 @@ Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest,
     auto acceptable = [&](const PagedBlob& blob) {
       return !expected_table_digest || blob.table_digest() == *expected_table_digest;
     };
+    std::vector<std::shared_ptr<PagedBlob>> evicted;  // released after the lock, in this order
     {
       MutexLock lock(impl_->mu);
       if (impl_->shutting_down) return shutdown_error();
       if (auto it = impl_->blobs.find(digest); it != impl_->blobs.end()) {
-        if (auto blob = it->second.lock(); blob && acceptable(*blob)) return blob;
+        if (auto blob = it->second.lock(); blob && acceptable(*blob)) {
+          evicted = impl_->keep_recent(blob);
+          return blob;
+        }
       }
     }
     // Reads header and seek table through the stack (outside the lock: I/O).
@@ -85,6 +89,7 @@ Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest,
       if (expected_table_digest) return blob;
     }
     slot = blob;
+    evicted = impl_->keep_recent(blob);
     std::erase_if(impl_->blobs, [](const auto& entry) { return entry.second.expired(); });
     return blob;
   } catch (...) {
@@ -230,7 +235,13 @@ PagerStats Pager::stats() const {
   s.fault_latency = p.fault_latency.snapshot();
   MutexLock lock(p.mu);
   s.failures = p.failures;
-  for (const auto& [digest, weak] : p.blobs) s.open_blobs += weak.expired() ? 0 : 1;
+  for (const auto& [digest, weak] : p.blobs) {
+    // Held by a caller: a reference beyond the one `recent` keeps.
+    const auto* kept = p.recent.peek(digest);
+    const long own = kept != nullptr && !weak.owner_before(*kept) && !kept->owner_before(weak) ? 1 : 0;
+    s.open_blobs += weak.use_count() > own ? 1 : 0;
+  }
+  s.kept_blobs = p.recent.size();
   return s;
 }
 

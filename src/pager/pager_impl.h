@@ -25,6 +25,7 @@
 #include "pagerfs/format/chunk_codec.h"
 #include "pagerfs/pager/pager.h"
 #include "pager/chunk_cache.h"
+#include "util/lru_cache.h"
 #include "util/mutex.h"
 #include "util/rate_limiter.h"
 
@@ -60,7 +61,8 @@ inline unsigned decode_thread_count(unsigned requested) {
 struct Pager::Impl {
   Impl(std::shared_ptr<const LayerStack> s, const PagerOptions& o, std::shared_ptr<spdlog::logger> l)
       : stack(std::move(s)), options(o), logger(std::move(l)), pool(decode_thread_count(o.threads)),
-        cache(o.chunk_cache_bytes) {}
+        cache(o.chunk_cache_bytes),
+        recent(o.kept_blob_bytes) {}
 
   using Promise = std::shared_ptr<std::promise<ChunkResult>>;
 
@@ -97,7 +99,11 @@ struct Pager::Impl {
   uint64_t readahead_for(const PagedBlob& blob, uint64_t offset, uint64_t length) {
     const uint64_t full = std::max<uint64_t>(std::bit_ceil(options.readahead), blob.chunk_size());
     const uint64_t previous_end = blob.next_offset_.exchange(range::saturating_add(offset, length));
-    if (!options.adaptive_readahead || length >= kStreamingRequest || offset == previous_end) return full;
+    // A continuation starts where the previous request ended, or inside its
+    // last page: in a pack, the next file starts where the previous file
+    // ended, and the kernel asked for that file's whole last page.
+    const bool continues = offset <= previous_end && previous_end - offset < range::kPageSize;
+    if (!options.adaptive_readahead || length >= kStreamingRequest || continues) return full;
     random_faults.fetch_add(1, std::memory_order_relaxed);
     return blob.chunk_size();
   }
@@ -118,6 +124,18 @@ struct Pager::Impl {
   bool shutting_down GUARDED_BY(mu) = false;
   std::unordered_map<ChunkKey, ChunkFuture, ChunkKeyHash> in_flight GUARDED_BY(mu);
   std::unordered_map<Digest, std::weak_ptr<PagedBlob>, DigestHash> blobs GUARDED_BY(mu);
+  // The blobs opened last stay open after their last holder is gone, up to
+  // options.kept_blob_bytes of seek tables: a pack of small files is opened once
+  // per file (open, read, release), and reading its header and seek table
+  // again each time (and hashing the table against its anchor) cost as much
+  // as the file's own bytes; and its sequential-read hint survives from one
+  // file to the next, so a reader walking a pack in order gets read-ahead.
+  // Dropped when a chunk of the blob stays bad after a re-read from below
+  // the caches (the store's file may have been replaced).
+  LruCache<Digest, std::shared_ptr<PagedBlob>, DigestHash> recent GUARDED_BY(mu);
+  // Keeps `blob` in `recent`, as the most recently used. Returns what that
+  // evicted, to be released after mu (a PagedBlob frees its seek table).
+  std::vector<std::shared_ptr<PagedBlob>> keep_recent(const std::shared_ptr<PagedBlob>& blob) REQUIRES(mu);
   std::map<int, uint64_t> failures GUARDED_BY(mu);
 
   std::atomic<uint64_t> faults{0}, bytes_requested{0}, bytes_supplied{0}, chunks_decoded{0};

@@ -249,10 +249,61 @@ TEST_F(PagerTest, OpenSharesStateAndReleasesIt) {
   EXPECT_NE(pager->dump().find("open: " + d.str()), std::string::npos);
   a.reset();
   b.reset();
-  EXPECT_EQ(pager->stats().open_blobs, 0u) << "on_zero_children releases the state";
+  EXPECT_EQ(pager->stats().open_blobs, 0u) << "no caller holds it";
+  EXPECT_EQ(pager->stats().kept_blobs, 1u) << "kept among the recently opened";
   auto missing = pager->open(Digest());
   ASSERT_FALSE(missing);
   EXPECT_EQ(to_errno(missing.error()), ENOENT);
+}
+
+// A pack of small files is opened once per file: its header and seek table
+// are read once, and its sequential hint carries from one file to the next.
+TEST_F(PagerTest, ReopenOfARecentBlobReadsNothingAndKeepsReadingAhead) {
+  auto pager = make_pager();
+  const auto content = testing::random_bytes(20 * kChunk);
+  const Digest d = add_blob(content);
+  ASSERT_TRUE(pager->read(*pager->open(d).value(), 0, 1000));
+  const size_t reads = store_->reads().size();
+  const uint64_t random = pager->stats().random_faults;
+  // The next file of the pack, opened afresh, continues where the last ended.
+  auto again = pager->open(d).value();
+  EXPECT_EQ(store_->reads().size(), reads) << "the header and seek table were not read again";
+  ASSERT_TRUE(pager->read(*again, 1000, 1000));
+  EXPECT_EQ(pager->stats().random_faults, random) << "a continuation, not a random fault";
+}
+
+TEST_F(PagerTest, RecentlyOpenedBlobsAreBoundedBySeekTableBytes) {
+  PagerOptions options;
+  options.kept_blob_bytes = 8 * 1024;
+  auto pager = make_pager(options);
+  // Tiny blobs cost a few hundred bytes each: some fit, not all.
+  std::vector<Digest> digests;
+  for (uint64_t i = 0; i < 100; ++i) digests.push_back(add_blob(testing::random_bytes(2000, i + 1)));
+  for (const Digest& d : digests) ASSERT_TRUE(pager->open(d));
+  const uint64_t kept = pager->stats().kept_blobs;
+  EXPECT_GT(kept, 0u);
+  EXPECT_LT(kept, 100u);
+  EXPECT_EQ(pager->stats().open_blobs, 0u);
+  // The last opened are kept; the first is read again.
+  const size_t reads = store_->reads().size();
+  ASSERT_TRUE(pager->open(digests.back()));
+  EXPECT_EQ(store_->reads().size(), reads);
+  ASSERT_TRUE(pager->open(digests.front()));
+  EXPECT_GT(store_->reads().size(), reads);
+  // A blob whose seek table alone is over the budget is not kept and
+  // evicts nothing: 200 chunks of 4 KiB, 11 KiB of seek table.
+  const Digest big = add_blob(testing::random_bytes(200 * 4096), 4096);
+  const uint64_t before = pager->stats().kept_blobs;
+  ASSERT_TRUE(pager->open(big));
+  EXPECT_EQ(pager->stats().kept_blobs, before);
+}
+
+TEST_F(PagerTest, NoBlobIsKeptWithABudgetOfZero) {
+  PagerOptions options;
+  options.kept_blob_bytes = 0;
+  auto pager = make_pager(options);
+  ASSERT_TRUE(pager->open(add_blob(testing::random_bytes(2000))));
+  EXPECT_EQ(pager->stats().kept_blobs, 0u);
 }
 
 TEST_F(PagerTest, ChunkCacheIsBounded) {

@@ -73,13 +73,18 @@ struct PagerOptions {
   // time (pagerfs(8), "verify"). Without it a forged chunk whose XXH3 was
   // made to match is served; the anchor still checks the seek table.
   bool verify_sha256 = false;
+  // Blobs stay open after their last holder closes them, the most recently
+  // used up to this many bytes of seek tables (56 bytes per chunk): a pack of
+  // small files is opened once per file. 0: none are kept.
+  uint64_t kept_blob_bytes = 16u << 20;
 };
 
 // Validates options; errc::invalid_argument with the reason.
 Result<void> validate(const PagerOptions& options);
 
 // One blob's pager state: its geometry and seek table. Released when the
-// last holder drops it (on_zero_children).
+// last holder drops it (on_zero_children) and the pager no longer keeps it
+// among the recently used (a small LRU, by seek-table bytes).
 class PagedBlob {
  public:
   const Digest& digest() const noexcept { return reader_->header().digest; }
@@ -109,7 +114,8 @@ struct PagerStats {
   uint64_t fetches = 0;            // layer stack reads of frame runs
   uint64_t bytes_fetched = 0;
   uint64_t chunk_cache_bytes = 0;
-  uint64_t open_blobs = 0;
+  uint64_t open_blobs = 0;         // blobs a caller holds open
+  uint64_t kept_blobs = 0;         // blobs kept open after their last holder (recently used)
   uint64_t integrity_retries = 0;    // chunks (and headers) re-read from below the caches after a failed check
   uint64_t integrity_repairs = 0;    // ... that were good from below: a cache held damaged bytes
   uint64_t after_reply_failures = 0;  // failures after the reply was sent (read-ahead lost, request answered)
