@@ -25,6 +25,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "pagerfs/util/digest.h"
@@ -312,6 +313,8 @@ TEST_F(MultiUserTest, OverlayfsAttributesOfAnImageAreNeverShown) {
 
 // An overlay over the image (tmpfs upper and work dirs), as a runtime
 // makes a writable container: every mount is undone whatever happens.
+//
+// Thread safety: one owner.
 class Overlay {
  public:
   Overlay(const std::string& lower, const std::string& base, const std::string& extra_options = "")
@@ -380,6 +383,12 @@ TEST_F(MultiUserTest, AnOverlayOverAnImageReadsWritesCopiesUpAndDeletes) {
   ASSERT_EQ(::lstat((overlay.upper() + "/etc/remove-me").c_str(), &st), 0);
   EXPECT_TRUE(S_ISCHR(st.st_mode));
   EXPECT_EQ(st.st_rdev, ::makedev(0, 0));
+  // Copy-up asked the daemon for the file's inode flags, and got them.
+  const ProcessResult stats = testing::run({testing::binary_from_env("PAGERFSCTL"), "stats", "--json", m.path()});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  const auto ioctls = nlohmann::json::parse(stats.out)["fuse"]["ioctl"];
+  EXPECT_GE(ioctls["calls"].get<uint64_t>(), 1u) << stats.out;
+  EXPECT_EQ(ioctls["errors"].get<uint64_t>(), 0u) << stats.out;
   // The image is unchanged.
   EXPECT_EQ(testing::read_file(img + "/etc/config"), "old\n");
   EXPECT_EQ(testing::read_file(img + "/etc/remove-me"), "doomed\n");
