@@ -93,8 +93,8 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
     case MountView::Node::Kind::fixed_dir:
       // blobs/ holds every file of every image, the most private ones too:
       // only the mount's owner (and root) may enter, whoever owns the
-      // store's files (a store unpacked from elsewhere may carry any uid). Images are checked entry by
-      // entry against their own modes.
+      // store's files (a store unpacked from elsewhere may carry any uid).
+      // Images are checked entry by entry against their own modes.
       st.st_mode = S_IFDIR | (ino == MountView::kBlobsDir || ino == MountView::kShaDir ? 0500 : 0555);
       // 2 + subdirectories: find(1) relies on it.
       st.st_nlink = ino == MountView::kRoot        ? 4
