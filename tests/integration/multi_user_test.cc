@@ -396,6 +396,18 @@ TEST_F(MultiUserTest, AnOverlayOverAnImageReadsWritesCopiesUpAndDeletes) {
   EXPECT_EQ(xattr_of(img + "/etc/config", "user.origin"), "image");
 }
 
+// The image's opaque/ carries trusted.overlay.opaque=y: shown, it would
+// make an overlay hide the same directory of every layer below the image.
+TEST_F(MultiUserTest, AnImagesOwnOverlayAttributesDoNotSteerAnOverlay) {
+  MountedStore m(store_, directory("mnt"));
+  const std::string below = directory("below");
+  std::filesystem::create_directories(below + "/opaque");
+  testing::write_file(below + "/opaque/below", "from the layer below\n");
+  Overlay overlay(m.path() + "/images/img:" + below, directory("overlay"));
+  EXPECT_EQ(testing::read_file(overlay.merged() + "/opaque/inside"), "inside\n");
+  EXPECT_EQ(testing::read_file(overlay.merged() + "/opaque/below"), "from the layer below\n");
+}
+
 TEST_F(MultiUserTest, TwoOverlaysShareOneImage) {
   MountedStore m(store_, directory("mnt"));
   const std::string img = m.path() + "/images/img";
