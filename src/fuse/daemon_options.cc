@@ -94,7 +94,8 @@ void print_usage() {
       "    -o control=PATH        control socket, an absolute path\n"
       "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"
       "    -o trust_suid          honour set-user-ID/set-group-ID bits of images (root only;\n"
-      "                           the default is nosuid, whatever -o suid says)\n"
+      "                           the default is nosuid, whatever -o suid says: mount.fuse3\n"
+      "                           adds suid,dev to every fstab line that lacks nosuid,nodev)\n"
       "    -o trust_dev           honour device nodes of images (root only; default nodev)\n"
       "SIZE takes K, M, G suffixes (powers of 1024). See pagerfs(8).\n"
       "\n");

@@ -79,8 +79,6 @@ Result<Filesystem::BlobInfo> Filesystem::blob_info(const Digest& digest) {
   struct stat st {};
   if (::stat(store_.blob_path(digest).c_str(), &st) != 0) st = store_stat_;  // served from a cache
   info.mtime = st.st_mtim;
-  info.uid = st.st_uid;
-  info.gid = st.st_gid;
   MutexLock lock(info_mu_);
   info_.insert(digest, info, 1, [](Digest&&, BlobInfo&&, uint64_t) {});
   return info;
@@ -94,16 +92,17 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   switch (node.kind) {
     case MountView::Node::Kind::fixed_dir:
       // blobs/ holds every file of every image, the most private ones too:
-      // only its owner (and root) may enter. Images are checked entry by
-      // entry against their own modes.
+      // only the mount's owner (and root) may enter, whoever owns the
+      // store's files (a store unpacked from elsewhere may carry any uid).
+      // Images are checked entry by entry against their own modes.
       st.st_mode = S_IFDIR | (ino == MountView::kBlobsDir || ino == MountView::kShaDir ? 0500 : 0555);
       // 2 + subdirectories: find(1) relies on it.
       st.st_nlink = ino == MountView::kRoot        ? 4
                     : ino == MountView::kBlobsDir  ? 3
                     : ino == MountView::kImagesDir ? 2 + view_.image_count()
                                                    : 2;
-      st.st_uid = store_stat_.st_uid;
-      st.st_gid = store_stat_.st_gid;
+      st.st_uid = owner_uid_;
+      st.st_gid = owner_gid_;
       st.st_mtim = store_stat_.st_mtim;
       st.st_ctim = st.st_atim = st.st_mtim;
       return st;
@@ -119,8 +118,8 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
     st.st_nlink = 1;
     st.st_size = static_cast<off_t>(node.content->length);
     st.st_blocks = MountView::blocks_of(node.content->length);
-    st.st_uid = store_stat_.st_uid;
-    st.st_gid = store_stat_.st_gid;
+    st.st_uid = owner_uid_;
+    st.st_gid = owner_gid_;
     st.st_mtim = st.st_ctim = st.st_atim = store_stat_.st_mtim;
     return st;
   }
@@ -129,8 +128,8 @@ Result<struct stat> Filesystem::attributes(fuse_ino_t ino) {
   st.st_nlink = 1;
   st.st_size = static_cast<off_t>(info.byte_size);
   st.st_blocks = MountView::blocks_of(info.stored_size);  // what it costs on disk
-  st.st_uid = info.uid;
-  st.st_gid = info.gid;
+  st.st_uid = owner_uid_;
+  st.st_gid = owner_gid_;
   st.st_mtim = st.st_ctim = st.st_atim = info.mtime;
   return st;
 }

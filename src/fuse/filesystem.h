@@ -9,8 +9,9 @@
 // fuse_lowlevel_notify_store, so later faults there never reach us.
 //
 // The code is split by concept: the operations (filesystem.cc), extended
-// attributes (filesystem_xattr.cc), what appears in the store after mounting
-// (filesystem_late.cc) and the control commands (filesystem_control.cc).
+// attributes (filesystem_xattr.cc), ioctls (filesystem_ioctl.cc), what
+// appears in the store after mounting (filesystem_late.cc) and the control
+// commands (filesystem_control.cc).
 //
 // Thread safety: the operations run concurrently on the session's worker
 // threads, the control commands on the control socket's thread; every member
@@ -22,6 +23,7 @@
 
 #include <dirent.h>
 #include <fuse_lowlevel.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -54,7 +56,7 @@ class Filesystem {
  public:
   enum class Op {
     lookup, getattr, readlink, open, read, release, opendir, readdir, readdirplus,
-    statfs, getxattr, listxattr, forget, releasedir, denied, count
+    statfs, getxattr, listxattr, forget, releasedir, ioctl, denied, count
   };
 
   // Reads nothing of the store: blobs are found on lookup, images on lookup
@@ -102,6 +104,9 @@ class Filesystem {
   void statfs(fuse_req_t req, fuse_ino_t ino);
   void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
   void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+  // The inode flags lsattr(1) and overlayfs ask for (none); ENOTTY for any
+  // other ioctl (filesystem_ioctl.cc).
+  void ioctl(fuse_req_t req, unsigned int cmd, size_t out_size);
 
   // Counts an operation (and its failure) for stats.
   void count(Op op, std::chrono::nanoseconds elapsed, bool failed);
@@ -119,8 +124,6 @@ class Filesystem {
     uint32_t chunk_size = 0;
     uint64_t stored_size = 0;  // of the blob file
     struct timespec mtime {};
-    uid_t uid = 0;
-    gid_t gid = 0;
   };
   struct OpStats {
     std::atomic<uint64_t> calls{0}, errors{0};
@@ -160,6 +163,11 @@ class Filesystem {
   std::shared_ptr<Pager> pager_;
   PageCacheSupplier supplier_{16u << 20};  // 32 read-ahead windows: never full in scripts/bench
   struct stat store_stat_ {};
+  // The mount's owner (the daemon's effective ids): the owner of the fixed
+  // directories and of every blob of blobs/sha256, which are owner-only
+  // whatever -o allow_other says.
+  const uid_t owner_uid_ = ::geteuid();
+  const gid_t owner_gid_ = ::getegid();
 
   // Open file handles (fi->fh points at one), so that those still open when
   // the session ends are freed too.

@@ -11,7 +11,7 @@ const char* op_name(Filesystem::Op op) {
   static constexpr const char* kNames[] = {"lookup",   "getattr", "readlink",    "open",
                                            "read",     "release", "opendir",     "readdir",
                                            "readdirplus", "statfs", "getxattr", "listxattr", "forget",
-                                           "releasedir", "denied"};
+                                           "releasedir", "ioctl", "denied"};
   return kNames[static_cast<size_t>(op)];
 }
 

@@ -1,8 +1,17 @@
 // Extended attributes: an image entry's own (recorded in its manifest), and
 // pagerfs's: a blob's digest, chunk size and stored size, the mount's control
 // socket on the root.
+//
+// An image's own trusted.overlay.* and user.overlay.* attributes are never
+// shown: overlayfs reads those names on its lower layers as instructions
+// (opaque directory, whiteout, redirect, metacopy, origin; user.overlay.*
+// with -o userxattr), and an image used as a lower layer is a finished tree
+// whose layers were applied when it was made. Such attributes could only be
+// stale (packed from an overlay's upper directory) or planted to make an
+// overlay over the image hide or redirect what the image holds.
 #include <cerrno>
 #include <string>
+#include <string_view>
 
 #include "fuse/filesystem.h"
 
@@ -26,6 +35,11 @@ void reply_xattr(fuse_req_t req, const std::string& value, size_t size) {
 }
 
 
+// Whether `name` is one of overlayfs's own attributes (see above).
+bool overlay_attribute(std::string_view name) {
+  return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
+}
+
 }  // namespace
 
 void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -36,7 +50,7 @@ void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size
     fuse_reply_err(req, to_errno(found.error()));
     return;
   }
-  if (!found || found.value().kind == MountView::Node::Kind::fixed_dir) {
+  if (!found || found.value().kind == MountView::Node::Kind::fixed_dir || overlay_attribute(key)) {
     fuse_reply_err(req, ENODATA);
     return;
   }
@@ -90,7 +104,9 @@ void Filesystem::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
       fuse_reply_err(req, to_errno(entry.error()));
       return;
     }
-    for (const image::Xattr& x : m.xattrs(entry.value())) names += x.name + '\0';
+    for (const image::Xattr& x : m.xattrs(entry.value())) {
+      if (!overlay_attribute(x.name)) names += x.name + '\0';
+    }
     if (node->kind == MountView::Node::Kind::image_file) names += std::string(kXattrDigest) + '\0';
   }
   reply_xattr(req, names, size);

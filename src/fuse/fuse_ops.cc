@@ -111,6 +111,10 @@ fuse_lowlevel_ops make_fuse_ops() {
   ops.listxattr = [](fuse_req_t req, fuse_ino_t ino, size_t size) {
     guarded(req, Filesystem::Op::listxattr, [&](Filesystem& fs) { fs.listxattr(req, ino, size); });
   };
+  ops.ioctl = [](fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*, unsigned, const void*, size_t,
+                size_t out_size) {
+    guarded(req, Filesystem::Op::ioctl, [&](Filesystem& fs) { fs.ioctl(req, cmd, out_size); });
+  };
   ops.setattr = [](fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) { deny(req); };
   ops.mknod = [](fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { deny(req); };
   ops.mkdir = [](fuse_req_t req, fuse_ino_t, const char*, mode_t) { deny(req); };
