@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "util/quoted.h"
@@ -11,6 +12,9 @@ namespace pagerfs::oci {
 namespace {
 
 constexpr size_t kReadBlock = 256u << 10;
+// xattrs an entry may carry (Linux file systems hold far fewer): more is a
+// hostile header.
+constexpr size_t kMaxXattrs = 1024;
 
 }  // namespace
 
@@ -163,11 +167,20 @@ Result<LayerEntry> LayerReader::convert(::archive_entry* e, const std::string& r
   size_t value_size = 0;
   while (archive_entry_xattr_next(e, &xname, &value, &value_size) == ARCHIVE_OK) {
     if (xname == nullptr || !keep_xattr(xname)) continue;
+    if (out.xattrs.size() == kMaxXattrs) return entry_error(raw_path, "more than 1024 xattrs");
     const std::string_view n(xname);
     if (n.size() > image::kMaxNameLength || value_size > image::kMaxXattrValue) {
       return entry_error(raw_path, "xattr " + quoted(n.substr(0, 64)) + " too large");
     }
-    out.xattrs.push_back({std::string(n), std::string(static_cast<const char*>(value), value_size)});
+    // A pax header may carry one xattr twice (LIBARCHIVE.xattr.* and
+    // SCHILY.xattr.*): the last one counts.
+    std::string v(static_cast<const char*>(value), value_size);
+    const auto same = std::find_if(out.xattrs.begin(), out.xattrs.end(), [&](const image::Xattr& x) { return x.name == n; });
+    if (same != out.xattrs.end()) {
+      same->value = std::move(v);
+    } else {
+      out.xattrs.push_back({std::string(n), std::move(v)});
+    }
   }
   return out;
 }
