@@ -13,6 +13,7 @@
 #include "util/posix_io.h"
 #include "util/quoted.h"
 #include "util/safe_open.h"
+#include "store/temp_blob.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
@@ -23,15 +24,12 @@ constexpr const char* kImagesSubdir = "/images";
 constexpr const char* kConfigsSubdir = "/configs";
 constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
 
-
 // The store's own directories (blobs/, blobs/sha256/, images/) are
 // owner-only: a blob or manifest may hold a file that was private in the tree
 // it came from (a 0600 /etc/shadow), and a blob file cannot be less readable
 // than the most private content it might hold. An existing directory is left
 // as it is (a store may be shared on purpose); loose_directories() tells.
 constexpr mode_t kStoreDirMode = 0700;
-// Blob files and manifests: owner-only, read-only (immutable once written).
-constexpr mode_t kStoreFileMode = 0400;
 
 // Creates `path` if missing. A symbolic link or any other non-directory
 // under the name is refused.
@@ -42,50 +40,6 @@ Result<void> make_dir(const std::string& path, mode_t mode) {
   if (auto dir = open_directory(path); !dir) return dir.error();
   return ok();
 }
-
-Result<void> fsync_dir(const std::string& path) {
-  PAGERFS_TRY(fd, open_directory(path));
-  if (::fsync(fd.get()) != 0) return Error::from_errno(errno, "fsync " + quoted(path));
-  return ok();
-}
-
-// A temporary file that is unlinked unless it was renamed into place.
-class TempFile {
- public:
-  TempFile() = default;
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  Result<int> create(const std::string& dir) {
-    std::string pattern = dir + "/.tmp-pack-XXXXXX";
-    const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
-    if (fd < 0) return Error::from_errno(errno, "create a temporary file in " + quoted(dir));
-    path_ = pattern;
-    return fd;
-  }
-  const std::string& path() const noexcept { return path_; }
-
-  // Publishes the file written through `fd` (still open) as `final_path`,
-  // read-only and owner-only: store files are immutable, and read by the
-  // store's owner or root (a daemon mounting for others runs as root).
-  // `durable`: the data and the rename are on disk before this returns;
-  // otherwise a later Store::sync() makes them so.
-  Result<void> install(int fd, const std::string& final_path, bool durable) {
-    if (durable && ::fsync(fd) != 0) return Error::from_errno(errno, "fsync " + quoted(path_));
-    if (::fchmod(fd, kStoreFileMode) != 0) return Error::from_errno(errno, "chmod " + quoted(path_));
-    if (::rename(path_.c_str(), final_path.c_str()) != 0) {
-      return Error::from_errno(errno, "rename into " + quoted(final_path));
-    }
-    const std::string dir = path_.substr(0, path_.rfind('/'));
-    path_.clear();
-    return durable ? fsync_dir(dir) : ok();
-  }
-
- private:
-  std::string path_;
-};
 
 }  // namespace
 
@@ -258,28 +212,12 @@ Result<void> Store::sync() const {
 
 Result<Store::PackResult> Store::pack(InputStream& input, const BlobWriterOptions& options,
                                       Durability durability) const {
-  PAGERFS_TRYV(validate(options));
-  const std::string dir = blobs_dir();
-  TempFile temp;
-  PAGERFS_TRY(fd, temp.create(dir));
-  auto output = fd_writable_file(fd, temp.path());
-  PAGERFS_TRY(written, write_blob(input, *output, options));
-  const format::BlobHeader& header = written.header;
-  PackResult result;
-  result.header = header;
-  result.table_digest = written.table_digest;
-  result.file_size = output->size();
-
+  PAGERFS_TRY(temp, write_temp_blob(blobs_dir(), input, options));
+  const std::string final_path = blob_path(temp.result.header.digest);
   // A torn blob under the name (a crash before a deferred sync) is replaced.
-  if (auto kept = BlobReader::open(blob_path(header.digest))) {
-    result.already_present = true;
-    result.header = kept.value()->header();
-    result.table_digest = kept.value()->table_digest();
-    result.file_size = kept.value()->file_size();
-    return result;  // TempFile removes the copy
-  }
-  PAGERFS_TRYV(temp.install(fd, blob_path(header.digest), durability == Durability::each));
-  return result;
+  if (auto kept = existing_blob(final_path)) return *kept;  // the TempFile removes the copy
+  PAGERFS_TRYV(temp.file.install(temp.fd, final_path, durability == Durability::each));
+  return temp.result;
 }
 
 }  // namespace pagerfs

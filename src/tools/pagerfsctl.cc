@@ -82,6 +82,25 @@ int main_impl(int argc, char** argv) {
   images_cmd->add_option("name", images_name, "An image: list its entries");
   images_cmd->add_flag("--json", images_json, "Machine-readable output");
 
+  ImportArgs import;
+  auto* import_cmd = app.add_subcommand("import", "Import a container image (OCI layout or docker archive) as an image");
+  import_cmd->add_option("--store,-s", import.store, "Store directory (created if missing)")->required();
+  import_cmd->add_option("--image,-i", import.image, "Image NAME (replaces an image of that name)")->required();
+  import_cmd->add_option("--chunk-size", import.chunk_size, "Decompressed bytes per chunk (K/M suffixes)")
+      ->capture_default_str();
+  import_cmd->add_option("--level,-l", import.level, "zstd compression level")->capture_default_str();
+  import_cmd->add_option("--threads,-j", import.threads, "Compression threads (0: one per core)")
+      ->capture_default_str();
+  import_cmd->add_option("--pack-threshold", import.pack_threshold,
+                         "Files smaller than SIZE are packed together into shared pack blobs; 0 packs none "
+                         "(default: " + std::to_string(kDefaultPackThreshold >> 10) + "K)");
+  import_cmd->add_option("--pack-max", import.pack_max, "Content bytes per pack blob at most")
+      ->capture_default_str();
+  import_cmd->add_option("source", import.source, "oci:DIR[:TAG] or docker-archive:FILE[:REF]")->required();
+  import_cmd->footer("Applies the layers in order (whiteouts, opaque directories, hard links) and keeps the image\n"
+                     "config beside the image (STORE/configs/NAME). Prints one summary line. On any error the\n"
+                     "store is unchanged. See pagerfsctl(1) for what is verified for each source.");
+
   std::string cat_path;
   std::string cat_offset = "0";
   std::optional<std::string> cat_length;
@@ -148,6 +167,7 @@ int main_impl(int argc, char** argv) {
   }
 
   if (pack_cmd->parsed()) return run_pack(pack);
+  if (import_cmd->parsed()) return run_import(import);
   if (inspect_cmd->parsed()) return run_inspect(inspect_path, inspect_json);
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
   if (images_cmd->parsed()) return run_images(images_store, images_name, images_json);

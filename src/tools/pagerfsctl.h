@@ -11,6 +11,8 @@
 
 #include "pagerfs/control/control.h"
 #include "pagerfs/format/blob_writer.h"
+#include "pagerfs/store/image_packer.h"
+#include "pagerfs/store/store.h"
 #include "pagerfs/util/error.h"
 
 namespace pagerfs::ctl {
@@ -37,6 +39,29 @@ struct PackArgs {
   std::vector<std::string> inputs;
 };
 int run_pack(const PackArgs& args);
+// The options --chunk-size, --level and --threads give, checked.
+Result<BlobWriterOptions> blob_options(const std::string& chunk_size, int level, unsigned threads);
+// --pack-threshold (unset: the default) and --pack-max, checked together.
+struct PackSizes {
+  uint64_t threshold = kDefaultPackThreshold;
+  uint64_t max = kDefaultPackMax;
+};
+Result<PackSizes> pack_sizes(const std::optional<std::string>& threshold, const std::string& max);
+// Warns, once, when the store's directories are open to group or others.
+void warn_if_loose(const Store& store);
+
+// import (pagerfsctl_import.cc)
+struct ImportArgs {
+  std::string store;
+  std::string image;
+  std::string chunk_size = "128K";
+  int level = kDefaultCompressionLevel;
+  unsigned threads = 0;
+  std::optional<std::string> pack_threshold;
+  std::string pack_max = "64M";
+  std::string source;
+};
+int run_import(const ImportArgs& args);
 
 // inspect, cat (pagerfsctl_blob.cc)
 int run_inspect(const std::string& path, bool json);

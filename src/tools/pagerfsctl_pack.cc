@@ -16,64 +16,15 @@
 #include "pagerfs/util/units.h"
 #include "store/pack_planner.h"
 #include "tools/pagerfsctl.h"
+#include "tools/progress_line.h"
 
 namespace pagerfs::ctl {
 namespace {
-
-// A one-line progress display on a terminal, redrawn at most 5 times a second.
-class Progress {
- public:
-  Progress(std::string label, std::optional<uint64_t> total)
-      : label_(std::move(label)), total_(total), enabled_(::isatty(STDERR_FILENO) == 1),
-        start_(std::chrono::steady_clock::now()), last_(start_) {}
-  ~Progress() {
-    if (drawn_) std::fprintf(stderr, "\r\033[K");
-  }
-
-  void update(uint64_t done) {
-    if (!enabled_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    const double seconds = std::chrono::duration<double>(now - start_).count();
-    const auto rate = static_cast<uint64_t>(static_cast<double>(done) / std::max(seconds, 1e-3));
-    std::string line = "\r\033[K" + label_ + "  " + format_size(done);
-    if (total_ && *total_ > 0) {
-      line += " / " + format_size(*total_) + "  " + std::to_string(done * 100 / *total_) + "%";
-    }
-    line += "  " + format_size(rate) + "/s";
-    std::fputs(line.c_str(), stderr);
-    std::fflush(stderr);
-    drawn_ = true;
-  }
-
- private:
-  std::string label_;
-  std::optional<uint64_t> total_;
-  bool enabled_;
-  bool drawn_ = false;
-  std::chrono::steady_clock::time_point start_, last_;
-};
 
 std::optional<uint64_t> regular_file_size(const std::string& path) {
   struct stat st {};
   if (path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   return static_cast<uint64_t>(st.st_size);
-}
-
-// Packing into a store whose directories others may enter could expose the
-// private files packed (older stores were 0755 with 0444 blobs). pack never
-// changes an existing directory's mode, since a store may be shared on
-// purpose; it says once what would close it.
-void warn_if_loose(const Store& store) {
-  const std::vector<std::string> loose = store.loose_directories();
-  if (loose.empty()) return;
-  std::string command = "chmod 0700";
-  for (const std::string& dir : loose) command += " '" + dir + "'";
-  std::fprintf(stderr,
-               "pagerfsctl: warning: store directories open to group or others can expose packed private "
-               "files; to close them: %s\n",
-               command.c_str());
 }
 
 int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions options) {
@@ -84,18 +35,11 @@ int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions o
   const std::string& dir = args.inputs.front();
   ImagePackOptions image_options;
   image_options.blob = options;
-  if (args.pack_threshold) {
-    auto threshold = size_option("--pack-threshold", *args.pack_threshold);
-    if (!threshold) return print_error(threshold.error().message()), kExitUsage;
-    image_options.pack_threshold = threshold.value();
-  }
-  auto pack_max = size_option("--pack-max", args.pack_max);
-  if (!pack_max) return print_error(pack_max.error().message()), kExitUsage;
-  image_options.pack_max = pack_max.value();
-  if (auto valid = validate(PackPlanOptions{image_options.pack_threshold, image_options.pack_max}); !valid) {
-    return print_error(valid.error().message()), kExitUsage;
-  }
-  Progress progress("packing image " + args.image, std::nullopt);
+  auto sizes = pack_sizes(args.pack_threshold, args.pack_max);
+  if (!sizes) return print_error(sizes.error().message()), kExitUsage;
+  image_options.pack_threshold = sizes.value().threshold;
+  image_options.pack_max = sizes.value().max;
+  ProgressLine progress("packing image " + args.image, std::nullopt);
   image_options.on_progress = [&progress](const ImagePackProgress& p) { progress.update(p.bytes_done); };
   const auto start = std::chrono::steady_clock::now();
   auto packed = pack_image(store, args.image, dir, image_options);
@@ -114,15 +58,48 @@ int run_pack_image(const Store& store, const PackArgs& args, BlobWriterOptions o
 
 }  // namespace
 
-int run_pack(const PackArgs& args) {
+// Packing into a store whose directories others may enter could expose the
+// private files packed (older stores were 0755 with 0444 blobs). pack never
+// changes an existing directory's mode, since a store may be shared on
+// purpose; it says once what would close it.
+void warn_if_loose(const Store& store) {
+  const std::vector<std::string> loose = store.loose_directories();
+  if (loose.empty()) return;
+  std::string command = "chmod 0700";
+  for (const std::string& dir : loose) command += " '" + dir + "'";
+  std::fprintf(stderr,
+               "pagerfsctl: warning: store directories open to group or others can expose packed private "
+               "files; to close them: %s\n",
+               command.c_str());
+}
+
+Result<BlobWriterOptions> blob_options(const std::string& chunk_size, int level, unsigned threads) {
   BlobWriterOptions options;
-  auto chunk = size_option("--chunk-size", args.chunk_size);
-  if (!chunk) return print_error(chunk.error().message()), kExitUsage;
-  if (chunk.value() > UINT32_MAX) return print_error("--chunk-size: too large"), kExitUsage;
-  options.chunk_size = static_cast<uint32_t>(chunk.value());
-  options.level = args.level;
-  options.threads = args.threads;
-  if (auto valid = validate(options); !valid) return print_error(valid.error().message()), kExitUsage;
+  PAGERFS_TRY(chunk, size_option("--chunk-size", chunk_size));
+  if (chunk > UINT32_MAX) return Error(errc::invalid_argument, "--chunk-size: too large");
+  options.chunk_size = static_cast<uint32_t>(chunk);
+  options.level = level;
+  options.threads = threads;
+  PAGERFS_TRYV(validate(options));
+  return options;
+}
+
+Result<PackSizes> pack_sizes(const std::optional<std::string>& threshold, const std::string& max) {
+  PackSizes sizes;
+  if (threshold) {
+    PAGERFS_TRY(value, size_option("--pack-threshold", *threshold));
+    sizes.threshold = value;
+  }
+  PAGERFS_TRY(pack_max, size_option("--pack-max", max));
+  sizes.max = pack_max;
+  PAGERFS_TRYV(validate(PackPlanOptions{sizes.threshold, sizes.max}));
+  return sizes;
+}
+
+int run_pack(const PackArgs& args) {
+  auto blob = blob_options(args.chunk_size, args.level, args.threads);
+  if (!blob) return print_error(blob.error().message()), kExitUsage;
+  BlobWriterOptions options = blob.value();
   if (std::count(args.inputs.begin(), args.inputs.end(), "-") > 1) {
     return print_error("standard input ('-') can be packed only once"), kExitUsage;
   }
@@ -142,7 +119,7 @@ int run_pack(const PackArgs& args) {
     const std::optional<uint64_t> total = regular_file_size(input_path);
     // Small inputs finish before a progress line would help.
     const bool show = !total || *total >= (64u << 20);
-    Progress progress("packing " + input_path, total);
+    ProgressLine progress("packing " + input_path, total);
     if (show) options.on_progress = [&progress](uint64_t done) { progress.update(done); };
     auto packed = store.value().pack(*input.value(), options);
     options.on_progress = nullptr;
