@@ -14,6 +14,28 @@
 namespace pagerfs::oci {
 namespace {
 
+// A reference as docker names it in full: "busybox" and "docker.io/busybox"
+// are "docker.io/library/busybox:latest", "me/app:1" is "docker.io/me/app:1";
+// a first component with a '.' or ':', or "localhost", is a registry.
+std::string full_reference(std::string_view ref) {
+  std::string out(ref);
+  const size_t slash = out.find('/');
+  const std::string_view first = slash == std::string::npos ? std::string_view() : std::string_view(out).substr(0, slash);
+  const bool has_registry = !first.empty() && (first.find_first_of(".:") != std::string_view::npos || first == "localhost");
+  if (!has_registry) out = "docker.io/" + out;
+  // Docker Hub's official images live under library/.
+  if (out.starts_with("docker.io/") && out.find('/', 10) == std::string::npos) out.insert(10, "library/");
+  // A tag is a ':' after the last '/'; a digest ("@sha256:...") is not a tag.
+  const size_t last_slash = out.rfind('/');
+  if (out.find('@') == std::string::npos && out.find(':', last_slash) == std::string::npos) out += ":latest";
+  return out;
+}
+
+// Whether RepoTags entry `tag` names what the user asked for: `docker save`
+// writes "busybox:latest", `skopeo copy` "docker.io/library/busybox:latest".
+bool same_reference(std::string_view tag, std::string_view ref) { return full_reference(tag) == full_reference(ref); }
+
+
 // One pass over the archive, from its start: the member streams out of it.
 class ArchivePass final : public InputStream {
  public:
@@ -157,7 +179,7 @@ Result<ImageSource> open_docker_archive(const std::string& file, const std::opti
       if (!tag.is_string()) return Error(errc::corrupt_blob, manifest_file + ": " + what + ".RepoTags holds a non-string");
       const std::string t = tag.get<std::string>();
       tags += (tags.empty() ? "" : ", ") + t;
-      if (ref && (t == *ref || t == *ref + ":latest") && chosen == nullptr) chosen = &manifest[i];
+      if (ref && same_reference(t, *ref) && chosen == nullptr) chosen = &manifest[i];
     }
   }
   if (ref && chosen == nullptr) {

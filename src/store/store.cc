@@ -41,6 +41,41 @@ Result<void> make_dir(const std::string& path, mode_t mode) {
   return ok();
 }
 
+// Opens the store file `path` (a manifest or a config) for reading and
+// returns it with its size, refused above `max` bytes: a hostile store must
+// not make a reader allocate without limit. A missing file keeps its bare
+// errno message (callers test for ENOENT); `context` names it otherwise.
+struct BoundedFile {
+  UniqueFd fd;
+  uint64_t size = 0;
+};
+Result<BoundedFile> open_bounded(const std::string& path, const std::string& context, uint64_t max) {
+  auto opened = open_regular_file(path, O_RDONLY);
+  if (!opened) {
+    if (opened.error().code() == std::errc::no_such_file_or_directory) return Error::from_errno(ENOENT, context);
+    return opened.error().with_context(context);
+  }
+  struct stat st {};
+  if (::fstat(opened.value().get(), &st) != 0) return Error::from_errno(errno, context);
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max) {
+    return Error(errc::corrupt_blob, context + " is " + std::to_string(size) + " bytes, more than " +
+                                         std::to_string(max));
+  }
+  return BoundedFile{std::move(opened).value(), size};
+}
+
+// Writes (or atomically replaces) `path` in `dir` with `bytes`, durably:
+// a temporary file, fsync, rename, fsync of the directory.
+Result<void> write_store_file(const std::string& dir, const std::string& path, std::span<const std::byte> bytes) {
+  PAGERFS_TRYV(make_dir(dir, kStoreDirMode));
+  TempFile temp;
+  PAGERFS_TRY(fd, temp.create(dir));
+  auto output = fd_writable_file(fd, temp.path());  // owns fd: alive until installed
+  PAGERFS_TRYV(output->append(bytes));
+  return temp.install(fd, path, /*durable=*/true);
+}
+
 }  // namespace
 
 Result<Store> Store::open(const std::string& root) {
@@ -120,37 +155,16 @@ Result<std::vector<std::string>> Store::list_images() const {
 Result<image::Manifest> Store::load_image(std::string_view name) const {
   const std::string context = "image '" + std::string(name) + "'";
   if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
-  const std::string path = image_path(name);
-  auto opened = open_regular_file(path, O_RDONLY);
-  if (!opened) {
-    // A missing image keeps its bare errno message: callers test for ENOENT.
-    if (opened.error().code() == std::errc::no_such_file_or_directory) return Error::from_errno(ENOENT, context);
-    return opened.error().with_context(context);
-  }
-  const UniqueFd& fd = opened.value();
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
-  // Bounded: a version 1 manifest is read whole into memory, and a hostile
-  // store must not make a daemon allocate without limit. Version 2 is mapped.
-  if (static_cast<uint64_t>(st.st_size) > kMaxManifestBytes) {
-    return Error(errc::corrupt_blob, context + " is " + std::to_string(st.st_size) +
-                                         " bytes, more than a manifest may have (" +
-                                         std::to_string(kMaxManifestBytes) + ")");
-  }
-  auto manifest = image::Manifest::map(fd.get(), static_cast<uint64_t>(st.st_size));
+  // Bounded: a version 1 manifest is read whole into memory. Version 2 is mapped.
+  PAGERFS_TRY(file, open_bounded(image_path(name), context, kMaxManifestBytes));
+  auto manifest = image::Manifest::map(file.fd.get(), file.size);
   if (!manifest) return manifest.error().with_context(context);
   return manifest;
 }
 
 Result<void> Store::write_image(std::string_view name, std::span<const std::byte> manifest) const {
   PAGERFS_TRYV(image::validate_image_name(name));
-  const std::string dir = images_dir();
-  PAGERFS_TRYV(make_dir(dir, kStoreDirMode));
-  TempFile temp;
-  PAGERFS_TRY(fd, temp.create(dir));
-  auto output = fd_writable_file(fd, temp.path());  // owns fd: alive until installed
-  PAGERFS_TRYV(output->append(manifest));
-  return temp.install(fd, image_path(name), /*durable=*/true);
+  return write_store_file(images_dir(), image_path(name), manifest);
 }
 
 std::string Store::configs_dir() const { return root_ + kConfigsSubdir; }
@@ -162,21 +176,10 @@ std::string Store::image_config_path(std::string_view name) const {
 Result<std::vector<std::byte>> Store::load_image_config(std::string_view name) const {
   const std::string context = "config of image '" + std::string(name) + "'";
   if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
-  auto opened = open_regular_file(image_config_path(name), O_RDONLY);
-  if (!opened) {
-    if (opened.error().code() == std::errc::no_such_file_or_directory) return Error::from_errno(ENOENT, context);
-    return opened.error().with_context(context);
-  }
-  const UniqueFd& fd = opened.value();
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, context);
-  if (static_cast<uint64_t>(st.st_size) > kMaxImageConfigBytes) {
-    return Error(errc::corrupt_blob, context + " is " + std::to_string(st.st_size) + " bytes, more than " +
-                                         std::to_string(kMaxImageConfigBytes));
-  }
-  std::vector<std::byte> bytes(static_cast<size_t>(st.st_size));
+  PAGERFS_TRY(file, open_bounded(image_config_path(name), context, kMaxImageConfigBytes));
+  std::vector<std::byte> bytes(static_cast<size_t>(file.size));
   for (size_t done = 0; done < bytes.size();) {
-    PAGERFS_TRY(n, pread_some(fd.get(), std::span(bytes).subspan(done), done, image_config_path(name)));
+    PAGERFS_TRY(n, pread_some(file.fd.get(), std::span(bytes).subspan(done), done, image_config_path(name)));
     if (n == 0) return Error(errc::corrupt_blob, context + " shrank while it was read");
     done += n;
   }
@@ -185,13 +188,7 @@ Result<std::vector<std::byte>> Store::load_image_config(std::string_view name) c
 
 Result<void> Store::write_image_config(std::string_view name, std::span<const std::byte> config) const {
   PAGERFS_TRYV(image::validate_image_name(name));
-  const std::string dir = configs_dir();
-  PAGERFS_TRYV(make_dir(dir, kStoreDirMode));
-  TempFile temp;
-  PAGERFS_TRY(fd, temp.create(dir));
-  auto output = fd_writable_file(fd, temp.path());
-  PAGERFS_TRYV(output->append(config));
-  return temp.install(fd, image_config_path(name), /*durable=*/true);
+  return write_store_file(configs_dir(), image_config_path(name), config);
 }
 
 Result<void> Store::remove_image_config(std::string_view name) const {

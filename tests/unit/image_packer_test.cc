@@ -127,6 +127,20 @@ TEST_F(ImagePackerTest, PacksATreeWithLinksXattrsAndSpecialFiles) {
   expect_blobs_stored(m.value());
 }
 
+// A config kept by an import under the name describes another image once a
+// packed tree replaces it.
+TEST_F(ImagePackerTest, PackingOverAnImportedImageRemovesItsConfig) {
+  write_file(tree() + "/a", "a\n");
+  ASSERT_TRUE(store().write_image_config("img", bytes_of(std::string(R"({"config":{}})"))));
+  ASSERT_TRUE(store().write_image_config("other", bytes_of(std::string("{}"))));
+  auto packed = pack();
+  ASSERT_TRUE(packed) << packed.error().message();
+  auto config = store().load_image_config("img");
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().code(), std::errc::no_such_file_or_directory);
+  EXPECT_TRUE(store().load_image_config("other")) << "another image's config is kept";
+}
+
 TEST_F(ImagePackerTest, AFileSwappedForASymlinkAfterTheScanIsRefused) {
   write_file(tree() + "/a", "inside\n");
   const std::string secret = dir_ / "secret";

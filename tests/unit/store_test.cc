@@ -205,6 +205,47 @@ TEST(Store, AFifoOrSymlinkAsAManifestIsRefusedWithoutBlocking) {
   EXPECT_EQ(missing.error().code(), std::errc::no_such_file_or_directory);
 }
 
+TEST(Store, ImageConfigsAreKeptReplacedAndRemoved) {
+  TempDir dir;
+  auto store = Store::create(dir / "store").value();
+  auto missing = store.load_image_config("app");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), std::errc::no_such_file_or_directory);
+  const std::string first = R"({"config":{"Cmd":["/bin/sh"]}})";
+  ASSERT_TRUE(store.write_image_config("app", bytes_of(first)));
+  auto loaded = store.load_image_config("app");
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(loaded.value().data()), loaded.value().size()), first);
+  struct stat st {};
+  ASSERT_EQ(::stat(store.image_config_path("app").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0400u);
+  ASSERT_EQ(::stat(store.configs_dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_TRUE(store.write_image_config("app", bytes_of(std::string("{}"))));
+  EXPECT_EQ(store.load_image_config("app").value().size(), 2u) << "replaced";
+  ASSERT_TRUE(store.remove_image_config("app"));
+  EXPECT_FALSE(store.load_image_config("app"));
+  EXPECT_TRUE(store.remove_image_config("app")) << "removing a missing config is not an error";
+  EXPECT_FALSE(store.write_image_config("../escape", bytes_of(first))) << "image names only";
+}
+
+TEST(Store, AnOversizedOrSymlinkedImageConfigIsRefused) {
+  TempDir dir;
+  auto store = Store::create(dir / "store").value();
+  ASSERT_TRUE(store.write_image_config("big", bytes_of(std::string("{}"))));
+  ASSERT_EQ(::truncate(store.image_config_path("big").c_str(), static_cast<off_t>(Store::kMaxImageConfigBytes + 1)),
+            0);
+  auto big = store.load_image_config("big");
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code(), errc::corrupt_blob);
+  EXPECT_NE(big.error().message().find("more than"), std::string::npos) << big.error().message();
+  const std::string outside = dir / "outside.json";
+  ASSERT_EQ(::symlink(outside.c_str(), store.image_config_path("linked").c_str()), 0);
+  auto linked = store.load_image_config("linked");
+  ASSERT_FALSE(linked);
+  EXPECT_EQ(linked.error().code(), errc::not_a_regular_file);
+}
+
 TEST(Store, SymlinkedStoreDirectoriesAreRefused) {
   TempDir dir;
   auto store = Store::create(dir / "real").value();
