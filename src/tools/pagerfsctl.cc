@@ -101,6 +101,24 @@ int main_impl(int argc, char** argv) {
                      "config beside the image (STORE/configs/NAME). Prints one summary line. On any error the\n"
                      "store is unchanged. See pagerfsctl(1) for what is verified for each source.");
 
+  BundleArgs bundle;
+  auto* bundle_cmd =
+      app.add_subcommand("bundle", "Write an OCI runtime bundle (config.json) that runs an image with crun or runc");
+  bundle_cmd->add_option("--store,-s", bundle.store, "Store directory (for the image config)")->required();
+  bundle_cmd->add_option("--image,-i", bundle.image, "Image NAME")->required();
+  bundle_cmd->add_option("--mount,-m", bundle.mount, "Where the store is mounted: the root is MOUNT/images/NAME");
+  bundle_cmd->add_option("--rootfs", bundle.rootfs, "The root is this directory instead (an overlay over the image)");
+  bundle_cmd->add_flag("--writable", bundle.writable, "The root is writable (give --rootfs over an overlay)");
+  bundle_cmd->add_flag("--terminal,-t", bundle.terminal, "Give the process a terminal");
+  bundle_cmd->add_option("--user,-u", bundle.user,
+                         "Run as USER[:GROUP] (names or ids, resolved in the image) instead of the image's User");
+  bundle_cmd->add_option("--hostname", bundle.hostname, "The container's host name (default: container)");
+  bundle_cmd->add_option("dir", bundle.dir, "Bundle directory (created if missing; config.json replaced)")
+      ->required();
+  bundle_cmd->add_option("command", bundle.command, "After '--': the command, replacing the image's Cmd");
+  bundle_cmd->footer("Then: runc run -b DIR ID, or crun run -b DIR ID. The process is the image config's\n"
+                     "(Entrypoint + Cmd, Env, WorkingDir, User resolved in the image's /etc/passwd); see pagerfsctl(1).");
+
   std::string cat_path;
   std::string cat_offset = "0";
   std::optional<std::string> cat_length;
@@ -168,6 +186,7 @@ int main_impl(int argc, char** argv) {
 
   if (pack_cmd->parsed()) return run_pack(pack);
   if (import_cmd->parsed()) return run_import(import);
+  if (bundle_cmd->parsed()) return run_bundle(bundle);
   if (inspect_cmd->parsed()) return run_inspect(inspect_path, inspect_json);
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
   if (images_cmd->parsed()) return run_images(images_store, images_name, images_json);

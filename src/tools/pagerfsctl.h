@@ -63,6 +63,21 @@ struct ImportArgs {
 };
 int run_import(const ImportArgs& args);
 
+// bundle (pagerfsctl_bundle.cc)
+struct BundleArgs {
+  std::string store;
+  std::string image;
+  std::string mount;   // the image's root is MOUNT/images/NAME ...
+  std::string rootfs;  // ... or this directory (an overlay over it)
+  bool writable = false;
+  bool terminal = false;
+  std::string hostname;
+  std::optional<std::string> user;  // replaces the image's User
+  std::string dir;
+  std::vector<std::string> command;  // replaces the image's Cmd
+};
+int run_bundle(const BundleArgs& args);
+
 // inspect, cat (pagerfsctl_blob.cc)
 int run_inspect(const std::string& path, bool json);
 int run_cat(const std::string& path, const std::string& offset_text, const std::optional<std::string>& length_text,
