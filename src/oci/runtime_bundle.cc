@@ -22,20 +22,23 @@ namespace {
 
 // /etc/passwd and /etc/group of an image are read whole; real ones are a few KiB.
 constexpr uint64_t kMaxAccountFileBytes = 4 << 20;
-constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const char* const kConfigFile = "the image config";
 
 // Docker's default capability set: what images expect of uid 0.
 const char* const kDefaultCapabilities[] = {
-    "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",           "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID",      "CAP_SETUID", "CAP_SETFCAP",          "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",    "CAP_AUDIT_WRITE",
 };
 
 // Paths of /proc and /sys a container must not see or change (runc spec's).
 const char* const kMaskedPaths[] = {
-    "/proc/acpi",       "/proc/asound",       "/proc/kcore",        "/proc/keys",         "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats",  "/proc/sched_debug",  "/sys/firmware",      "/proc/scsi",
+    "/proc/acpi",          "/proc/asound",     "/proc/kcore",       "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/sys/firmware",       "/proc/scsi",
 };
 const char* const kReadonlyPaths[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -57,17 +60,20 @@ Result<UniqueFd> open_in_root(int root_fd, const std::string& rel, int flags, ui
 Result<std::optional<std::string>> read_account_file(int root_fd, const std::string& rel) {
   auto fd = open_in_root(root_fd, rel, O_RDONLY | O_NONBLOCK, RESOLVE_IN_ROOT);
   if (!fd) {
-    if (fd.error().code() == std::errc::no_such_file_or_directory) return std::optional<std::string>();
+    if (fd.error().code() == std::errc::no_such_file_or_directory)
+      return std::optional<std::string>();
     return fd.error();
   }
   struct stat st {};
   if (::fstat(fd.value().get(), &st) != 0) return Error::from_errno(errno, "the image's /" + rel);
-  if (!S_ISREG(st.st_mode)) return Error(errc::invalid_argument, "the image's /" + rel + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Error(errc::invalid_argument, "the image's /" + rel + " is not a regular file");
   if (static_cast<uint64_t>(st.st_size) > kMaxAccountFileBytes) {
     return Error(errc::invalid_argument, "the image's /" + rel + " is larger than 4 MiB");
   }
   std::string text(static_cast<size_t>(st.st_size), '\0');
-  PAGERFS_TRY(n, pread_some(fd.value().get(), std::as_writable_bytes(std::span(text)), 0, "the image's /" + rel));
+  PAGERFS_TRY(n, pread_some(fd.value().get(), std::as_writable_bytes(std::span(text)), 0,
+                            "the image's /" + rel));
   text.resize(n);
   return std::optional<std::string>(std::move(text));
 }
@@ -91,8 +97,9 @@ std::optional<uint32_t> parse_id(std::string_view text) {
 
 // The fields of the line of an account file whose field 0 (by name) or
 // field 2 (by id) is `key`; nullopt if none.
-std::optional<std::vector<std::string_view>> find_account(std::string_view file, std::string_view key,
-                                                          bool by_id, size_t min_fields) {
+std::optional<std::vector<std::string_view>> find_account(std::string_view file,
+                                                          std::string_view key, bool by_id,
+                                                          size_t min_fields) {
   for (std::string_view line : split(file, '\n')) {
     const auto fields = split(line, ':');
     if (fields.size() < min_fields) continue;
@@ -110,8 +117,8 @@ Result<std::vector<std::string>> strings_of(const Json& array, const std::string
   std::vector<std::string> out;
   for (size_t i = 0; i < array.size(); ++i) {
     if (!array[i].is_string()) {
-      return Error(errc::corrupt_blob, std::string(kConfigFile) + ": " + what + "[" + std::to_string(i) +
-                                           "] is not a string");
+      return Error(errc::corrupt_blob, std::string(kConfigFile) + ": " + what + "[" +
+                                           std::to_string(i) + "] is not a string");
     }
     out.push_back(array[i].get<std::string>());
   }
@@ -120,13 +127,16 @@ Result<std::vector<std::string>> strings_of(const Json& array, const std::string
 
 // The optional array of strings `key` of `object`.
 Result<std::vector<std::string>> string_array(const Json& object, std::string_view key) {
-  PAGERFS_TRY(array, member(object, key, Json::value_t::array, kConfigFile, "config", /*optional=*/true));
+  PAGERFS_TRY(array,
+              member(object, key, Json::value_t::array, kConfigFile, "config", /*optional=*/true));
   if (array == nullptr) return std::vector<std::string>();
   return strings_of(*array, "config." + std::string(key));
 }
 
-Result<std::string> optional_string(const Json& object, std::string_view key, const std::string& what) {
-  PAGERFS_TRY(value, member(object, key, Json::value_t::string, kConfigFile, what, /*optional=*/true));
+Result<std::string> optional_string(const Json& object, std::string_view key,
+                                    const std::string& what) {
+  PAGERFS_TRY(value,
+              member(object, key, Json::value_t::string, kConfigFile, what, /*optional=*/true));
   return value == nullptr ? std::string() : value->get<std::string>();
 }
 
@@ -145,7 +155,8 @@ Result<ImageProcess> parse_image_process(std::span<const std::byte> bytes) {
     PAGERFS_TRY(value, optional_string(json, key, "the config"));
     if (!value.empty()) p.annotations[std::string("org.opencontainers.image.") + key] = value;
   }
-  PAGERFS_TRY(config, member(json, "config", Json::value_t::object, kConfigFile, "the config", /*optional=*/true));
+  PAGERFS_TRY(config, member(json, "config", Json::value_t::object, kConfigFile, "the config",
+                             /*optional=*/true));
   if (config == nullptr) return p;
   PAGERFS_TRY(user, optional_string(*config, "User", "config"));
   PAGERFS_TRY(env, string_array(*config, "Env"));
@@ -159,11 +170,13 @@ Result<ImageProcess> parse_image_process(std::span<const std::byte> bytes) {
   p.cmd = std::move(cmd);
   p.working_dir = std::move(working_dir);
   if (!stop_signal.empty()) p.annotations["org.opencontainers.image.stopSignal"] = stop_signal;
-  PAGERFS_TRY(labels, member(*config, "Labels", Json::value_t::object, kConfigFile, "config", /*optional=*/true));
+  PAGERFS_TRY(labels, member(*config, "Labels", Json::value_t::object, kConfigFile, "config",
+                             /*optional=*/true));
   if (labels != nullptr) {
     for (const auto& [key, value] : labels->items()) {
       if (!value.is_string()) {
-        return Error(errc::corrupt_blob, std::string(kConfigFile) + ": config.Labels." + key + " is not a string");
+        return Error(errc::corrupt_blob,
+                     std::string(kConfigFile) + ": config.Labels." + key + " is not a string");
       }
       p.annotations[key] = value;
     }
@@ -177,14 +190,20 @@ Result<void> require_directory(int root_fd, const std::string& path, const std::
   auto fd = open_in_root(root_fd, rel, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
   if (fd) return ok();
   const std::error_code code = fd.error().code();
-  if (code != std::errc::no_such_file_or_directory && code != std::errc::not_a_directory) return fd.error();
-  return Error(errc::invalid_argument, "the image has no directory " + path + " (" + why +
-                                           "), and a read-only root cannot get one: use a writable root "
-                                           "(--rootfs over an overlay, --writable)");
+  if (code != std::errc::no_such_file_or_directory && code != std::errc::not_a_directory)
+    return fd.error();
+  return Error(errc::invalid_argument,
+               "the image has no directory " + path + " (" + why +
+                   "), and a read-only root cannot get one: use a writable root "
+                   "(--rootfs over an overlay, --writable)");
 }
 
-Json mount(const char* destination, const char* type, const char* source, std::vector<std::string> options) {
-  return Json{{"destination", destination}, {"type", type}, {"source", source}, {"options", std::move(options)}};
+Json mount(const char* destination, const char* type, const char* source,
+           std::vector<std::string> options) {
+  return Json{{"destination", destination},
+              {"type", type},
+              {"source", source},
+              {"options", std::move(options)}};
 }
 
 std::string hostname_for(const std::string& wanted) {
@@ -198,9 +217,11 @@ Result<ProcessUser> resolve_user(int rootfs_fd, const std::string& user) {
   if (user.empty()) return out;
   const size_t colon = user.find(':');
   const std::string name = user.substr(0, colon);
-  const std::optional<std::string> group =
-      colon == std::string::npos ? std::nullopt : std::optional<std::string>(user.substr(colon + 1));
-  if (name.empty() || (group && group->empty())) return user_error(user, "malformed (want USER[:GROUP])");
+  const std::optional<std::string> group = colon == std::string::npos
+                                               ? std::nullopt
+                                               : std::optional<std::string>(user.substr(colon + 1));
+  if (name.empty() || (group && group->empty()))
+    return user_error(user, "malformed (want USER[:GROUP])");
 
   PAGERFS_TRY(passwd, read_account_file(rootfs_fd, "etc/passwd"));
   const std::optional<uint32_t> uid = parse_id(name);
@@ -210,14 +231,16 @@ Result<ProcessUser> resolve_user(int rootfs_fd, const std::string& user) {
   if (account) {
     const auto account_uid = parse_id((*account)[2]);
     const auto account_gid = parse_id((*account)[3]);
-    if (!account_uid || !account_gid) return user_error(user, "malformed line in the image's /etc/passwd");
+    if (!account_uid || !account_gid)
+      return user_error(user, "malformed line in the image's /etc/passwd");
     out.uid = *account_uid;
     out.gid = *account_gid;
     account_name = std::string((*account)[0]);
   } else if (uid) {
     out.uid = *uid;  // a numeric user needs no account; its group is 0 unless given
   } else {
-    return user_error(user, passwd ? "not in the image's /etc/passwd" : "the image has no /etc/passwd");
+    return user_error(user,
+                      passwd ? "not in the image's /etc/passwd" : "the image has no /etc/passwd");
   }
 
   PAGERFS_TRY(groups, read_account_file(rootfs_fd, "etc/group"));
@@ -227,7 +250,9 @@ Result<ProcessUser> resolve_user(int rootfs_fd, const std::string& user) {
     } else {
       const auto entry = groups ? find_account(*groups, *group, /*by_id=*/false, 3) : std::nullopt;
       const auto named = entry ? parse_id((*entry)[2]) : std::nullopt;
-      if (!named) return user_error(user, "group '" + group->substr(0, 80) + "' is not in the image's /etc/group");
+      if (!named)
+        return user_error(user,
+                          "group '" + group->substr(0, 80) + "' is not in the image's /etc/group");
       out.gid = *named;
     }
   }
@@ -252,7 +277,8 @@ Result<ProcessUser> resolve_user(int rootfs_fd, const std::string& user) {
 Result<nlohmann::json> runtime_config(const std::optional<std::vector<std::byte>>& image_config,
                                       const BundleOptions& options) {
   if (options.rootfs.empty() || options.rootfs.front() != '/') {
-    return Error(errc::invalid_argument, "the root " + pagerfs::quoted(options.rootfs) + " is not an absolute path");
+    return Error(errc::invalid_argument,
+                 "the root " + pagerfs::quoted(options.rootfs) + " is not an absolute path");
   }
   ImageProcess image;
   if (image_config) {
@@ -263,14 +289,15 @@ Result<nlohmann::json> runtime_config(const std::optional<std::vector<std::byte>
   const std::vector<std::string>& cmd = options.args.empty() ? image.cmd : options.args;
   args.insert(args.end(), cmd.begin(), cmd.end());
   if (args.empty()) {
-    return Error(errc::invalid_argument, image_config ? "the image config has no Entrypoint or Cmd: give a command"
-                                                      : "the image has no config (it was packed, not imported): "
-                                                        "give a command");
+    return Error(errc::invalid_argument,
+                 image_config ? "the image config has no Entrypoint or Cmd: give a command"
+                              : "the image has no config (it was packed, not imported): "
+                                "give a command");
   }
   const std::string cwd = image.working_dir.empty() ? "/" : image.working_dir;
   if (cwd.front() != '/') {
-    return Error(errc::corrupt_blob, std::string(kConfigFile) + ": config.WorkingDir '" + cwd.substr(0, 80) +
-                                         "' is not absolute");
+    return Error(errc::corrupt_blob, std::string(kConfigFile) + ": config.WorkingDir '" +
+                                         cwd.substr(0, 80) + "' is not absolute");
   }
 
   UniqueFd root(::open(options.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -289,7 +316,8 @@ Result<nlohmann::json> runtime_config(const std::optional<std::vector<std::byte>
   if (!has_path) env.insert(env.begin(), kDefaultPath);
 
   Json capabilities = Json::object();
-  const std::vector<std::string> all(std::begin(kDefaultCapabilities), std::end(kDefaultCapabilities));
+  const std::vector<std::string> all(std::begin(kDefaultCapabilities),
+                                     std::end(kDefaultCapabilities));
   capabilities["bounding"] = all;
   // Only root keeps them in effect; another user starts with none, as in docker.
   capabilities["effective"] = user.uid == 0 ? all : std::vector<std::string>();
@@ -318,7 +346,8 @@ Result<nlohmann::json> runtime_config(const std::optional<std::vector<std::byte>
       mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}),
   });
   Json namespaces = Json::array();
-  for (const char* ns : {"pid", "network", "ipc", "uts", "mount"}) namespaces.push_back({{"type", ns}});
+  for (const char* ns : {"pid", "network", "ipc", "uts", "mount"})
+    namespaces.push_back({{"type", ns}});
 
   Json config = {
       {"ociVersion", "1.0.2"},
@@ -330,14 +359,16 @@ Result<nlohmann::json> runtime_config(const std::optional<std::vector<std::byte>
        {{"resources", {{"devices", Json::array({{{"allow", false}, {"access", "rwm"}}})}}},
         {"namespaces", namespaces},
         {"maskedPaths", std::vector<std::string>(std::begin(kMaskedPaths), std::end(kMaskedPaths))},
-        {"readonlyPaths", std::vector<std::string>(std::begin(kReadonlyPaths), std::end(kReadonlyPaths))}}},
+        {"readonlyPaths",
+         std::vector<std::string>(std::begin(kReadonlyPaths), std::end(kReadonlyPaths))}}},
   };
   if (!image.annotations.empty()) config["annotations"] = image.annotations;
   return config;
 }
 
 Result<void> write_bundle(const std::string& dir, const nlohmann::json& config) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Error::from_errno(errno, "bundle " + pagerfs::quoted(dir));
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Error::from_errno(errno, "bundle " + pagerfs::quoted(dir));
   const std::string final_path = dir + "/config.json";
   std::string temp = dir + "/.config.json.XXXXXX";
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
@@ -345,8 +376,10 @@ Result<void> write_bundle(const std::string& dir, const nlohmann::json& config) 
   const std::string text = config.dump(2) + "\n";
   auto written = [&]() -> Result<void> {
     PAGERFS_TRYV(pwrite_all(fd.get(), bytes_of(text), 0, temp));
-    if (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0) return Error::from_errno(errno, temp);
-    if (::rename(temp.c_str(), final_path.c_str()) != 0) return Error::from_errno(errno, final_path);
+    if (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0)
+      return Error::from_errno(errno, temp);
+    if (::rename(temp.c_str(), final_path.c_str()) != 0)
+      return Error::from_errno(errno, final_path);
     return ok();
   }();
   if (!written) ::unlink(temp.c_str());

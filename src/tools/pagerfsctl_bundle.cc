@@ -63,7 +63,8 @@ int run_bundle(const BundleArgs& args) {
   }
   if (!args.rootfs.empty() && !args.writable) {
     // A root of the caller's own is usually an overlay; say what is assumed.
-    std::fprintf(stderr, "pagerfsctl: note: --rootfs without --writable: the root is mounted read-only\n");
+    std::fprintf(stderr,
+                 "pagerfsctl: note: --rootfs without --writable: the root is mounted read-only\n");
   }
   auto store = Store::open(args.store);
   if (!store) return print_error(store.error().message()), kExitFailure;
@@ -80,7 +81,8 @@ int run_bundle(const BundleArgs& args) {
 
   oci::BundleOptions options;
   const std::string mountpoint = args.mount.empty() ? std::string() : absolute_path(args.mount);
-  options.rootfs = args.rootfs.empty() ? mountpoint + "/images/" + args.image : absolute_path(args.rootfs);
+  options.rootfs =
+      args.rootfs.empty() ? mountpoint + "/images/" + args.image : absolute_path(args.rootfs);
   options.writable = args.writable;
   options.args = args.command;
   options.terminal = args.terminal;
@@ -91,7 +93,8 @@ int run_bundle(const BundleArgs& args) {
   const uint32_t uid = config.value()["process"]["user"]["uid"].get<uint32_t>();
   if (!mountpoint.empty() && uid != 0 && mount_allows_others(mountpoint) == false) {
     std::fprintf(stderr,
-                 "pagerfsctl: warning: the container runs as uid %u, but %s was mounted without -o allow_other: "
+                 "pagerfsctl: warning: the container runs as uid %u, but %s was mounted without -o "
+                 "allow_other: "
                  "it will not be able to read its files\n",
                  uid, mountpoint.c_str());
   }
@@ -100,10 +103,12 @@ int run_bundle(const BundleArgs& args) {
   }
   const auto& process = config.value()["process"];
   std::string command;
-  for (const auto& arg : process["args"]) command += (command.empty() ? "" : " ") + arg.get<std::string>();
-  std::printf("%s/config.json: image %s, root %s (%s), user %u:%u, cwd %s, command: %s\n", args.dir.c_str(),
-              args.image.c_str(), options.rootfs.c_str(), args.writable ? "writable" : "read-only", uid,
-              process["user"]["gid"].get<uint32_t>(), process["cwd"].get<std::string>().c_str(), command.c_str());
+  for (const auto& arg : process["args"])
+    command += (command.empty() ? "" : " ") + arg.get<std::string>();
+  std::printf("%s/config.json: image %s, root %s (%s), user %u:%u, cwd %s, command: %s\n",
+              args.dir.c_str(), args.image.c_str(), options.rootfs.c_str(),
+              args.writable ? "writable" : "read-only", uid, process["user"]["gid"].get<uint32_t>(),
+              process["cwd"].get<std::string>().c_str(), command.c_str());
   return kExitOk;
 }
 

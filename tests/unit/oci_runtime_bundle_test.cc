@@ -28,15 +28,19 @@ std::vector<std::byte> bytes(const std::string& text) {
 class RuntimeBundleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* dir : {"proc", "dev", "sys", "etc", "work"}) std::filesystem::create_directories(root(dir));
+    for (const char* dir : {"proc", "dev", "sys", "etc", "work"})
+      std::filesystem::create_directories(root(dir));
     write_file(root("etc/passwd"),
                "root:x:0:0:root:/root:/bin/sh\n"
                "# a comment line\n"
                "app:x:1234:1235:App:/home/app:/bin/sh\n"
                "short:x:9\n");
-    write_file(root("etc/group"), "root:x:0:\napp:x:1235:\nextra:x:777:root,app\nmore:x:778:app\nnone:x:779:\n");
+    write_file(root("etc/group"),
+               "root:x:0:\napp:x:1235:\nextra:x:777:root,app\nmore:x:778:app\nnone:x:779:\n");
   }
-  std::string root(const std::string& rel = "") const { return rel.empty() ? dir_ / "root" : dir_ / ("root/" + rel); }
+  std::string root(const std::string& rel = "") const {
+    return rel.empty() ? dir_ / "root" : dir_ / ("root/" + rel);
+  }
 
   Result<Json> config_of(const std::string& image_config, BundleOptions options = {}) {
     if (options.rootfs.empty()) options.rootfs = root();
@@ -68,7 +72,8 @@ TEST_F(RuntimeBundleTest, TheProcessIsTheImageConfigs) {
   const Json& c = config.value();
   const Json& p = c["process"];
   EXPECT_EQ(p["args"], Json({"/bin/sh", "-e", "-c", "echo $GREETING"}));
-  EXPECT_EQ(p["env"], Json({"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hi"}));
+  EXPECT_EQ(p["env"], Json({"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                            "GREETING=hi"}));
   EXPECT_EQ(p["cwd"], "/work");
   EXPECT_EQ(p["user"]["uid"], 1234);
   EXPECT_EQ(p["user"]["gid"], 1235);
@@ -85,8 +90,8 @@ TEST_F(RuntimeBundleTest, TheProcessIsTheImageConfigs) {
   EXPECT_EQ(c["annotations"]["org.opencontainers.image.architecture"], "amd64");
   std::vector<std::string> destinations;
   for (const Json& m : c["mounts"]) destinations.push_back(m["destination"]);
-  EXPECT_EQ(destinations,
-            (std::vector<std::string>{"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"}));
+  EXPECT_EQ(destinations, (std::vector<std::string>{"/proc", "/dev", "/dev/pts", "/dev/shm",
+                                                    "/dev/mqueue", "/sys"}));
 }
 
 TEST_F(RuntimeBundleTest, AGivenCommandReplacesCmdAndKeepsTheEntrypoint) {
@@ -110,7 +115,8 @@ TEST_F(RuntimeBundleTest, AnImageWithoutConfigNeedsACommand) {
   options.rootfs = root();
   auto none = runtime_config(std::nullopt, options);
   ASSERT_FALSE(none);
-  EXPECT_NE(none.error().message().find("give a command"), std::string::npos) << none.error().message();
+  EXPECT_NE(none.error().message().find("give a command"), std::string::npos)
+      << none.error().message();
   options.args = {"/bin/true"};
   auto config = runtime_config(std::nullopt, options);
   ASSERT_TRUE(config) << config.error().message();
@@ -140,7 +146,8 @@ TEST_F(RuntimeBundleTest, UsersAndGroupsAreResolvedInTheImage) {
     auto u = user(bad);
     ASSERT_FALSE(u);
     EXPECT_EQ(u.error().message().find('\n'), std::string::npos);
-    EXPECT_NE(u.error().message().find("the image's user"), std::string::npos) << u.error().message();
+    EXPECT_NE(u.error().message().find("the image's user"), std::string::npos)
+        << u.error().message();
   }
 }
 
@@ -149,13 +156,15 @@ TEST_F(RuntimeBundleTest, UsersAndGroupsAreResolvedInTheImage) {
 TEST_F(RuntimeBundleTest, APasswdSymlinkNeverLeavesTheImage) {
   write_file(dir_ / "host-passwd", "evil:x:4242:4242::/:/bin/sh\n");
   std::filesystem::remove(root("etc/passwd"));
-  for (const std::string& target : {dir_ / "host-passwd", std::string("../../host-passwd"), std::string("/../../../host-passwd")}) {
+  for (const std::string& target : {dir_ / "host-passwd", std::string("../../host-passwd"),
+                                    std::string("/../../../host-passwd")}) {
     SCOPED_TRACE(target);
     std::filesystem::remove(root("etc/passwd"));
     std::filesystem::create_symlink(target, root("etc/passwd"));
     auto u = user("evil");
     ASSERT_FALSE(u) << "uid " << u.value().uid;
-    EXPECT_NE(u.error().message().find("the image has no /etc/passwd"), std::string::npos) << u.error().message();
+    EXPECT_NE(u.error().message().find("the image has no /etc/passwd"), std::string::npos)
+        << u.error().message();
   }
   // Inside the image, a symlink is followed as the image means it.
   write_file(root("etc/real-passwd"), "svc:x:321:322::/:/bin/sh\n");
@@ -170,30 +179,34 @@ TEST_F(RuntimeBundleTest, AReadOnlyRootNeedsItsMountPointsAndWorkingDirectory) {
   std::filesystem::remove(root("proc"));
   auto missing = config_of(kImageConfig);
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().message().find("no directory /proc"), std::string::npos) << missing.error().message();
+  EXPECT_NE(missing.error().message().find("no directory /proc"), std::string::npos)
+      << missing.error().message();
   EXPECT_NE(missing.error().message().find("--writable"), std::string::npos);
   std::filesystem::create_directories(root("proc"));
   std::filesystem::remove(root("work"));
   write_file(root("work"), "not a directory");
   auto cwd = config_of(kImageConfig);
   ASSERT_FALSE(cwd);
-  EXPECT_NE(cwd.error().message().find("no directory /work"), std::string::npos) << cwd.error().message();
+  EXPECT_NE(cwd.error().message().find("no directory /work"), std::string::npos)
+      << cwd.error().message();
   BundleOptions writable;
   writable.writable = true;
   EXPECT_TRUE(config_of(kImageConfig, writable));  // the runtime makes them in a writable root
 }
 
 TEST_F(RuntimeBundleTest, AMalformedImageConfigIsOneLine) {
-  for (const std::string bad : {"{", "[]", R"({"config": []})", R"({"config": {"Cmd": "sh"}})",
-                                R"({"config": {"Cmd": ["sh", 1]}})", R"({"config": {"Env": [null], "Cmd": ["x"]}})",
-                                R"({"config": {"User": 0, "Cmd": ["x"]}})",
-                                R"({"config": {"Labels": {"a": 1}, "Cmd": ["x"]}})",
-                                R"({"config": {"WorkingDir": "rel", "Cmd": ["x"]}})"}) {
+  for (const std::string bad :
+       {"{", "[]", R"({"config": []})", R"({"config": {"Cmd": "sh"}})",
+        R"({"config": {"Cmd": ["sh", 1]}})", R"({"config": {"Env": [null], "Cmd": ["x"]}})",
+        R"({"config": {"User": 0, "Cmd": ["x"]}})",
+        R"({"config": {"Labels": {"a": 1}, "Cmd": ["x"]}})",
+        R"({"config": {"WorkingDir": "rel", "Cmd": ["x"]}})"}) {
     SCOPED_TRACE(bad);
     auto config = config_of(bad);
     ASSERT_FALSE(config);
     EXPECT_EQ(config.error().message().find('\n'), std::string::npos) << config.error().message();
-    EXPECT_NE(config.error().message().find("the image config"), std::string::npos) << config.error().message();
+    EXPECT_NE(config.error().message().find("the image config"), std::string::npos)
+        << config.error().message();
   }
   BundleOptions relative;
   relative.rootfs = "relative/root";
@@ -214,7 +227,8 @@ TEST_F(RuntimeBundleTest, TheBundleIsWrittenWholeAndReplaced) {
   struct stat st {};
   ASSERT_EQ(::stat((bundle + "/config.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0644u);
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(bundle), {}), 1) << "no temporary file left";
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(bundle), {}), 1)
+      << "no temporary file left";
   EXPECT_FALSE(write_bundle(dir_ / "no/such/parent", config.value()));
 }
 

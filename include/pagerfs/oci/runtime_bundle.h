@@ -41,12 +41,12 @@
 namespace pagerfs::oci {
 
 struct BundleOptions {
-  std::string rootfs;              // the container's root: absolute path, a directory
-  bool writable = false;           // root.readonly = false (an overlay over the image)
-  std::vector<std::string> args;   // when not empty, replaces the image's Cmd
-  std::optional<std::string> user; // replaces the image's User
-  bool terminal = false;           // process.terminal (runtimes then need a console socket or a tty)
-  std::string hostname;            // empty: "container"
+  std::string rootfs;               // the container's root: absolute path, a directory
+  bool writable = false;            // root.readonly = false (an overlay over the image)
+  std::vector<std::string> args;    // when not empty, replaces the image's Cmd
+  std::optional<std::string> user;  // replaces the image's User
+  bool terminal = false;  // process.terminal (runtimes then need a console socket or a tty)
+  std::string hostname;   // empty: "container"
 };
 
 struct ProcessUser {
