@@ -23,6 +23,7 @@
 #include "pagerfs/layers/cache_layer.h"
 #include "pagerfs/layers/local_layer.h"
 #include "pagerfs/layers/memory_layer.h"
+#include "pagerfs/remote/remote_layer.h"
 #include "util/fault_injection.h"
 
 namespace pagerfs {
@@ -86,7 +87,16 @@ int run_daemon(int argc, char** argv) {
     if (!cache) return fail(cache.error().message());
     layers.push_back(cache.value());
   }
-  layers.push_back(make_local_layer(store.value()));
+  // Over a remote, the local store is a partial copy (at least its images);
+  // blobs it lacks come from the remote.
+  LocalLayerOptions local_options;
+  local_options.complete = c.remote.urls.empty();
+  layers.push_back(make_local_layer(store.value(), local_options));
+  if (!c.remote.urls.empty()) {
+    auto remote = make_remote_layer(c.remote, log);
+    if (!remote) return fail(remote.error().message());
+    layers.push_back(remote.value());
+  }
   auto stack = LayerStack::create(std::move(layers), log);
   if (!stack) return fail(stack.error().message());
   auto control_server = ControlServer::bind(c.control_path);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "pagerfs/control/control.h"
@@ -16,7 +17,7 @@
 namespace pagerfs {
 namespace {
 
-enum { kKeyHelp, kKeyVersion, kKeySuid, kKeyDev };
+enum { kKeyHelp, kKeyVersion, kKeySuid, kKeyDev, kKeyRemote };
 
 #define PAGERFS_OPT(name, field) {name "=%s", offsetof(RawOptions, field), 0}
 const fuse_opt kOptionSpec[] = {
@@ -29,6 +30,8 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("log_level", log_level),
     PAGERFS_OPT("control", control),
     PAGERFS_OPT("verify", verify),
+    PAGERFS_OPT("remote_timeout", remote_timeout),
+    FUSE_OPT_KEY("remote=", kKeyRemote),  // repeatable: collected by option_proc
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
     {"trust_dev", offsetof(RawOptions, trust_dev), 1},
     FUSE_OPT_KEY("suid", kKeySuid),
@@ -48,6 +51,7 @@ int option_proc(void* data, const char* arg, int key, fuse_args*) {
     case kKeyVersion: raw->version = true; return 0;
     case kKeySuid: raw->asked_suid = true; return 0;  // dropped: see trust_suid
     case kKeyDev: raw->asked_dev = true; return 0;
+    case kKeyRemote: raw->remotes.emplace_back(arg + std::strlen("remote=")); return 0;
     case FUSE_OPT_KEY_NONOPT:
       if (raw->store.empty()) {
         raw->store = arg;
@@ -90,6 +94,11 @@ void print_usage() {
       "    -o verify=CHECK        xxh3 (default): check each decoded chunk by its XXH3-64\n"
       "                           (damage, not forgery); sha256: also by its SHA-256 (v2 blobs;\n"
       "                           needed for an untrusted store; ~20%% slower cold reads)\n"
+      "    -o remote=URL          read blobs missing from STORE from a copy of the store\n"
+      "                           published at URL (http:// or https://); repeat for mirrors,\n"
+      "                           tried in order. Untrusted: every chunk is checked by SHA-256\n"
+      "                           against STORE's image manifests before use (pagerfs(8))\n"
+      "    -o remote_timeout=SECONDS  a remote read that takes longer fails with EIO (default 20)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
       "    -o control=PATH        control socket, an absolute path\n"
       "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"
@@ -165,6 +174,22 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     c.pager.verify_sha256 = v == "sha256";
   }
   PAGERFS_TRYV(validate(c.pager));
+  if (raw.remote_timeout) {
+    if (raw.remotes.empty()) return Error(errc::invalid_argument, "-o remote_timeout needs -o remote=URL");
+    char* end = nullptr;
+    const double seconds = std::strtod(raw.remote_timeout, &end);
+    if (*raw.remote_timeout == '\0' || *end != '\0' || !(seconds >= 0.1 && seconds <= 3600)) {
+      return Error(errc::invalid_argument,
+                   std::string("-o remote_timeout: '") + raw.remote_timeout + "' is not a number of seconds from 0.1 to 3600");
+    }
+    c.remote.deadline = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    c.remote.attempt_timeout = std::min(c.remote.attempt_timeout, c.remote.deadline);
+    c.remote.connect_timeout = std::min(c.remote.connect_timeout, c.remote.deadline);
+  }
+  c.remote.urls = raw.remotes;
+  if (!c.remote.urls.empty()) {
+    if (auto valid = validate(c.remote); !valid) return valid.error().with_context("-o remote");
+  }
   if (raw.log_level) {
     c.log_level = spdlog::level::from_str(raw.log_level);
     if (c.log_level == spdlog::level::off && std::string(raw.log_level) != "off") {

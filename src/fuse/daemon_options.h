@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pagerfs/pager/pager.h"
+#include "pagerfs/remote/remote_layer.h"
 #include "pagerfs/util/error.h"
 
 namespace pagerfs {
@@ -26,6 +28,8 @@ struct RawOptions {
   char* log_level = nullptr;
   char* control = nullptr;
   char* verify = nullptr;
+  char* remote_timeout = nullptr;
+  std::vector<std::string> remotes;  // every -o remote=URL, in order
   std::string store;
   int extra_args = 0;
   bool help = false;
@@ -43,7 +47,8 @@ struct RawOptions {
   RawOptions(const RawOptions&) = delete;
   RawOptions& operator=(const RawOptions&) = delete;
   ~RawOptions() {  // fuse_opt_parse strdup()s every value
-    for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify}) {
+    for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify,
+                        remote_timeout}) {
       std::free(value);
     }
   }
@@ -63,6 +68,7 @@ struct Config {
   uint64_t cache_size = uint64_t{1} << 30;
   uint64_t memory_cache = 0;
   PagerOptions pager;
+  RemoteLayerOptions remote;  // urls empty: no remote layer
   std::string control_path;
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool foreground = false;

@@ -51,6 +51,9 @@ nlohmann::json Filesystem::stats_json() const {
                       {"bytes_cached", s.bytes_cached},
                       {"sectors_invalidated", s.sectors_invalidated},
                       {"blobs_cached", s.blobs_cached},
+                      {"requests", s.requests},
+                      {"retries", s.retries},
+                      {"failovers", s.failovers},
                       {"read_latency", histogram_json(s.read_latency)}});
   }
   const PagerStats p = pager_->stats();

@@ -17,6 +17,9 @@ LayerStats::Snapshot LayerStats::snapshot() const noexcept {
   s.bytes_cached = bytes_cached.load(std::memory_order_relaxed);
   s.sectors_invalidated = sectors_invalidated.load(std::memory_order_relaxed);
   s.blobs_cached = blobs_cached.load(std::memory_order_relaxed);
+  s.requests = requests.load(std::memory_order_relaxed);
+  s.retries = retries.load(std::memory_order_relaxed);
+  s.failovers = failovers.load(std::memory_order_relaxed);
   s.read_latency = read_latency.snapshot();
   return s;
 }

@@ -48,19 +48,33 @@ LayerStack::LayerStack(std::vector<std::shared_ptr<Layer>> layers,
       fault_log_(std::make_unique<FaultLog>()) {}
 
 Result<uint64_t> LayerStack::blob_size(const Digest& digest) const {
-  // The store (bottom) is the truth about which blobs exist and their size;
-  // caches answer only when the store cannot (an I/O error), so a blob that
-  // was repacked or removed is never served from stale cached sectors.
-  auto size = layers_.back()->blob_size(digest);
-  if (size && size.value()) return *size.value();
-  const bool absent = size && !size.value();
-  if (!size && size.error().code() == std::errc::no_such_file_or_directory) return size.error();
-  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
-    auto cached = layers_[i]->blob_size(digest);
+  // The stores are the truth about which blobs exist and their size, asked
+  // top down (a partial local copy before the remote below it); caches
+  // answer only when no store can (an I/O error, a remote out of reach), so
+  // a blob that was repacked or removed is never served from stale cached
+  // sectors.
+  std::optional<Error> failure;
+  for (const auto& layer : layers_) {
+    if (layer->is_read_cache()) continue;
+    auto size = layer->blob_size(digest);
+    if (size && size.value()) return *size.value();
+    if (size) continue;  // not in this store: ask the next
+    if (layer->is_complete() && size.error().code() == std::errc::no_such_file_or_directory) {
+      return size.error();  // a complete store that lacks it: no such blob
+    }
+    if (!failure) failure = size.error();
+  }
+  for (const auto& layer : layers_) {
+    if (!layer->is_read_cache()) continue;
+    auto cached = layer->blob_size(digest);
     if (cached && cached.value()) return *cached.value();
   }
-  if (!absent) return size.error();
+  if (failure) return *failure;
   return Error::from_errno(ENOENT, "blob " + digest.str());
+}
+
+bool LayerStack::has_untrusted_layers() const noexcept {
+  return std::any_of(layers_.begin(), layers_.end(), [](const auto& layer) { return !layer->is_trusted(); });
 }
 
 void LayerStack::report_layer_fault(size_t layer, const char* what, const Error& error) const {
@@ -149,14 +163,17 @@ void LayerStack::fill_caches(const BlobExtent& blob, uint64_t first_sector,
   for (size_t k = 0; k + 1 < layers_.size(); ++k) {
     Layer& cache = *layers_[k];
     if (!cache.is_read_cache()) continue;
-    // Runs of sectors that came from below this cache.
+    // Runs of sectors that came from below this cache, from a trusted
+    // layer: an untrusted layer's sectors are cached by the pager once it
+    // verified them (fill()).
+    auto wanted = [&](uint64_t i) { return source[i] > k && layers_[source[i]]->is_trusted(); };
     for (uint64_t i = 0; i < source.size();) {
-      if (source[i] <= k) {
+      if (!wanted(i)) {
         ++i;
         continue;
       }
       const uint64_t start = i;
-      while (i < source.size() && source[i] > k) ++i;
+      while (i < source.size() && wanted(i)) ++i;
       const uint64_t from = start * ss;
       const uint64_t to = std::min<uint64_t>(buf.size(), i * ss);
       auto filled = cache.write_no_overwrite(blob, first_sector + start, buf.subspan(from, to - from));

@@ -15,14 +15,16 @@ namespace {
 class LocalLayer final : public Layer {
  public:
   LocalLayer(const Store& store, const LocalLayerOptions& options)
-      : store_(store), sector_size_(options.sector_size), fds_(options.max_open_files) {}
+      : store_(store), sector_size_(options.sector_size), complete_(options.complete), fds_(options.max_open_files) {}
 
   std::string_view type() const noexcept override { return "local"; }
   uint32_t sector_size() const noexcept override { return sector_size_; }
-  bool is_complete() const noexcept override { return true; }
+  bool is_complete() const noexcept override { return complete_; }
 
   Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
-    PAGERFS_TRY(fd, fds_.open(store_.blob_path(digest), O_RDONLY));
+    auto opened = fds_.open(store_.blob_path(digest), O_RDONLY);
+    if (!complete_ && !opened && is_absent(opened.error())) return std::optional<uint64_t>();
+    PAGERFS_TRY(fd, std::move(opened));
     struct stat st {};
     if (::fstat(fd->get(), &st) != 0) return Error::from_errno(errno, "stat " + digest.str());
     return std::optional<uint64_t>(static_cast<uint64_t>(st.st_size));
@@ -30,7 +32,9 @@ class LocalLayer final : public Layer {
 
   Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
     const std::string path = store_.blob_path(blob.digest);
-    PAGERFS_TRY(fd, fds_.open(path, O_RDONLY));
+    auto opened = fds_.open(path, O_RDONLY);
+    if (!complete_ && !opened && is_absent(opened.error())) return ok();  // for the layer below
+    PAGERFS_TRY(fd, std::move(opened));
     PAGERFS_TRY(got, pread_some(fd->get(), out, marker.first() * sector_size_, "'" + path + "'"));
     if (got < out.size()) {
       // The file is shorter than the size the blob was opened with: it was
@@ -51,8 +55,13 @@ class LocalLayer final : public Layer {
   }
 
  private:
+  static bool is_absent(const Error& e) noexcept {
+    return e.code() == std::errc::no_such_file_or_directory;
+  }
+
   const Store store_;
   const uint32_t sector_size_;
+  const bool complete_;
   FdCache fds_;
 };
 

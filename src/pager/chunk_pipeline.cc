@@ -24,6 +24,20 @@ ChunkResult chunk_error(const Error& e) noexcept {
 
 }  // namespace
 
+// The chunks of one fetched run, counted down as they decode: the last one
+// tells whether all were good at the first try, so the run's sectors (read
+// from an untrusted stack, which does not cache them) may now be cached.
+struct Pager::Impl::RunFill {
+  explicit RunFill(size_t chunks) : remaining(chunks) {}
+  // True for the last chunk of a run whose chunks all verified.
+  bool chunk_done(bool good) noexcept {
+    if (!good) failed.store(true, std::memory_order_relaxed);
+    return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && !failed.load(std::memory_order_relaxed);
+  }
+  std::atomic<size_t> remaining;
+  std::atomic<bool> failed{false};
+};
+
 void Pager::Impl::count_failure(const Error& e) noexcept {
   try {
     MutexLock lock(mu);
@@ -123,19 +137,28 @@ void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first,
   uint64_t settled = first;  // chunks [first, settled) are finished or handed to a pool task
   try {
     fetches.fetch_add(1, std::memory_order_relaxed);
-    auto fetched = blob.reader().read_frames(first, end);
+    // From an untrusted stack the run is read in whole sectors (what the
+    // stack reads anyway), so that once every chunk of it verified, its
+    // sectors can be cached whole (RunFill).
+    uint64_t frames_offset = blob.reader().chunks()[first].offset;
+    auto fetched = untrusted ? read_sectors_of_run(blob, first, end, &frames_offset) : blob.reader().read_frames(first, end);
     if (!fetched) {
       for (; settled < end; ++settled) fail(key_of(settled), promises[settled - first], fetched.error());
       return;
     }
     bytes_fetched.fetch_add(fetched.value().size(), std::memory_order_relaxed);
     auto frames = std::make_shared<const std::vector<std::byte>>(std::move(fetched).value());
-    const uint64_t frames_offset = blob.reader().chunks()[first].offset;
+    auto run = untrusted ? std::make_shared<RunFill>(promises.size()) : nullptr;
+    const BlobExtent extent{blob.digest(), blob.reader().file_size()};
     // Decodes chunk c and fulfils its promise (on a pool thread or inline).
-    auto decode = [this, &blob, frames, frames_offset](uint64_t c, const Promise& promise) noexcept {
+    auto decode = [this, &blob, frames, frames_offset, run, extent](uint64_t c, const Promise& promise) noexcept {
       const format::ChunkEntry& entry = blob.reader().chunks()[c];
-      finish(chunk_key(blob, c), promise,
-             decode_chunk(blob, c, std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size)));
+      bool first_try = false;
+      ChunkResult result =
+          decode_chunk(blob, c, std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size), &first_try);
+      const bool last_good_of_run = run && run->chunk_done(result.has_value() && first_try);
+      finish(chunk_key(blob, c), promise, std::move(result));  // `blob` may be freed from here on
+      if (last_good_of_run) stack->fill(extent, frames_offset, *frames);
     };
     // All but the last chunk go to the pool, to decode in parallel; the
     // calling thread decodes the last one itself rather than sleep: a
@@ -178,7 +201,9 @@ void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first,
   }
 }
 
-ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::span<const std::byte> frame) noexcept {
+ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::span<const std::byte> frame,
+                                      bool* first_try) noexcept {
+  if (first_try != nullptr) *first_try = false;
   try {
     fault::maybe_fail(fault::Point::decode);
     const format::ChunkEntry& entry = blob.reader().chunks()[c];
@@ -187,6 +212,7 @@ ChunkResult Pager::Impl::decode_chunk(const PagedBlob& blob, uint64_t c, std::sp
     auto decoded = decompress_chunk(blob.reader().header(), c, entry, frame, *data, verify());
     decode_latency.record(std::chrono::steady_clock::now() - start);
     chunks_decoded.fetch_add(1, std::memory_order_relaxed);
+    if (decoded && first_try != nullptr) *first_try = true;
     if (!decoded && is_integrity_error(decoded.error())) {
       decoded = reread_below_caches(blob, c, *data);
       if (!decoded) {
@@ -242,9 +268,81 @@ std::vector<std::shared_ptr<PagedBlob>> Pager::Impl::keep_recent(const std::shar
   return evicted;
 }
 
-Result<std::unique_ptr<BlobReader>> Pager::Impl::open_reader(const Digest& digest) {
-  PAGERFS_TRY(file, open_blob_through(stack, digest));
+Result<std::vector<std::byte>> Pager::Impl::read_sectors_of_run(const PagedBlob& blob, uint64_t first, uint64_t end,
+                                                                uint64_t* offset) const {
+  const auto& chunks = blob.reader().chunks();
+  const uint64_t ss = stack->sector_size();
+  const uint64_t file_size = blob.reader().file_size();
+  const uint64_t begin = chunks[first].offset / ss * ss;
+  const uint64_t run_end = chunks[end - 1].offset + chunks[end - 1].compressed_size;
+  const uint64_t aligned_end = std::min(file_size, (run_end + ss - 1) / ss * ss);
+  std::vector<std::byte> sectors(aligned_end - begin);
+  PAGERFS_TRYV(stack->read(BlobExtent{blob.digest(), file_size}, begin, sectors));
+  *offset = begin;
+  return sectors;
+}
+
+Result<void> Pager::Impl::verify_whole(const BlobReader& reader) {
+  // Runs of chunks of about this many frame bytes are read, checked and
+  // cached at a time: bounded memory for a blob of any size.
+  constexpr uint64_t kRunBytes = 4u << 20;
+  const auto& chunks = reader.chunks();
+  const format::BlobHeader& header = reader.header();
+  const BlobExtent extent{header.digest, reader.file_size()};
+  const uint64_t ss = stack->sector_size();
+  Sha256 content;
+  std::vector<std::byte> data;
+  uint64_t filled_end = 0;  // the caches got [0, filled_end) of the file
+  auto forget_filled = [&] { stack->invalidate(extent, 0, filled_end); };
+  for (uint64_t first = 0; first < chunks.size();) {
+    uint64_t end = first + 1;
+    while (end < chunks.size() && chunks[end].offset + chunks[end].compressed_size - chunks[first].offset <= kRunBytes) ++end;
+    const uint64_t begin = chunks[first].offset / ss * ss;
+    const uint64_t run_end = chunks[end - 1].offset + chunks[end - 1].compressed_size;
+    std::vector<std::byte> sectors(std::min(extent.size, (run_end + ss - 1) / ss * ss) - begin);
+    auto read = stack->read(extent, begin, sectors);
+    if (!read) {
+      forget_filled();
+      return read.error();
+    }
+    for (uint64_t c = first; c < end; ++c) {
+      data.resize(header.chunk_length(c));
+      auto decoded = decompress_chunk(header, c, chunks[c], std::span(sectors).subspan(chunks[c].offset - begin, chunks[c].compressed_size),
+                                      data, ChunkVerify::sha256);
+      if (!decoded) {
+        forget_filled();
+        return decoded.error().with_context(header.digest.str());
+      }
+      content.update(data);
+    }
+    stack->fill(extent, begin, sectors);
+    filled_end = begin + sectors.size();
+    first = end;
+  }
+  if (const Digest got = content.finish(); got != header.digest) {
+    forget_filled();
+    return Error(errc::digest_mismatch, "blob " + header.digest.str() + ": its content hashes to " + got.str());
+  }
+  return ok();
+}
+
+Result<std::unique_ptr<BlobReader>> Pager::Impl::open_reader(const Digest& digest, const RecordingFile** recording) {
+  PAGERFS_TRY(size, stack->blob_size(digest));
+  std::unique_ptr<RandomAccessFile> file;
+  if (untrusted) {
+    auto recorder = std::make_unique<RecordingFile>(stack, BlobExtent{digest, size});
+    *recording = recorder.get();  // owned by the reader from here on
+    file = std::move(recorder);
+  } else {
+    PAGERFS_TRY(through, open_blob_through(stack, digest));
+    file = std::move(through);
+  }
   PAGERFS_TRY(reader, BlobReader::open(std::move(file)));
+  if (untrusted && !reader->header().has_chunk_sha256()) {
+    return Error(errc::unsupported_format, "blob " + digest.str() +
+                                               " is format v1 (no SHA-256 per chunk): it cannot be checked when read "
+                                               "over a remote store; repack it");
+  }
   if (reader->header().digest != digest) {
     return Error(errc::digest_mismatch, "blob " + digest.str() + " has the header of " +
                                             reader->header().digest.str());

@@ -57,10 +57,25 @@ Result<std::shared_ptr<PagedBlob>> Pager::open(const Digest& digest,
     bool anchor_failed = false;
     auto attempt = [&]() -> Result<std::unique_ptr<BlobReader>> {
       anchor_failed = false;
-      auto reader = impl_->open_reader(digest);
-      if (reader && expected_table_digest && reader.value()->table_digest() != *expected_table_digest) {
+      const RecordingFile* recording = nullptr;
+      auto reader = impl_->open_reader(digest, &recording);
+      if (!reader) return reader;
+      if (expected_table_digest && reader.value()->table_digest() != *expected_table_digest) {
         anchor_failed = true;
         return anchor_mismatch(digest, *expected_table_digest, reader.value()->table_digest());
+      }
+      if (recording != nullptr) {
+        // From an untrusted stack: the seek table is trusted once it is the
+        // anchored one, or, with no anchor (the blobs view), once the whole
+        // content it describes hashes to the blob's name.
+        if (!expected_table_digest) {
+          auto whole = impl_->verify_whole(*reader.value());
+          if (!whole) {
+            anchor_failed = is_integrity_error(whole.error());
+            return whole.error();
+          }
+        }
+        recording->fill_recorded();
       }
       return reader;
     };

@@ -25,6 +25,7 @@
 #include "pagerfs/format/chunk_codec.h"
 #include "pagerfs/pager/pager.h"
 #include "pager/chunk_cache.h"
+#include "pager/recording_file.h"
 #include "util/lru_cache.h"
 #include "util/mutex.h"
 #include "util/rate_limiter.h"
@@ -80,8 +81,16 @@ struct Pager::Impl {
   // fulfilling their promises.
   void fetch_and_decode(const PagedBlob& blob, uint64_t first, std::span<const Promise> promises) noexcept
       EXCLUDES(mu);
+  struct RunFill;
+  // Untrusted stacks: the whole sectors holding the frames of chunks
+  // [first, end), read in one stack read; `*offset` is where they start.
+  Result<std::vector<std::byte>> read_sectors_of_run(const PagedBlob& blob, uint64_t first, uint64_t end,
+                                                     uint64_t* offset) const;
   // Decodes and verifies chunk `c` from its frame.
-  ChunkResult decode_chunk(const PagedBlob& blob, uint64_t c, std::span<const std::byte> frame) noexcept;
+  // `*first_try` (if given) tells whether `frame` itself was good, not only
+  // the frame re-read from below the caches.
+  ChunkResult decode_chunk(const PagedBlob& blob, uint64_t c, std::span<const std::byte> frame,
+                           bool* first_try = nullptr) noexcept;
   // After chunk `c` failed its check: forgets its frame in every cache and
   // decodes it once more from the layers below them into `out`; caches the
   // frame if it verifies.
@@ -90,10 +99,16 @@ struct Pager::Impl {
   void finish(const ChunkKey& key, const Promise& promise, ChunkResult result) noexcept EXCLUDES(mu);
   void fail(const ChunkKey& key, const Promise& promise, const Error& e) noexcept EXCLUDES(mu);
   void count_failure(const Error& e) noexcept EXCLUDES(mu);
-  // Opens blob `digest` through the stack and checks its header against the name.
-  Result<std::unique_ptr<BlobReader>> open_reader(const Digest& digest);
+  // Opens blob `digest` through the stack and checks its header against the
+  // name. From an untrusted stack, a v1 blob (no chunk SHA-256) is refused
+  // and `*recording` is set to the file the reader reads through.
+  Result<std::unique_ptr<BlobReader>> open_reader(const Digest& digest, const RecordingFile** recording);
+  // Reads and checks every chunk of the blob by SHA-256 and the whole
+  // content against the blob's name (errc::digest_mismatch), caching the
+  // frames as it goes; on a mismatch they are dropped from the caches again.
+  Result<void> verify_whole(const BlobReader& reader);
   ChunkVerify verify() const noexcept {
-    return options.verify_sha256 ? ChunkVerify::sha256 : ChunkVerify::xxh3;
+    return options.verify_sha256 || untrusted ? ChunkVerify::sha256 : ChunkVerify::xxh3;
   }
   // The read-ahead window size for this request (see PagerOptions).
   uint64_t readahead_for(const PagedBlob& blob, uint64_t offset, uint64_t length) {
@@ -111,6 +126,9 @@ struct Pager::Impl {
   static constexpr uint64_t kStreamingRequest = 32 * 1024;
 
   const std::shared_ptr<const LayerStack> stack;
+  // A layer may forge bytes (a remote): every chunk is checked by SHA-256,
+  // and the pager, not the stack, caches what came from it once verified.
+  const bool untrusted = stack->has_untrusted_layers();
   const PagerOptions options;
   const std::shared_ptr<spdlog::logger> logger;
   boost::asio::thread_pool pool;

@@ -120,6 +120,10 @@ std::string Store::blobs_dir() const { return root_ + kBlobsSubdir; }
 
 std::string Store::blob_path(const Digest& digest) const { return blobs_dir() + "/" + digest.hex(); }
 
+std::string Store::blob_relative_path(const Digest& digest) {
+  return std::string(kBlobsSubdir + 1) + "/" + digest.hex();
+}
+
 Result<std::vector<Digest>> Store::list_blobs() const {
   const std::string dir = blobs_dir();
   std::vector<Digest> out;

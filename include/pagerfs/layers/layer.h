@@ -55,12 +55,16 @@ struct LayerStats {
     uint64_t bytes_cached = 0;    // current size, for caches
     uint64_t sectors_invalidated = 0;  // dropped by invalidate(): served, then found damaged
     uint64_t blobs_cached = 0;    // blobs the cache holds sectors of (its in-memory maps)
+    uint64_t requests = 0;        // remote: HTTP requests made
+    uint64_t retries = 0;         // remote: attempts after a failed one
+    uint64_t failovers = 0;       // remote: attempts that moved to another mirror
     LatencyHistogram::Snapshot read_latency;
   };
 
   std::atomic<uint64_t> reads{0}, sectors_hit{0}, sectors_missed{0}, bytes_read{0};
   std::atomic<uint64_t> fills{0}, bytes_filled{0}, evictions{0}, bytes_evicted{0};
   std::atomic<uint64_t> errors{0}, fill_errors{0}, bytes_cached{0}, sectors_invalidated{0}, blobs_cached{0};
+  std::atomic<uint64_t> requests{0}, retries{0}, failovers{0};
   LatencyHistogram read_latency;
 
   Snapshot snapshot() const noexcept;
@@ -81,6 +85,10 @@ class Layer {
   // True when the layer holds every sector of every blob it knows: the
   // bottom of a stack must be complete.
   virtual bool is_complete() const noexcept { return false; }
+  // False for a layer whose bytes may be forged (a remote server): the stack
+  // caches nothing it returns, and the pager checks every chunk by SHA-256
+  // against the anchored chain before anything of it is served or cached.
+  virtual bool is_trusted() const noexcept { return true; }
 
   // The blob file's size if this layer knows the blob; nullopt to ask the
   // next layer. A complete layer returns ENOENT for a blob it does not have.

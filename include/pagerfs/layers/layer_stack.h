@@ -9,6 +9,9 @@
 // sectors fall through: a read that a lower layer can answer never fails
 // because of a cache. Fill failures are likewise counted and ignored.
 //
+// Sectors from an untrusted layer (a remote store) are never cached here:
+// the pager verifies them by SHA-256 and then fill()s them.
+//
 // The stack cannot tell good compressed bytes from bad: that is the pager's
 // check (every chunk's XXH3). So the caches may be filled with bytes that
 // later fail it (one bad read from the store). The pager then heals them:
@@ -43,8 +46,13 @@ class LayerStack {
   static Result<std::shared_ptr<LayerStack>> create(std::vector<std::shared_ptr<Layer>> layers,
                                                     std::shared_ptr<spdlog::logger> logger);
 
-  // The blob file's size, from the first layer that knows the blob.
+  // The blob file's size, from the first store (top down) that knows the
+  // blob; from a cache only if no store could answer.
   Result<uint64_t> blob_size(const Digest& digest) const;
+
+  // True when a layer's bytes may be forged (Layer::is_trusted): the pager
+  // then checks every chunk by SHA-256 and fills the caches itself.
+  bool has_untrusted_layers() const noexcept;
 
   enum class ReadMode {
     normal,        // every layer, top first; fill the caches with what came from below

@@ -49,6 +49,9 @@ class Store {
   const std::string& root() const noexcept { return root_; }
   std::string blobs_dir() const;
   std::string blob_path(const Digest& digest) const;
+  // "blobs/sha256/HEX": where a blob lives relative to any copy of a store,
+  // on disk or published by a web server.
+  static std::string blob_relative_path(const Digest& digest);
 
   // The store's directories that grant any access to group or others (mode &
   // 077), which expose the content of every blob: for a warning. Never

@@ -1,0 +1,313 @@
+#include "pagerfs/remote/remote_layer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "pagerfs/store/store.h"
+#include "remote/http_client.h"
+#include "util/lru_cache.h"
+#include "util/mutex.h"
+#include "util/rate_limiter.h"
+
+namespace pagerfs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using remote::HttpClient;
+using remote::HttpRequest;
+using remote::HttpResponse;
+
+// What one attempt at one mirror came to.
+enum class Verdict {
+  done,    // served
+  absent,  // 404/410: this mirror does not have the blob
+  retry,   // transport failure, 5xx, 408, 429, a short or malformed answer: try again, elsewhere
+  fatal,   // 401/403: retrying does not help
+};
+
+struct Attempt {
+  Verdict verdict = Verdict::retry;
+  Error error;
+};
+
+Verdict verdict_of_status(long status) {
+  if (status == 404 || status == 410) return Verdict::absent;
+  if (status == 401 || status == 403) return Verdict::fatal;
+  return Verdict::retry;
+}
+
+class RemoteLayer final : public Layer {
+ public:
+  RemoteLayer(const RemoteLayerOptions& options, std::shared_ptr<spdlog::logger> logger)
+      : options_(options),
+        logger_(std::move(logger)),
+        client_(remote::HttpClientOptions{options.connect_timeout, std::chrono::seconds(5), 32}),
+        mirrors_(options.urls.size()),
+        sizes_(kRememberedSizes) {
+    for (size_t i = 0; i < options_.urls.size(); ++i) {
+      std::string& url = options_.urls[i];
+      while (url.ends_with('/')) url.pop_back();
+      mirrors_[i].shown = remote::redact_url(url);
+    }
+  }
+
+  std::string_view type() const noexcept override { return "remote"; }
+  uint32_t sector_size() const noexcept override { return options_.sector_size; }
+  bool is_complete() const noexcept override { return true; }
+  bool is_trusted() const noexcept override { return false; }
+
+  Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
+    {
+      MutexLock lock(mu_);
+      if (const uint64_t* size = sizes_.get(digest)) return std::optional<uint64_t>(*size);
+    }
+    uint64_t size = 0;
+    auto head = [&](const std::string& url, Clock::duration timeout) -> Attempt {
+      HttpRequest request{url, HttpRequest::Method::head, std::nullopt, to_ms(timeout)};
+      auto response = client_.perform(request);
+      if (!response) return {Verdict::retry, response.error()};
+      const HttpResponse& r = response.value();
+      if (r.status != 200) return {verdict_of_status(r.status), status_error("HEAD", url, r.status)};
+      if (!r.content_length) {
+        return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
+                                      "HEAD " + remote::redact_url(url) + ": no Content-Length")};
+      }
+      size = *r.content_length;
+      return {Verdict::done, {}};
+    };
+    PAGERFS_TRYV(with_mirrors(digest, head));
+    MutexLock lock(mu_);
+    sizes_.insert(digest, size, 1);
+    return std::optional<uint64_t>(size);
+  }
+
+  Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
+    const uint64_t offset = marker.first() * options_.sector_size;
+    auto get = [&](const std::string& url, Clock::duration timeout) -> Attempt {
+      return get_range(url, blob, offset, out, timeout);
+    };
+    PAGERFS_TRYV(with_mirrors(blob.digest, get));
+    marker.mark(marker.first(), marker.count());
+    return ok();
+  }
+
+  // The size learnt for the blob may be stale (the remote changed): ask again.
+  Result<void> invalidate(const BlobExtent& blob, uint64_t, uint64_t) override {
+    MutexLock lock(mu_);
+    sizes_.erase(blob.digest);
+    return ok();
+  }
+
+ private:
+  static constexpr uint64_t kRememberedSizes = 1 << 16;
+
+  struct Mirror {
+    std::string shown;                  // its URL as logs show it
+    Clock::time_point skip_until{};     // GUARDED_BY(mu_)
+  };
+
+  static std::chrono::milliseconds to_ms(Clock::duration d) {
+    return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(d));
+  }
+
+  static Error status_error(const char* method, const std::string& url, long status) {
+    const int err = status == 404 || status == 410 ? ENOENT : status == 401 || status == 403 ? EACCES : EIO;
+    return Error::from_errno(err, std::string(method) + " " + remote::redact_url(url) + ": HTTP " +
+                                      std::to_string(status));
+  }
+
+  // One GET of bytes [offset, offset + out.size()) of the blob file into `out`.
+  Attempt get_range(const std::string& url, const BlobExtent& blob, uint64_t offset, std::span<std::byte> out,
+                    Clock::duration timeout) {
+    const uint64_t last = offset + out.size() - 1;
+    HttpRequest request{url, HttpRequest::Method::get, std::make_pair(offset, last), to_ms(timeout)};
+    uint64_t copied = 0;
+    uint64_t position = 0;  // of the next body byte, in the blob file
+    bool started = false;
+    bool bad_body = false;
+    auto body = [&](const HttpResponse& r, std::span<const std::byte> data) {
+      if (r.status == 206) {
+        if (!r.content_range || r.content_range->first != offset || r.content_range->last != last ||
+            (r.content_range->total && *r.content_range->total != blob.size)) {
+          bad_body = true;
+          return false;
+        }
+        if (!started) position = offset;
+      } else if (r.status != 200) {
+        return true;  // an error page: drained, then judged by its status
+      } else if (r.content_length && *r.content_length != blob.size) {
+        bad_body = true;
+        return false;
+      }
+      started = true;
+      // Copy what overlaps the range.
+      const uint64_t begin = std::max(position, offset);
+      const uint64_t end = std::min(position + data.size(), offset + out.size());
+      if (begin < end) {
+        std::memcpy(out.data() + (begin - offset), data.data() + (begin - position), end - begin);
+        copied += end - begin;
+      }
+      position += data.size();
+      if (r.status == 206) {
+        if (position <= offset + out.size()) return true;  // read to its end: the connection stays usable
+        bad_body = true;  // more than the range asked for
+        return false;
+      }
+      return copied < out.size();  // a whole file: cut off after the range
+    };
+    requests_made();
+    auto response = client_.perform(request, body);
+    if (!response) return {Verdict::retry, response.error()};
+    const HttpResponse& r = response.value();
+    const std::string shown = remote::redact_url(url);
+    if (r.status != 200 && r.status != 206) return {verdict_of_status(r.status), status_error("GET", url, r.status)};
+    if (bad_body) {
+      return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
+                                    "GET " + shown + ": the answer is not bytes " + std::to_string(offset) + "-" +
+                                        std::to_string(last) + " of a " + std::to_string(blob.size) +
+                                        "-byte file")};
+    }
+    if (copied < out.size()) {
+      return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
+                                    "GET " + shown + ": the answer ended after " + std::to_string(copied) + " of " +
+                                        std::to_string(out.size()) + " bytes")};
+    }
+    return {Verdict::done, {}};
+  }
+
+  void requests_made() { stats().requests.fetch_add(1, std::memory_order_relaxed); }
+
+  // Runs `attempt` (URL of the blob at a mirror, time left) until it is done
+  // or the read's attempts or deadline run out; skips mirrors that failed
+  // recently while another one is usable; a blob absent from every mirror
+  // is ENOENT.
+  template <typename AttemptFn>
+  Result<void> with_mirrors(const Digest& digest, AttemptFn&& attempt) {
+    const std::string path = "/" + Store::blob_relative_path(digest);
+    const Clock::time_point deadline = Clock::now() + options_.deadline;
+    std::vector<bool> absent(mirrors_.size(), false);
+    std::optional<Error> last_error;
+    size_t previous = mirrors_.size();
+    std::chrono::milliseconds backoff = options_.backoff;
+    for (unsigned n = 0; n < options_.attempts; ++n) {
+      const size_t m = pick_mirror(absent);
+      if (m == mirrors_.size()) break;  // every mirror said it has no such blob
+      if (previous != mirrors_.size() && m != previous) stats().failovers.fetch_add(1, std::memory_order_relaxed);
+      previous = m;
+      const Clock::duration left = deadline - Clock::now();
+      if (left <= Clock::duration::zero()) break;
+      const Clock::duration bound = std::min<Clock::duration>(left, options_.attempt_timeout);
+      if (n > 0) stats().retries.fetch_add(1, std::memory_order_relaxed);
+      Attempt a = attempt(options_.urls[m] + path, bound);
+      switch (a.verdict) {
+        case Verdict::done:
+          return ok();
+        case Verdict::fatal:
+          return a.error;
+        case Verdict::absent:
+          absent[m] = true;
+          last_error = a.error;
+          --n;  // asking the next mirror is not a retry
+          continue;
+        case Verdict::retry:
+          last_error = a.error;
+          skip_for_a_while(m, a.error);
+          break;
+      }
+      // Exponential backoff with full jitter, never past the deadline.
+      const auto wait = std::chrono::milliseconds(jitter(backoff.count()));
+      backoff *= 2;
+      if (Clock::now() + wait >= deadline) break;
+      std::this_thread::sleep_for(wait);
+    }
+    if (std::all_of(absent.begin(), absent.end(), [](bool b) { return b; })) {
+      return Error::from_errno(ENOENT, "blob " + digest.str() + " is on no remote");
+    }
+    if (last_error) return last_error->with_context("blob " + digest.str());
+    return Error(std::make_error_code(std::errc::timed_out),
+                 "blob " + digest.str() + ": no remote answered within " +
+                     std::to_string(options_.deadline.count()) + " ms");
+  }
+
+  // The first mirror, in the given order, that has not said it lacks the
+  // blob and is not being skipped; if all are being skipped, the one whose
+  // pause ends first (a failing mirror is better than none).
+  size_t pick_mirror(const std::vector<bool>& absent) {
+    const Clock::time_point now = Clock::now();
+    MutexLock lock(mu_);
+    size_t best = mirrors_.size();
+    for (size_t i = 0; i < mirrors_.size(); ++i) {
+      if (absent[i]) continue;
+      if (mirrors_[i].skip_until <= now) return i;
+      if (best == mirrors_.size() || mirrors_[i].skip_until < mirrors_[best].skip_until) best = i;
+    }
+    return best;
+  }
+
+  void skip_for_a_while(size_t m, const Error& error) {
+    bool first = false;
+    {
+      MutexLock lock(mu_);
+      first = mirrors_[m].skip_until <= Clock::now();
+      if (mirrors_.size() > 1) mirrors_[m].skip_until = Clock::now() + options_.mirror_cooldown;
+    }
+    uint64_t suppressed = 0;
+    if (first && fault_log_.allow(&suppressed)) {
+      logger_->warn("remote {}: {}{}{}", mirrors_[m].shown, error.message(),
+                    mirrors_.size() > 1 ? "; trying the other mirrors" : "; retrying",
+                    suppressed ? fmt::format(" ({} similar faults not logged)", suppressed) : "");
+    }
+  }
+
+  uint64_t jitter(uint64_t max_ms) {
+    MutexLock lock(mu_);
+    return std::uniform_int_distribution<uint64_t>(max_ms / 2, std::max<uint64_t>(max_ms, 1))(random_);
+  }
+
+  RemoteLayerOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  HttpClient client_;
+  Mutex mu_;
+  std::vector<Mirror> mirrors_;  // skip_until GUARDED_BY(mu_); the rest immutable
+  LruCache<Digest, uint64_t, DigestHash> sizes_ GUARDED_BY(mu_);
+  std::minstd_rand random_ GUARDED_BY(mu_){std::random_device{}()};
+  RateLimiter fault_log_{std::chrono::seconds(5)};
+};
+
+}  // namespace
+
+Result<void> validate(const RemoteLayerOptions& options) {
+  if (options.urls.empty()) return Error(errc::invalid_argument, "a remote layer needs at least one URL");
+  for (const std::string& url : options.urls) {
+    const bool http = url.starts_with("http://"), https = url.starts_with("https://");
+    const size_t host = http ? 7 : https ? 8 : 0;
+    if (host == 0 || url.size() == host || url[host] == '/') {
+      return Error(errc::invalid_argument, "remote '" + remote::redact_url(url) +
+                                               "' is not an http:// or https:// URL with a host");
+    }
+    if (url.find_first_of(" \t\r\n?#") != std::string::npos) {
+      return Error(errc::invalid_argument, "remote '" + remote::redact_url(url) +
+                                               "' has a space, a query or a fragment: give the store's root");
+    }
+  }
+  if (options.attempts == 0 || options.attempts > 100) {
+    return Error(errc::invalid_argument, "remote attempts must be 1..100");
+  }
+  if (options.attempt_timeout.count() <= 0 || options.deadline.count() <= 0 || options.connect_timeout.count() <= 0) {
+    return Error(errc::invalid_argument, "remote timeouts must be positive");
+  }
+  return ok();
+}
+
+Result<std::shared_ptr<Layer>> make_remote_layer(const RemoteLayerOptions& options,
+                                                 std::shared_ptr<spdlog::logger> logger) {
+  PAGERFS_TRYV(validate(options));
+  if (!logger) logger = spdlog::default_logger();
+  return std::shared_ptr<Layer>(std::make_shared<RemoteLayer>(options, std::move(logger)));
+}
+
+}  // namespace pagerfs
