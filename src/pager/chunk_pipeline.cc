@@ -283,46 +283,49 @@ Result<std::vector<std::byte>> Pager::Impl::read_sectors_of_run(const PagedBlob&
 }
 
 Result<void> Pager::Impl::verify_whole(const BlobReader& reader) {
-  // Runs of chunks of about this many frame bytes are read, checked and
-  // cached at a time: bounded memory for a blob of any size.
+  // Runs of chunks of about this many frame bytes are read and checked at a
+  // time: bounded memory for a blob of any size. What was read is cached
+  // only once the whole content matched the name (before that the seek
+  // table is not trusted), and only up to kFillBytes: a larger blob's
+  // sectors are fetched again when read.
   constexpr uint64_t kRunBytes = 4u << 20;
+  constexpr uint64_t kFillBytes = 64u << 20;
   const auto& chunks = reader.chunks();
   const format::BlobHeader& header = reader.header();
   const BlobExtent extent{header.digest, reader.file_size()};
   const uint64_t ss = stack->sector_size();
   Sha256 content;
   std::vector<std::byte> data;
-  uint64_t filled_end = 0;  // the caches got [0, filled_end) of the file
-  auto forget_filled = [&] { stack->invalidate(extent, 0, filled_end); };
+  struct Run {
+    uint64_t offset;
+    std::vector<std::byte> sectors;
+  };
+  std::vector<Run> to_fill;
+  uint64_t fill_bytes = 0;
   for (uint64_t first = 0; first < chunks.size();) {
     uint64_t end = first + 1;
     while (end < chunks.size() && chunks[end].offset + chunks[end].compressed_size - chunks[first].offset <= kRunBytes) ++end;
     const uint64_t begin = chunks[first].offset / ss * ss;
     const uint64_t run_end = chunks[end - 1].offset + chunks[end - 1].compressed_size;
     std::vector<std::byte> sectors(std::min(extent.size, (run_end + ss - 1) / ss * ss) - begin);
-    auto read = stack->read(extent, begin, sectors);
-    if (!read) {
-      forget_filled();
-      return read.error();
-    }
+    PAGERFS_TRYV(stack->read(extent, begin, sectors));
     for (uint64_t c = first; c < end; ++c) {
       data.resize(header.chunk_length(c));
-      auto decoded = decompress_chunk(header, c, chunks[c], std::span(sectors).subspan(chunks[c].offset - begin, chunks[c].compressed_size),
-                                      data, ChunkVerify::sha256);
-      if (!decoded) {
-        forget_filled();
-        return decoded.error().with_context(header.digest.str());
-      }
+      const auto frame = std::span(sectors).subspan(chunks[c].offset - begin, chunks[c].compressed_size);
+      auto decoded = decompress_chunk(header, c, chunks[c], frame, data, ChunkVerify::sha256);
+      if (!decoded) return decoded.error().with_context(header.digest.str());
       content.update(data);
     }
-    stack->fill(extent, begin, sectors);
-    filled_end = begin + sectors.size();
+    if (fill_bytes + sectors.size() <= kFillBytes) {
+      fill_bytes += sectors.size();
+      to_fill.push_back({begin, std::move(sectors)});
+    }
     first = end;
   }
   if (const Digest got = content.finish(); got != header.digest) {
-    forget_filled();
     return Error(errc::digest_mismatch, "blob " + header.digest.str() + ": its content hashes to " + got.str());
   }
+  for (const Run& run : to_fill) stack->fill(extent, run.offset, run.sectors);
   return ok();
 }
 

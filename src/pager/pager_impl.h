@@ -104,8 +104,8 @@ struct Pager::Impl {
   // and `*recording` is set to the file the reader reads through.
   Result<std::unique_ptr<BlobReader>> open_reader(const Digest& digest, const RecordingFile** recording);
   // Reads and checks every chunk of the blob by SHA-256 and the whole
-  // content against the blob's name (errc::digest_mismatch), caching the
-  // frames as it goes; on a mismatch they are dropped from the caches again.
+  // content against the blob's name (errc::digest_mismatch); then caches
+  // what it read (up to a bound).
   Result<void> verify_whole(const BlobReader& reader);
   ChunkVerify verify() const noexcept {
     return options.verify_sha256 || untrusted ? ChunkVerify::sha256 : ChunkVerify::xxh3;

@@ -1,0 +1,290 @@
+// The remote layer through real mounts and real servers: a store published
+// by nginx on loopback, a fault proxy of ours in front of it for what
+// networks and hostile servers do. Every byte a reader gets is compared with
+// the source, by read() and by mmap.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "pagerfs/util/digest.h"
+#include "support/blob_forgery.h"
+#include "support/fault_proxy.h"
+#include "support/http_server.h"
+#include "support/mount_fixture.h"
+#include "support/subprocess.h"
+
+namespace pagerfs {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FaultProxy;
+using testing::FaultRule;
+using testing::MountedStore;
+using testing::NginxServer;
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+std::string random_bytes(size_t n, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string digest_hex(const std::string& data) {
+  return Sha256::of(std::as_bytes(std::span(data.data(), data.size()))).hex();
+}
+
+// The file's bytes by read(), or the errno of the first failure.
+struct ReadResult {
+  std::string data;
+  int error = 0;
+};
+ReadResult read_all(const std::string& path) {
+  ReadResult r;
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return {"", errno};
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      r.error = errno;
+      break;
+    }
+    if (n == 0) break;
+    r.data.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return r;
+}
+
+// The file's bytes through a private mapping (a fault that fails is SIGBUS:
+// not expected here, so the mapping is read only where reads succeed).
+std::string read_mapped(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return "open failed";
+  struct stat st {};
+  ::fstat(fd, &st);
+  std::string out;
+  if (st.st_size > 0) {
+    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p != MAP_FAILED) {
+      out.assign(static_cast<const char*>(p), static_cast<size_t>(st.st_size));
+      ::munmap(p, static_cast<size_t>(st.st_size));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+nlohmann::json stats(const std::string& mnt) {
+  const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "stats", "--json", mnt});
+  if (r.exit_code != 0) return {};
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+nlohmann::json layer_stats(const std::string& mnt, const std::string& type) {
+  for (const auto& layer : stats(mnt)["layers"]) {
+    if (layer["type"] == type) return layer;
+  }
+  return {};
+}
+
+class RemoteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::fuse_available()) {
+      if (std::getenv("PAGERFS_REQUIRE_FUSE")) FAIL() << "FUSE is required here but /dev/fuse is unusable";
+      GTEST_SKIP() << "no /dev/fuse";
+    }
+    // The source tree: a big file (many chunks, its own blob), small files
+    // (packed together), a text file.
+    fs::create_directories(dir_ / "tree/small");
+    files_["big"] = random_bytes(3 << 20, 1);
+    files_["text.txt"] = std::string(200000, 'x') + "end\n";
+    for (int i = 0; i < 20; ++i) files_["small/f" + std::to_string(i)] = random_bytes(1000 + 97 * i, 10 + i);
+    for (const auto& [name, data] : files_) testing::write_file(dir_ / ("tree/" + name), data);
+    const auto pack = testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "--store", dir_ / "pub",
+                                    "--image", "demo", dir_ / "tree"});
+    ASSERT_EQ(pack.exit_code, 0) << pack.err;
+    // The host's own store holds the image manifests only: every blob is remote.
+    fs::create_directories(dir_ / "local/blobs/sha256");
+    fs::copy(dir_ / "pub/images", dir_ / "local/images", fs::copy_options::recursive);
+    nginx_.emplace(dir_ / "pub");
+  }
+
+  std::string image_file(const MountedStore& m, const std::string& name) const {
+    return m.path() + "/images/demo/" + name;
+  }
+
+  // Every file of the image equals its source, by read() and by mmap.
+  void expect_image_equal(const MountedStore& m) {
+    for (const auto& [name, data] : files_) {
+      const ReadResult r = read_all(image_file(m, name));
+      ASSERT_EQ(r.error, 0) << name << ": " << std::strerror(r.error) << "\n" << m.log();
+      ASSERT_TRUE(r.data == data) << name << " differs from its source";
+      ASSERT_TRUE(read_mapped(image_file(m, name)) == data) << name << " (mmap) differs from its source";
+    }
+  }
+
+  TempDir dir_;
+  std::map<std::string, std::string> files_;
+  std::optional<NginxServer> nginx_;
+};
+
+TEST_F(RemoteTest, AnImageReadOverHttpEqualsItsSourceAndIsServedFromTheCacheDiskOffline) {
+  {
+    MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + nginx_->url(), "cache=" + dir_ / "cache"});
+    expect_image_equal(m);
+    // The blob view of the big file: checked whole against its name.
+    const ReadResult blob = read_all(m.blob(digest_hex(files_["big"])));
+    ASSERT_EQ(blob.error, 0) << m.log();
+    EXPECT_TRUE(blob.data == files_["big"]);
+    const auto remote = layer_stats(m.path(), "remote");
+    EXPECT_GT(remote["requests"].get<uint64_t>(), 0u);
+    EXPECT_EQ(remote["retries"].get<uint64_t>(), 0u);
+    EXPECT_GT(layer_stats(m.path(), "cache")["bytes_filled"].get<uint64_t>(), 3u << 20);
+    EXPECT_NE(nginx_->access_log().find("206"), std::string::npos) << "Range requests expected";
+  }
+  // The server is gone: what was read once comes from the cache disk.
+  nginx_->stop();
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + nginx_->url(), "cache=" + dir_ / "cache",
+                                                 "remote_timeout=2"});
+  expect_image_equal(m);
+  EXPECT_EQ(layer_stats(m.path(), "remote")["bytes_read"].get<uint64_t>(), 0u);
+}
+
+TEST_F(RemoteTest, AForgedSelfConsistentBlobIsRefusedAndNeverCached) {
+  // The server's blob of `big` replaced by a valid blob of other content of
+  // the same size whose header claims big's digest: every XXH3 and every
+  // chunk SHA-256 of it is right; only the anchor and the name tell.
+  const std::string other = random_bytes(files_["big"].size(), 99);
+  testing::write_file(dir_ / "other", other);
+  const auto pack = testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "--store", dir_ / "scratch",
+                                  dir_ / "other"});
+  ASSERT_EQ(pack.exit_code, 0) << pack.err;
+  const std::string forged_text = testing::read_file(dir_ / ("scratch/blobs/sha256/" + digest_hex(other)));
+  std::vector<std::byte> forged(reinterpret_cast<const std::byte*>(forged_text.data()),
+                                reinterpret_cast<const std::byte*>(forged_text.data()) + forged_text.size());
+  const std::string big_hex = digest_hex(files_["big"]);
+  testing::forge_header_digest(forged, Digest::parse(big_hex).value());
+  testing::write_file(dir_ / ("pub/blobs/sha256/" + big_hex),
+                      std::string(reinterpret_cast<const char*>(forged.data()), forged.size()));
+
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + nginx_->url(), "cache=" + dir_ / "cache"});
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(read_all(image_file(m, "big")).error, EIO) << m.log();
+    EXPECT_EQ(read_all(m.blob(big_hex)).error, EIO);
+  }
+  const auto s = stats(m.path());
+  EXPECT_GE(s["pager"]["anchor_mismatches"].get<uint64_t>(), 2u);
+  EXPECT_EQ(layer_stats(m.path(), "cache")["bytes_filled"].get<uint64_t>(), 0u) << "forged bytes were cached";
+  EXPECT_EQ(read_all(image_file(m, "text.txt")).data, files_["text.txt"]) << "other files are unaffected";
+}
+
+TEST_F(RemoteTest, DamagedAnswersAreRetriedAndNeverServed) {
+  FaultProxy proxy(nginx_->url());
+  const std::string big_hex = digest_hex(files_["big"]);
+  // Two damaged answers, one cut short, one slow: all retried.
+  proxy.set_rules({{.path = big_hex, .action = "corrupt", .count = 2, .method = "GET"},
+                   {.path = big_hex, .action = "truncate:100", .count = 1, .method = "GET"},
+                   {.path = "/blobs/", .action = "delay:300", .count = 2, .method = "GET"}});
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + proxy.url()});
+  expect_image_equal(m);
+  const auto s = stats(m.path());
+  EXPECT_GE(s["pager"]["integrity_retries"].get<uint64_t>(), 1u) << proxy.log();
+  EXPECT_GE(layer_stats(m.path(), "remote")["retries"].get<uint64_t>(), 1u) << proxy.log();
+
+  // Damage on every answer: an error, never wrong bytes.
+  proxy.set_rules({{.path = "/blobs/", .action = "corrupt", .count = -1, .method = "GET"}});
+  MountedStore fresh(dir_ / "local", dir_ / "mnt2", {"remote=" + proxy.url()});
+  EXPECT_EQ(read_all(image_file(fresh, "big")).error, EIO);
+}
+
+TEST_F(RemoteTest, RedirectsAreFollowed) {
+  FaultProxy proxy(nginx_->url());
+  proxy.set_rules({{.path = "/blobs/", .action = "redirect", .count = -1}});
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + proxy.url()});
+  expect_image_equal(m);
+  EXPECT_GT(proxy.requests("/__direct__/"), 0) << proxy.log();
+}
+
+TEST_F(RemoteTest, AServerThatGoesAwayIsAnErrorWithinTheBoundAndReadsRecoverWhenItIsBack) {
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + nginx_->url(), "remote_timeout=2"});
+  const int fd = ::open(image_file(m, "big").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string buf(4096, '\0');
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), 4096);
+  EXPECT_TRUE(buf == files_["big"].substr(0, 4096));
+  nginx_->stop();
+  const auto start = Clock::now();
+  const off_t far = 2 << 20;  // not read ahead yet
+  EXPECT_EQ(::pread(fd, buf.data(), buf.size(), far), -1);
+  EXPECT_EQ(errno, EIO);
+  const auto took = Clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(4)) << "remote_timeout=2 was not kept";
+  nginx_->start();
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), far), 4096) << std::strerror(errno) << "\n" << m.log();
+  EXPECT_TRUE(buf == files_["big"].substr(far, 4096));
+  ::close(fd);
+}
+
+TEST_F(RemoteTest, AFailingMirrorIsSkippedForTheNextOne) {
+  FaultProxy broken(nginx_->url());
+  broken.set_rules({{.path = "/blobs/", .action = "status:503", .count = -1}});
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + broken.url(), "remote=" + nginx_->url()});
+  expect_image_equal(m);
+  const auto remote = layer_stats(m.path(), "remote");
+  EXPECT_GE(remote["failovers"].get<uint64_t>(), 1u);
+  // Once skipped, the broken mirror is not asked again for a while.
+  EXPECT_LE(broken.requests("/blobs/"), 2) << broken.log();
+  EXPECT_NE(m.log().find("trying the other mirrors"), std::string::npos) << m.log();
+}
+
+TEST_F(RemoteTest, AccessDeniedIsFinalAndCredentialsStayOutOfLogs) {
+  nginx_.reset();
+  testing::write_file(dir_ / "htpasswd", testing::htpasswd_line("alice", "s3cret") + "\n");
+  NginxServer::Options options;
+  options.extra_server_config = "auth_basic \"store\"; auth_basic_user_file " + dir_ / "htpasswd" + ";";
+  NginxServer guarded(dir_ / "pub", options);
+  {
+    MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + guarded.url()});
+    const ReadResult r = read_all(image_file(m, "big"));
+    EXPECT_EQ(r.error, EACCES) << m.log();
+    EXPECT_EQ(layer_stats(m.path(), "remote")["retries"].get<uint64_t>(), 0u) << "a 401 is not retried";
+  }
+  const std::string url = "http://alice:s3cret@127.0.0.1:" + std::to_string(guarded.port());
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + url, "log_level=debug"});
+  expect_image_equal(m);
+  guarded.stop();
+  EXPECT_EQ(read_all(m.blob(digest_hex(files_["text.txt"]))).error, EIO);
+  EXPECT_EQ(m.log().find("s3cret"), std::string::npos) << m.log();
+}
+
+TEST_F(RemoteTest, BadRemoteOptionsAreOneLineErrors) {
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {"-o", "remote=ftp://127.0.0.1/store"},
+           {"-o", "remote=http://"},
+           {"-o", "remote_timeout=3"},
+           {"-o", "remote=" + nginx_->url(), "-o", "remote_timeout=soon"}}) {
+    std::vector<std::string> argv = {testing::binary_from_env("PAGERFS"), dir_ / "local", dir_.path(), "-f"};
+    argv.insert(argv.end(), bad.begin(), bad.end());
+    const auto r = testing::run(argv);
+    EXPECT_EQ(r.exit_code, 1) << bad.back();
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(r.err.starts_with("pagerfs: ")) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace pagerfs
