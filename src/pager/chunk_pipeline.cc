@@ -158,7 +158,13 @@ void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first,
           decode_chunk(blob, c, std::span(*frames).subspan(entry.offset - frames_offset, entry.compressed_size), &first_try);
       const bool last_good_of_run = run && run->chunk_done(result.has_value() && first_try);
       finish(chunk_key(blob, c), promise, std::move(result));  // `blob` may be freed from here on
-      if (last_good_of_run) stack->fill(extent, frames_offset, *frames);
+      if (last_good_of_run) {
+        try {
+          stack->fill(extent, frames_offset, *frames);
+        } catch (...) {
+          // Out of memory in a cache: the run is served, just not cached.
+        }
+      }
     };
     // All but the last chunk go to the pool, to decode in parallel; the
     // calling thread decodes the last one itself rather than sleep: a

@@ -227,8 +227,11 @@ class RemoteLayer final : public Layer {
     if (std::all_of(absent.begin(), absent.end(), [](bool b) { return b; })) {
       return Error::from_errno(ENOENT, "blob " + digest.str() + " is on no remote");
     }
-    if (last_error) return last_error->with_context("blob " + digest.str());
-    return Error(std::make_error_code(std::errc::timed_out),
+    // A reader is told EIO whatever the network said (ECONNREFUSED from a
+    // read() would name the wrong culprit); the message keeps the cause.
+    // The message names the blob: its URL.
+    if (last_error) return Error(std::make_error_code(std::errc::io_error), last_error->message());
+    return Error(std::make_error_code(std::errc::io_error),
                  "blob " + digest.str() + ": no remote answered within " +
                      std::to_string(options_.deadline.count()) + " ms");
   }

@@ -61,6 +61,12 @@ int run_stats(const ControlTarget& target, bool json) {
                 format_size(l["bytes_read"].get<uint64_t>()).c_str(),
                 l["sectors_missed"].get<unsigned long long>(), l["errors"].get<unsigned long long>(),
                 format_size(l["bytes_cached"].get<uint64_t>()).c_str());
+    if (l.value("requests", 0ull) > 0) {  // a remote layer
+      std::printf("             %llu HTTP requests, %llu retries, %llu failovers; read p50 %llu us, p99 %llu us\n",
+                  l["requests"].get<unsigned long long>(), l["retries"].get<unsigned long long>(),
+                  l["failovers"].get<unsigned long long>(), l["read_latency"]["p50_us"].get<unsigned long long>(),
+                  l["read_latency"]["p99_us"].get<unsigned long long>());
+    }
   }
   if (s.contains("control")) {
     const auto& c = s["control"];

@@ -52,7 +52,7 @@ struct ReadResult {
 };
 ReadResult read_all(const std::string& path) {
   ReadResult r;
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {"", errno};
   char buf[1 << 16];
   for (;;) {
@@ -71,7 +71,7 @@ ReadResult read_all(const std::string& path) {
 // The file's bytes through a private mapping (a fault that fails is SIGBUS:
 // not expected here, so the mapping is read only where reads succeed).
 std::string read_mapped(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "open failed";
   struct stat st {};
   ::fstat(fd, &st);
@@ -94,7 +94,8 @@ nlohmann::json stats(const std::string& mnt) {
 }
 
 nlohmann::json layer_stats(const std::string& mnt, const std::string& type) {
-  for (const auto& layer : stats(mnt)["layers"]) {
+  const nlohmann::json all = stats(mnt);
+  for (const auto& layer : all["layers"]) {
     if (layer["type"] == type) return layer;
   }
   return {};
@@ -221,7 +222,9 @@ TEST_F(RemoteTest, RedirectsAreFollowed) {
 
 TEST_F(RemoteTest, AServerThatGoesAwayIsAnErrorWithinTheBoundAndReadsRecoverWhenItIsBack) {
   MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + nginx_->url(), "remote_timeout=2"});
-  const int fd = ::open(image_file(m, "big").c_str(), O_RDONLY);
+  // O_CLOEXEC: nginx, started again below, must not inherit it (an open
+  // file of the mount keeps it alive after its daemon is told to stop).
+  const int fd = ::open(image_file(m, "big").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   std::string buf(4096, '\0');
   ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), 4096);
@@ -237,6 +240,18 @@ TEST_F(RemoteTest, AServerThatGoesAwayIsAnErrorWithinTheBoundAndReadsRecoverWhen
   ASSERT_EQ(::pread(fd, buf.data(), buf.size(), far), 4096) << std::strerror(errno) << "\n" << m.log();
   EXPECT_TRUE(buf == files_["big"].substr(far, 4096));
   ::close(fd);
+}
+
+TEST_F(RemoteTest, AServerThatNeverAnswersIsAnErrorWithinTheBound) {
+  FaultProxy proxy(nginx_->url());
+  MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + proxy.url(), "remote_timeout=2"});
+  ASSERT_EQ(read_all(image_file(m, "text.txt")).data, files_["text.txt"]);
+  proxy.set_rules({{.path = "/blobs/", .action = "delay:30000", .count = -1}});
+  const auto start = Clock::now();
+  EXPECT_EQ(read_all(image_file(m, "big")).error, EIO);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5)) << "remote_timeout=2 was not kept";
+  proxy.clear();
+  EXPECT_TRUE(read_all(image_file(m, "big")).data == files_["big"]) << m.log();
 }
 
 TEST_F(RemoteTest, AFailingMirrorIsSkippedForTheNextOne) {

@@ -100,7 +100,8 @@ TEST(RemoteLayer, NoServerIsAnErrorWithinTheDeadlineAfterRetries) {
   auto size = layer.value()->blob_size(digest);
   const auto took = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(size);
-  EXPECT_EQ(size.error().code(), std::errc::connection_refused) << size.error().message();
+  EXPECT_EQ(size.error().code(), std::errc::io_error) << size.error().message();
+  EXPECT_NE(size.error().message().find("onnect"), std::string::npos) << size.error().message();
   EXPECT_LT(took, std::chrono::milliseconds(1500));
   const auto stats = layer.value()->stats().snapshot();
   EXPECT_EQ(stats.retries, 2u);  // three attempts in all
@@ -110,7 +111,7 @@ TEST(RemoteLayer, NoServerIsAnErrorWithinTheDeadlineAfterRetries) {
   auto read = layer.value()->read(BlobExtent{digest, 4096}, out, marker);
   ASSERT_FALSE(read);
   EXPECT_EQ(marker.marked_count(), 0u);
-  EXPECT_NE(read.error().message().find(digest.str()), std::string::npos) << read.error().message();
+  EXPECT_NE(read.error().message().find(digest.hex()), std::string::npos) << read.error().message();
   EXPECT_FALSE(layer.value()->is_trusted());
   EXPECT_TRUE(layer.value()->is_complete());
 }
