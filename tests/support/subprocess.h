@@ -1,4 +1,5 @@
 // Running the real binaries from tests: argv in, exit status and output out.
+// (A server that runs beside the test: ChildProcess, child_process.h.)
 //
 // Thread safety: run() may be called from several threads at once.
 #pragma once
