@@ -19,6 +19,7 @@ class FaultLayer final : public Layer {
   bool is_logically_read_only() const noexcept override { return inner_->is_logically_read_only(); }
   bool is_read_cache() const noexcept override { return inner_->is_read_cache(); }
   bool is_complete() const noexcept override { return inner_->is_complete(); }
+  bool is_trusted() const noexcept override { return inner_->is_trusted(); }
 
   Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
     return inner_->blob_size(digest);

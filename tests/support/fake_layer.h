@@ -54,6 +54,9 @@ class FakeLayer : public Layer {
   uint32_t sector_size() const noexcept override { return sector_size_; }
   bool is_read_cache() const noexcept override { return read_cache_; }
   bool is_complete() const noexcept override { return complete_; }
+  bool is_trusted() const noexcept override { return trusted_; }
+  // An untrusted store: what a remote is (Layer::is_trusted).
+  void set_trusted(bool trusted) noexcept { trusted_ = trusted; }
 
   Result<std::optional<uint64_t>> blob_size(const Digest& d) override {
     std::lock_guard lock(mu_);
@@ -111,6 +114,7 @@ class FakeLayer : public Layer {
   };
   std::string name_;
   bool complete_, read_cache_;
+  bool trusted_ = true;  // set before use: not locked
   uint32_t sector_size_;
   mutable std::mutex mu_;
   std::map<Digest, Blob> blobs_;
