@@ -189,62 +189,60 @@ class RemoteLayer final : public Layer {
   Result<void> with_mirrors(const Digest& digest, AttemptFn&& attempt) {
     const std::string path = "/" + Store::blob_relative_path(digest);
     const Clock::time_point deadline = Clock::now() + options_.deadline;
-    std::vector<bool> absent(mirrors_.size(), false);
+    // Mirrors that answered 404 (or 401/403) for this blob: not asked again
+    // by this call. Moving on to the next one is not a retry.
+    std::vector<bool> declined(mirrors_.size(), false);
+    std::optional<Error> refused;  // a 401/403: what to say if no mirror serves
     std::optional<Error> last_error;
     size_t previous = mirrors_.size();
     std::chrono::milliseconds backoff = options_.backoff;
-    for (unsigned n = 0; n < options_.attempts; ++n) {
-      const size_t m = pick_mirror(absent);
-      if (m == mirrors_.size()) break;  // every mirror said it has no such blob
+    unsigned failures = 0;
+    while (failures < options_.attempts) {
+      const size_t m = pick_mirror(declined);
+      if (m == mirrors_.size()) break;  // every mirror declined
       if (previous != mirrors_.size() && m != previous) stats().failovers.fetch_add(1, std::memory_order_relaxed);
       previous = m;
       const Clock::duration left = deadline - Clock::now();
       if (left <= Clock::duration::zero()) break;
-      const Clock::duration bound = std::min<Clock::duration>(left, options_.attempt_timeout);
-      if (n > 0) stats().retries.fetch_add(1, std::memory_order_relaxed);
-      Attempt a = attempt(options_.urls[m] + path, bound);
-      switch (a.verdict) {
-        case Verdict::done:
-          return ok();
-        case Verdict::fatal:
-          return a.error;
-        case Verdict::absent:
-          absent[m] = true;
-          last_error = a.error;
-          --n;  // asking the next mirror is not a retry
-          continue;
-        case Verdict::retry:
-          last_error = a.error;
-          skip_for_a_while(m, a.error);
-          break;
+      if (failures > 0) stats().retries.fetch_add(1, std::memory_order_relaxed);
+      Attempt a = attempt(options_.urls[m] + path, std::min<Clock::duration>(left, options_.attempt_timeout));
+      if (a.verdict == Verdict::done) return ok();
+      if (a.verdict == Verdict::absent || a.verdict == Verdict::fatal) {
+        declined[m] = true;
+        (a.verdict == Verdict::fatal ? refused : last_error) = a.error;
+        continue;
       }
-      // Exponential backoff with full jitter, never past the deadline.
+      ++failures;
+      last_error = a.error;
+      skip_for_a_while(m, a.error);
+      // Exponential backoff, jittered over its upper half, never past the deadline.
       const auto wait = std::chrono::milliseconds(jitter(backoff.count()));
       backoff *= 2;
       if (Clock::now() + wait >= deadline) break;
       std::this_thread::sleep_for(wait);
     }
-    if (std::all_of(absent.begin(), absent.end(), [](bool b) { return b; })) {
+    if (refused) return *refused;  // EACCES: retrying without credentials does not help
+    if (std::all_of(declined.begin(), declined.end(), [](bool b) { return b; })) {
       return Error::from_errno(ENOENT, "blob " + digest.str() + " is on no remote");
     }
     // A reader is told EIO whatever the network said (ECONNREFUSED from a
-    // read() would name the wrong culprit); the message keeps the cause.
-    // The message names the blob: its URL.
+    // read() would name the wrong culprit); the message, which names the
+    // blob's URL, keeps the cause.
     if (last_error) return Error(std::make_error_code(std::errc::io_error), last_error->message());
     return Error(std::make_error_code(std::errc::io_error),
                  "blob " + digest.str() + ": no remote answered within " +
                      std::to_string(options_.deadline.count()) + " ms");
   }
 
-  // The first mirror, in the given order, that has not said it lacks the
-  // blob and is not being skipped; if all are being skipped, the one whose
+  // The first mirror, in the given order, that has not declined the blob
+  // and is not being skipped; if all are being skipped, the one whose
   // pause ends first (a failing mirror is better than none).
-  size_t pick_mirror(const std::vector<bool>& absent) {
+  size_t pick_mirror(const std::vector<bool>& declined) {
     const Clock::time_point now = Clock::now();
     MutexLock lock(mu_);
     size_t best = mirrors_.size();
     for (size_t i = 0; i < mirrors_.size(); ++i) {
-      if (absent[i]) continue;
+      if (declined[i]) continue;
       if (mirrors_[i].skip_until <= now) return i;
       if (best == mirrors_.size() || mirrors_[i].skip_until < mirrors_[best].skip_until) best = i;
     }

@@ -23,6 +23,14 @@
 // table, so the bytes served are those the manifest's digest names. The
 // chunk cache is keyed by the table digest too (pager/chunk_cache.h).
 //
+// Over a stack with an untrusted layer (a remote store), every chunk is
+// checked by SHA-256 whatever verify_sha256 says; a blob's seek table must
+// match its anchor, or, opened without one, the whole content must hash to
+// the blob's name (read and checked at open); v1 blobs are refused. The
+// stack caches nothing the untrusted layer returns: the pager caches the
+// sectors of a run of chunks once every chunk of it verified, and a blob's
+// header and seek table once they did (recording_file.h).
+//
 // Caches below hold what the store returned, unchecked: a chunk that fails
 // its check is re-read once from below the caches (after its sectors are
 // dropped from them), and the good bytes cached again, so a damaged cache or

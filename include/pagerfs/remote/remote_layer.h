@@ -8,9 +8,9 @@
 // Redirects are followed. Each attempt is bounded (RemoteLayerOptions), a
 // failed attempt is retried with exponential backoff and jitter, and a
 // mirror that failed is skipped for `mirror_cooldown` while another one
-// works; a read that cannot be served by its deadline fails (EIO, or
-// ETIMEDOUT), never hangs. A 404 from every mirror is ENOENT; 401 and 403
-// are final (EACCES): retrying does not grant access.
+// works; a read that cannot be served by its deadline fails with EIO,
+// never hangs. A 404 from every mirror is ENOENT; a 401 or 403 is not
+// retried (the next mirror is asked; if none serves, EACCES).
 //
 // The remote is untrusted (is_trusted() is false): the layer stack caches
 // nothing it returns, and the pager checks every byte by SHA-256 against
