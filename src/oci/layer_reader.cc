@@ -18,33 +18,92 @@ constexpr size_t kMaxXattrs = 1024;
 
 }  // namespace
 
-// The data of the current entry, read through archive_read_data.
+// The data of the current entry, exactly its size bytes, from libarchive's
+// data blocks. Not archive_read_data: it stops at the last data block, so a
+// sparse file that ends in a hole (or is all hole) reads short, and it lets a
+// block past the entry's size through. Here each block must lie after the
+// bytes already given and inside the size; the gaps between blocks (holes)
+// and after the last one read as zeros up to the size.
 class LayerReader::EntryData final : public InputStream {
  public:
   explicit EntryData(LayerReader& reader) : reader_(reader) {}
+
+  // Starts the entry next() returned, of `size` bytes.
+  void reset(uint64_t size) {
+    size_ = size;
+    position_ = 0;
+    block_ = {};
+    block_offset_ = 0;
+    end_ = false;
+  }
+
   Result<size_t> read_some(std::span<std::byte> out) override {
     if (out.empty()) return size_t{0};
-    const la_ssize_t n = archive_read_data(reader_.archive_, out.data(), out.size());
-    if (n < 0) return reader_.archive_error("entry " + quoted(reader_.current_path_) + ": read");
-    return static_cast<size_t>(n);
+    while (block_.empty() && !end_ && block_offset_ <= position_) PAGERFS_TRYV(next_block());
+    if (block_offset_ > position_ || end_) {
+      // A hole before the next block, or after the last one.
+      const uint64_t hole_end = end_ ? size_ : block_offset_;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), hole_end - position_));
+      std::fill_n(out.begin(), n, std::byte{0});
+      position_ += n;
+      return n;
+    }
+    const size_t n = std::min(out.size(), block_.size());
+    std::copy_n(block_.begin(), n, out.begin());
+    block_ = block_.subspan(n);
+    block_offset_ += n;
+    position_ += n;
+    return n;
   }
   const std::string& name() const noexcept override { return reader_.current_path_; }
 
  private:
+  // Fetches the next data block, or notes the end of the entry's data.
+  Result<void> next_block() {
+    const void* data = nullptr;
+    size_t length = 0;
+    la_int64_t offset = 0;
+    const int status = archive_read_data_block(reader_.archive_, &data, &length, &offset);
+    if (status == ARCHIVE_EOF) {
+      end_ = true;
+      return ok();
+    }
+    const std::string& path = reader_.current_path_;
+    if (status != ARCHIVE_OK) return reader_.archive_error("entry " + quoted(path) + ": read");
+    if (offset < 0 || static_cast<uint64_t>(offset) < position_) {
+      return reader_.entry_error(path, "a data block at offset " + std::to_string(offset) +
+                                           ", before the " + std::to_string(position_) +
+                                           " bytes already read (a sparse map out of order)");
+    }
+    if (length > size_ || static_cast<uint64_t>(offset) > size_ - length) {
+      return reader_.entry_error(path, std::to_string(length) + " bytes of data at offset " +
+                                           std::to_string(offset) + ", past its size " +
+                                           std::to_string(size_) + " (a sparse map past the end)");
+    }
+    block_ = std::span(static_cast<const std::byte*>(data), length);
+    block_offset_ = static_cast<uint64_t>(offset);
+    return ok();
+  }
+
   LayerReader& reader_;
+  uint64_t size_ = 0;
+  uint64_t position_ = 0;             // bytes given out
+  std::span<const std::byte> block_;  // the unread rest of the current block
+  uint64_t block_offset_ = 0;         // where block_ starts in the file
+  bool end_ = false;                  // libarchive has no more blocks
 };
 
 // libarchive's callbacks, with the LayerReader as client data.
 struct LayerReader::Callbacks {
   static la_ssize_t read(::archive* a, void* client, const void** block) {
     auto* self = static_cast<LayerReader*>(client);
-    auto n = self->raw_->read_some(self->buffer_);
+    auto n = self->raw_->read_some(self->buffer());
     if (!n) {
       self->raw_error_ = n.error();
       archive_set_error(a, EIO, "%s", n.error().message().c_str());
       return -1;
     }
-    const auto got = std::span(self->buffer_).first(n.value());
+    const auto got = self->buffer().first(n.value());
     self->sha_.update(got);
     self->raw_bytes_ += got.size();
     if (self->expected_.size && self->raw_bytes_ > *self->expected_.size) {
@@ -53,13 +112,18 @@ struct LayerReader::Callbacks {
       archive_set_error(a, EIO, "too long");
       return -1;
     }
-    *block = self->buffer_.data();
+    *block = got.data();
     return static_cast<la_ssize_t>(got.size());
   }
 };
 
 LayerReader::LayerReader(std::unique_ptr<InputStream> raw, std::string name, LayerExpectations expected)
-    : raw_(std::move(raw)), name_(std::move(name)), expected_(expected), buffer_(kReadBlock) {}
+    : raw_(std::move(raw)), name_(std::move(name)), expected_(expected),
+      // Not zeroed: raw_ writes what is read back, and a small layer never
+      // touches most of the block.
+      buffer_(std::make_unique_for_overwrite<std::byte[]>(kReadBlock)) {}
+
+std::span<std::byte> LayerReader::buffer() noexcept { return {buffer_.get(), kReadBlock}; }
 
 LayerReader::~LayerReader() {
   if (archive_ != nullptr) archive_read_free(archive_);
@@ -86,8 +150,9 @@ Result<std::unique_ptr<LayerReader>> LayerReader::open(std::unique_ptr<InputStre
 Error LayerReader::archive_error(const std::string& what) const {
   if (raw_error_) return Error(raw_error_->code(), name_ + ": " + what + ": " + raw_error_->message());
   const char* text = archive_error_string(archive_);
+  // libarchive's text may quote header fields: kept on one line.
   return Error(errc::corrupt_blob,
-               name_ + ": " + what + ": " + (text != nullptr ? text : "malformed archive"));
+               name_ + ": " + what + ": " + (text != nullptr ? escaped(text) : "malformed archive"));
 }
 
 Error LayerReader::entry_error(const std::string& path, const std::string& what) const {
@@ -108,6 +173,7 @@ Result<std::optional<LayerEntry>> LayerReader::next() {
   if (raw_path == nullptr) return archive_error(where + ": an entry without a readable path");
   current_path_ = raw_path;
   PAGERFS_TRY(entry, convert(e, current_path_));
+  data_->reset(entry.kind == EntryKind::file ? entry.size : 0);
   return std::optional<LayerEntry>(std::move(entry));
 }
 
@@ -191,10 +257,10 @@ Result<void> LayerReader::finish() {
   done_ = true;
   // The rest of the raw stream: what libarchive did not need to ask for.
   for (;;) {
-    auto n = raw_->read_some(buffer_);
+    auto n = raw_->read_some(buffer());
     if (!n) return Error(n.error().code(), name_ + ": " + n.error().message());
     if (n.value() == 0) break;
-    sha_.update(std::span(buffer_).first(n.value()));
+    sha_.update(buffer().first(n.value()));
     raw_bytes_ += n.value();
   }
   if (expected_.size && raw_bytes_ != *expected_.size) {

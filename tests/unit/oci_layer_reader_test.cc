@@ -1,7 +1,9 @@
 // LayerReader: entries and data out of plain, gzip and zstd layer tars
 // (written with libarchive in the test), the digest and size checks over
 // the raw bytes, and one-line errors naming the layer and the entry for
-// truncated archives and hostile paths.
+// truncated archives and hostile paths (errors stay one line whatever bytes
+// a name holds); GNU sparse members read to exactly their size, holes as
+// zeros, and refused when their map is out of order or past the size.
 #include "pagerfs/oci/layer_reader.h"
 
 #include <gtest/gtest.h>
@@ -10,13 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "support/gnu_sparse_tar.h"
 #include "support/layer_tar.h"
 #include "support/test_data.h"
 
 namespace pagerfs::oci {
 namespace {
 
+using testing::make_gnu_sparse_tar;
 using testing::make_layer_tar;
+using testing::SparseBlock;
 using testing::TarCompression;
 using testing::TarEntry;
 
@@ -164,6 +169,81 @@ TEST(LayerReader, HostilePathsAreRefusedNamingTheEntry) {
     EXPECT_TRUE(read.error().message().starts_with(std::string(kName) + ": ")) << read.error().message();
     EXPECT_NE(read.error().message().find(c.want), std::string::npos) << read.error().message();
   }
+}
+
+TEST(LayerReader, ErrorsAboutNamesWithControlBytesStayOneLine) {
+  struct Case {
+    std::string path;
+    std::string want;  // how the message shows the name
+  };
+  const std::vector<Case> cases = {
+      {"evil\nline/../x", "'evil\\x0aline/../x'"},
+      {"tab\there/../x", "'tab\\x09here/../x'"},
+      {"\x1b[2Jclear/../x", "'\\x1b[2Jclear/../x'"},
+      {"back\\slash\r/../x", "'back\\\\slash\\x0d/../x'"},
+  };
+  for (const Case& c : cases) {
+    auto read = read_all(*open_layer(make_layer_tar({{.path = c.path, .data = "x"}})));
+    ASSERT_FALSE(read) << c.path;
+    const std::string& message = read.error().message();
+    EXPECT_NE(message.find("entry " + c.want + ": a '..' component"), std::string::npos) << message;
+    for (const char ch : message) {
+      EXPECT_FALSE(static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) << message;
+    }
+  }
+}
+
+// GNU sparse members, as `tar --sparse --format=gnu` writes them. libarchive's
+// own archive_read_data stops at the last data block (an all-hole file reads
+// empty) and passes blocks past the size.
+TEST(LayerReader, AllHoleSparseFileReadsAsZerosOfItsSize) {
+  // GNU tar's map of an all-hole file is one empty block at the end; an
+  // empty map says the same.
+  for (const auto& map : {std::vector<SparseBlock>{{262144, 0}}, std::vector<SparseBlock>{}}) {
+    auto read = read_all(*open_layer(make_gnu_sparse_tar("holes", 262144, map, "")));
+    ASSERT_TRUE(read) << read.error().message();
+    ASSERT_EQ(read.value().entries.size(), 1u);
+    EXPECT_EQ(read.value().entries[0].kind, EntryKind::file);
+    EXPECT_EQ(read.value().entries[0].size, 262144u);
+    EXPECT_EQ(read.value().data[0].size(), 262144u);
+    EXPECT_TRUE(read.value().data[0] == std::string(262144, '\0'));  // no 256 KiB diff on failure
+  }
+}
+
+TEST(LayerReader, SparseFileReadsDataBetweenHolesAndItsTrailingHole) {
+  const std::string first = testing::to_string(testing::random_bytes(5000));
+  const uint64_t size = 1 << 20;
+  const auto raw = make_gnu_sparse_tar("sparse", size, {{4096, 5000}, {65536, 3}, {size, 0}}, first + "abc");
+  auto read = read_all(*open_layer(raw, {Sha256::of(raw), raw.size()}));
+  ASSERT_TRUE(read) << read.error().message();
+  ASSERT_EQ(read.value().entries.size(), 1u);
+  EXPECT_EQ(read.value().entries[0].size, size);
+  std::string want(size, '\0');
+  want.replace(4096, first.size(), first);
+  want.replace(65536, 3, "abc");
+  EXPECT_TRUE(read.value().data[0] == want);  // not EXPECT_EQ: no 1 MiB diff on failure
+}
+
+TEST(LayerReader, SparseMapPastTheSizeIsAnErrorNamingTheEntry) {
+  const std::string data(1024, 'd');
+  // A block that starts inside the size and ends past it; one that starts past it.
+  const std::vector<std::vector<SparseBlock>> maps = {{{0, 512}, {900, 512}}, {{2000, 1024}}};
+  for (const auto& map : maps) {
+    auto read = read_all(*open_layer(make_gnu_sparse_tar("sparse", 1000, map, data)));
+    ASSERT_FALSE(read);
+    const std::string& message = read.error().message();
+    EXPECT_TRUE(message.starts_with(std::string(kName) + ": entry 'sparse': ")) << message;
+    EXPECT_NE(message.find("past its size 1000"), std::string::npos) << message;
+    EXPECT_EQ(read.error().code(), make_error_code(errc::corrupt_blob));
+  }
+}
+
+TEST(LayerReader, SparseMapOutOfOrderIsAnError) {
+  const auto raw = make_gnu_sparse_tar("sparse", 8192, {{4096, 512}, {0, 512}}, std::string(1024, 'd'));
+  auto read = read_all(*open_layer(raw));
+  ASSERT_FALSE(read);
+  EXPECT_NE(read.error().message().find("entry 'sparse': "), std::string::npos) << read.error().message();
+  EXPECT_NE(read.error().message().find("out of order"), std::string::npos) << read.error().message();
 }
 
 TEST(LayerReader, NotATarIsAnError) {

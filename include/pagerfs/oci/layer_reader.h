@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "pagerfs/oci/layer_entry.h"
@@ -56,7 +57,9 @@ class LayerReader {
   Result<std::optional<LayerEntry>> next();
 
   // The data of the file entry next() returned last: exactly its size bytes
-  // (a short archive is an error naming the entry). Valid until next().
+  // (a short archive is an error naming the entry). A sparse file's holes,
+  // the one at its end included, read as zeros; a sparse map out of order or
+  // past the size is an error. Valid until next().
   InputStream& data();
 
   const std::string& name() const noexcept { return name_; }
@@ -70,12 +73,13 @@ class LayerReader {
   Result<void> finish();
   Error archive_error(const std::string& what) const;
   Error entry_error(const std::string& path, const std::string& what) const;
+  std::span<std::byte> buffer() noexcept;
 
   std::unique_ptr<InputStream> raw_;
   std::string name_;
   LayerExpectations expected_;
   ::archive* archive_ = nullptr;
-  std::vector<std::byte> buffer_;
+  std::unique_ptr<std::byte[]> buffer_;  // the raw read block
   Sha256 sha_;
   uint64_t raw_bytes_ = 0;
   std::optional<Error> raw_error_;  // a failure of `raw_`, reported instead of libarchive's
