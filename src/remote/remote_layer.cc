@@ -68,6 +68,7 @@ class RemoteLayer final : public Layer {
     uint64_t size = 0;
     auto head = [&](const std::string& url, Clock::duration timeout) -> Attempt {
       HttpRequest request{url, HttpRequest::Method::head, std::nullopt, to_ms(timeout)};
+      count_request();
       auto response = client_.perform(request);
       if (!response) return {Verdict::retry, response.error()};
       const HttpResponse& r = response.value();
@@ -159,7 +160,7 @@ class RemoteLayer final : public Layer {
       }
       return copied < out.size();  // a whole file: cut off after the range
     };
-    requests_made();
+    count_request();
     auto response = client_.perform(request, body);
     if (!response) return {Verdict::retry, response.error()};
     const HttpResponse& r = response.value();
@@ -179,7 +180,7 @@ class RemoteLayer final : public Layer {
     return {Verdict::done, {}};
   }
 
-  void requests_made() { stats().requests.fetch_add(1, std::memory_order_relaxed); }
+  void count_request() { stats().requests.fetch_add(1, std::memory_order_relaxed); }
 
   // Runs `attempt` (URL of the blob at a mirror, time left) until it is done
   // or the read's attempts or deadline run out; skips mirrors that failed

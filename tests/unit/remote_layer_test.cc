@@ -105,6 +105,7 @@ TEST(RemoteLayer, NoServerIsAnErrorWithinTheDeadlineAfterRetries) {
   EXPECT_LT(took, std::chrono::milliseconds(1500));
   const auto stats = layer.value()->stats().snapshot();
   EXPECT_EQ(stats.retries, 2u);  // three attempts in all
+  EXPECT_EQ(stats.requests, 3u);
 
   std::vector<std::byte> out(4096);
   SectorMarker marker(0, 1);
