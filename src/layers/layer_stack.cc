@@ -106,6 +106,21 @@ Result<void> LayerStack::read(const BlobExtent& blob, uint64_t offset, std::span
   return ok();
 }
 
+Result<std::vector<std::byte>> LayerStack::read_whole_sectors(const BlobExtent& blob, uint64_t offset,
+                                                              uint64_t length, uint64_t* start) const {
+  if (offset > blob.size || length > blob.size - offset) {
+    return Error(errc::invalid_argument, "read of " + std::to_string(length) + " bytes at " +
+                                             std::to_string(offset) + " is past the end of " + blob.digest.str());
+  }
+  const uint64_t ss = sector_size_;
+  const uint64_t begin = offset / ss * ss;
+  const uint64_t end = std::min(blob.size, (offset + length + ss - 1) / ss * ss);
+  std::vector<std::byte> sectors(end - begin);
+  PAGERFS_TRYV(read(blob, begin, sectors));
+  *start = begin;
+  return sectors;
+}
+
 Result<void> LayerStack::read_sectors(const BlobExtent& blob, uint64_t first_sector,
                                       std::span<std::byte> buf, ReadMode mode) const {
   const uint64_t ss = sector_size_;

@@ -141,7 +141,7 @@ void Pager::Impl::fetch_and_decode(const PagedBlob& blob, uint64_t first,
     // stack reads anyway), so that once every chunk of it verified, its
     // sectors can be cached whole (RunFill).
     uint64_t frames_offset = blob.reader().chunks()[first].offset;
-    auto fetched = untrusted ? read_sectors_of_run(blob, first, end, &frames_offset) : blob.reader().read_frames(first, end);
+    auto fetched = untrusted ? read_sectors_of_run(blob.reader(), first, end, &frames_offset) : blob.reader().read_frames(first, end);
     if (!fetched) {
       for (; settled < end; ++settled) fail(key_of(settled), promises[settled - first], fetched.error());
       return;
@@ -274,18 +274,12 @@ std::vector<std::shared_ptr<PagedBlob>> Pager::Impl::keep_recent(const std::shar
   return evicted;
 }
 
-Result<std::vector<std::byte>> Pager::Impl::read_sectors_of_run(const PagedBlob& blob, uint64_t first, uint64_t end,
+Result<std::vector<std::byte>> Pager::Impl::read_sectors_of_run(const BlobReader& reader, uint64_t first, uint64_t end,
                                                                 uint64_t* offset) const {
-  const auto& chunks = blob.reader().chunks();
-  const uint64_t ss = stack->sector_size();
-  const uint64_t file_size = blob.reader().file_size();
-  const uint64_t begin = chunks[first].offset / ss * ss;
+  const auto& chunks = reader.chunks();
   const uint64_t run_end = chunks[end - 1].offset + chunks[end - 1].compressed_size;
-  const uint64_t aligned_end = std::min(file_size, (run_end + ss - 1) / ss * ss);
-  std::vector<std::byte> sectors(aligned_end - begin);
-  PAGERFS_TRYV(stack->read(BlobExtent{blob.digest(), file_size}, begin, sectors));
-  *offset = begin;
-  return sectors;
+  return stack->read_whole_sectors(BlobExtent{reader.header().digest, reader.file_size()}, chunks[first].offset,
+                                   run_end - chunks[first].offset, offset);
 }
 
 Result<void> Pager::Impl::verify_whole(const BlobReader& reader) {
@@ -299,7 +293,6 @@ Result<void> Pager::Impl::verify_whole(const BlobReader& reader) {
   const auto& chunks = reader.chunks();
   const format::BlobHeader& header = reader.header();
   const BlobExtent extent{header.digest, reader.file_size()};
-  const uint64_t ss = stack->sector_size();
   Sha256 content;
   std::vector<std::byte> data;
   struct Run {
@@ -311,10 +304,8 @@ Result<void> Pager::Impl::verify_whole(const BlobReader& reader) {
   for (uint64_t first = 0; first < chunks.size();) {
     uint64_t end = first + 1;
     while (end < chunks.size() && chunks[end].offset + chunks[end].compressed_size - chunks[first].offset <= kRunBytes) ++end;
-    const uint64_t begin = chunks[first].offset / ss * ss;
-    const uint64_t run_end = chunks[end - 1].offset + chunks[end - 1].compressed_size;
-    std::vector<std::byte> sectors(std::min(extent.size, (run_end + ss - 1) / ss * ss) - begin);
-    PAGERFS_TRYV(stack->read(extent, begin, sectors));
+    uint64_t begin = 0;
+    PAGERFS_TRY(sectors, read_sectors_of_run(reader, first, end, &begin));
     for (uint64_t c = first; c < end; ++c) {
       data.resize(header.chunk_length(c));
       const auto frame = std::span(sectors).subspan(chunks[c].offset - begin, chunks[c].compressed_size);

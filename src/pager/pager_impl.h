@@ -84,7 +84,7 @@ struct Pager::Impl {
   struct RunFill;
   // Untrusted stacks: the whole sectors holding the frames of chunks
   // [first, end), read in one stack read; `*offset` is where they start.
-  Result<std::vector<std::byte>> read_sectors_of_run(const PagedBlob& blob, uint64_t first, uint64_t end,
+  Result<std::vector<std::byte>> read_sectors_of_run(const BlobReader& reader, uint64_t first, uint64_t end,
                                                      uint64_t* offset) const;
   // Decodes and verifies chunk `c` from its frame.
   // `*first_try` (if given) tells whether `frame` itself was good, not only

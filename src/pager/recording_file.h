@@ -9,7 +9,6 @@
 // from any thread.
 #pragma once
 
-#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,14 +29,8 @@ class RecordingFile final : public RandomAccessFile {
       : stack_(std::move(stack)), blob_(blob), name_(blob.digest.str()) {}
 
   Result<void> read_exact(uint64_t offset, std::span<std::byte> out) const override {
-    if (offset > blob_.size || out.size() > blob_.size - offset) {
-      return Error(std::make_error_code(std::errc::io_error), name_ + ": read past the end of the file");
-    }
-    const uint64_t ss = stack_->sector_size();
-    const uint64_t begin = offset / ss * ss;
-    const uint64_t end = std::min(blob_.size, (offset + out.size() + ss - 1) / ss * ss);
-    std::vector<std::byte> sectors(end - begin);
-    PAGERFS_TRYV(stack_->read(blob_, begin, sectors));
+    uint64_t begin = 0;
+    PAGERFS_TRY(sectors, stack_->read_whole_sectors(blob_, offset, out.size(), &begin));
     if (!out.empty()) std::memcpy(out.data(), sectors.data() + (offset - begin), out.size());
     MutexLock lock(mu_);
     if (recorded_bytes_ + sectors.size() <= kMaxRecorded) {

@@ -164,17 +164,16 @@ class RemoteLayer final : public Layer {
     auto response = client_.perform(request, body);
     if (!response) return {Verdict::retry, response.error()};
     const HttpResponse& r = response.value();
-    const std::string shown = remote::redact_url(url);
     if (r.status != 200 && r.status != 206) return {verdict_of_status(r.status), status_error("GET", url, r.status)};
     if (bad_body) {
       return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
-                                    "GET " + shown + ": the answer is not bytes " + std::to_string(offset) + "-" +
+                                    "GET " + remote::redact_url(url) + ": the answer is not bytes " + std::to_string(offset) + "-" +
                                         std::to_string(last) + " of a " + std::to_string(blob.size) +
                                         "-byte file")};
     }
     if (copied < out.size()) {
       return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
-                                    "GET " + shown + ": the answer ended after " + std::to_string(copied) + " of " +
+                                    "GET " + remote::redact_url(url) + ": the answer ended after " + std::to_string(copied) + " of " +
                                         std::to_string(out.size()) + " bytes")};
     }
     return {Verdict::done, {}};

@@ -195,7 +195,7 @@ Digest Manifest::read_digest(uint64_t offset) const noexcept {
 
 Error Manifest::entry_error(uint32_t index, const std::string& what) const {
   shared_->entry_errors.fetch_add(1, std::memory_order_relaxed);
-  return corrupt("entry " + std::to_string(index) + " (" + quote(path(index)) + "): " + what);
+  return corrupt("entry " + std::to_string(index) + " (" + quoted(path(index)) + "): " + what);
 }
 
 Result<void> Manifest::check_pages(uint64_t offset, uint64_t length) const {
@@ -257,7 +257,7 @@ Result<Entry> Manifest::decode(uint32_t index) const {
     if (e.parent != 0) return fail("the root's parent is not 0");
     if (type != EntryType::directory) return fail("the root is not a directory");
   } else {
-    if (const char* problem = name_problem(name)) return fail("name " + quote(name) + " " + problem);
+    if (const char* problem = name_problem(name)) return fail("name " + quoted(name) + " " + problem);
     if (e.parent >= index) return fail("parent " + std::to_string(e.parent) + " is not an earlier entry");
     PAGERFS_TRY(parent_type, type_of(e.parent));
     if (parent_type != static_cast<uint8_t>(EntryType::directory)) {
@@ -577,7 +577,7 @@ Result<void> Manifest::verify() const {
 
 Result<void> validate_image_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
-    return Error(errc::invalid_argument, "image name " + quote(name) + " " + why);
+    return Error(errc::invalid_argument, "image name " + quoted(name) + " " + why);
   };
   if (name.empty()) return bad("is empty");
   if (name.size() > kMaxImageName) return bad("is longer than 255 bytes");

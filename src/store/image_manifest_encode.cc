@@ -21,7 +21,7 @@ namespace pagerfs::image {
 namespace {
 
 Error invalid(std::string_view path, const std::string& message) {
-  return Error(errc::invalid_argument, "image: " + quote(path) + ": " + message);
+  return Error(errc::invalid_argument, "image: " + quoted(path) + ": " + message);
 }
 
 Result<void> check_path(std::string_view path) {
@@ -35,7 +35,7 @@ Result<void> check_path(std::string_view path) {
         path.substr(start, slash == std::string_view::npos ? slash : slash - start);
     if (component.empty()) return invalid(path, "empty path component");
     if (const char* problem = name_problem(component)) {
-      return invalid(path, "bad path component " + quote(component) + " (" + problem + ")");
+      return invalid(path, "bad path component " + quoted(component) + " (" + problem + ")");
     }
     if (slash == std::string_view::npos) return ok();
     start = slash + 1;
@@ -76,7 +76,7 @@ Result<void> check_spec(EntrySpec& e) {
     case EntryType::directory: break;
     case EntryType::symlink:
       if (const char* problem = symlink_problem(e.symlink_target)) {
-        return invalid(e.path, "symlink target " + quote(e.symlink_target) + " " + problem);
+        return invalid(e.path, "symlink target " + quoted(e.symlink_target) + " " + problem);
       }
       if (e.size != 0 && e.size != e.symlink_target.size()) {
         return invalid(e.path, "size " + std::to_string(e.size) +
@@ -99,10 +99,10 @@ Result<void> check_spec(EntrySpec& e) {
   for (size_t i = 0; i < e.xattrs.size(); ++i) {
     const Xattr& x = e.xattrs[i];
     if (const char* problem = xattr_problem(x.name, x.value.size())) {
-      return invalid(e.path, "xattr " + quote(x.name) + " " + problem);
+      return invalid(e.path, "xattr " + quoted(x.name) + " " + problem);
     }
     if (i > 0 && x.name == e.xattrs[i - 1].name)
-      return invalid(e.path, "duplicate xattr " + quote(x.name));
+      return invalid(e.path, "duplicate xattr " + quoted(x.name));
   }
   return ok();
 }
@@ -245,9 +245,9 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries, std::vecto
     const std::string_view parent_path =
         slash == std::string_view::npos ? std::string_view{} : path.substr(0, slash);
     const uint32_t p = by_path.find(parent_path);
-    if (p == PathIndex::kNone) return invalid(path, "parent " + quote(parent_path) + " is missing");
+    if (p == PathIndex::kNone) return invalid(path, "parent " + quoted(parent_path) + " is missing");
     if (entries[p].type != EntryType::directory) {
-      return invalid(path, "parent " + quote(parent_path) + " is not a directory");
+      return invalid(path, "parent " + quoted(parent_path) + " is not a directory");
     }
     parent[i] = p;
     name_start[i] = slash == std::string_view::npos ? 0 : static_cast<uint32_t>(slash + 1);
@@ -297,11 +297,11 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries, std::vecto
     if (e.type != EntryType::hardlink) continue;
     const uint32_t target = by_path.find(e.hardlink_target);
     if (target == PathIndex::kNone) {
-      return invalid(e.path, "hardlink target " + quote(e.hardlink_target) + " does not exist");
+      return invalid(e.path, "hardlink target " + quoted(e.hardlink_target) + " does not exist");
     }
     const EntryType target_type = entries[target].type;
     if (target_type == EntryType::directory || target_type == EntryType::hardlink) {
-      return invalid(e.path, "hardlink target " + quote(e.hardlink_target) + " is a " +
+      return invalid(e.path, "hardlink target " + quoted(e.hardlink_target) + " is a " +
                                  type_name(target_type));
     }
     link_target[i] = target;
@@ -352,11 +352,11 @@ Result<std::vector<std::byte>> encode(std::vector<EntrySpec> entries, std::vecto
       if (first.size != e.size) {
         return invalid(e.path, "content " + e.digest.str() + " has " + std::to_string(e.size) +
                                    " bytes here and " + std::to_string(first.size) + " at " +
-                                   quote(first.path));
+                                   quoted(first.path));
       }
       if (blob_of.back() != blob || contents.back().offset != offset) {
         return invalid(e.path, "content " + e.digest.str() + " is stored at another place than at " +
-                                   quote(first.path));
+                                   quoted(first.path));
       }
     }
     digest_index[files[k].entry] = static_cast<uint32_t>(contents.size() - 1);

@@ -114,8 +114,8 @@ std::string check_records(std::string_view records) {
     const std::string_view name = read.record.name;
     if (const char* problem = xattr_problem(name, read.record.value.size())) return fail(problem);
     if (index > 0 && name <= previous) {
-      return fail(quote(name) + (name == previous ? " is a duplicate"
-                                                  : " is not sorted after " + quote(previous)));
+      return fail(quoted(name) + (name == previous ? " is a duplicate"
+                                                  : " is not sorted after " + quoted(previous)));
     }
     previous = name;
     pos += read.record.length;
@@ -220,9 +220,9 @@ Result<V1Tree> parse_v1(std::span<const std::byte> bytes) {
     auto fail = [&](const std::string& what) {
       std::string where = "entry " + std::to_string(i);
       if (path_known) {
-        where += " (" + quote(m.path(i)) + ")";
+        where += " (" + quoted(m.path(i)) + ")";
       } else if (name_known) {
-        where += " (name " + quote(name) + ")";
+        where += " (name " + quoted(name) + ")";
       }
       return corrupt(where + ": " + what);
     };
@@ -246,7 +246,7 @@ Result<V1Tree> parse_v1(std::span<const std::byte> bytes) {
       path_known = true;
     } else {
       if (const char* problem = name_problem(name))
-        return fail("name " + quote(name) + " " + problem);
+        return fail("name " + quoted(name) + " " + problem);
       name_known = true;
       if (parent >= i || !is_directory[parent]) {
         return fail("parent " + std::to_string(parent) + " is not an earlier directory");
@@ -260,7 +260,7 @@ Result<V1Tree> parse_v1(std::span<const std::byte> bytes) {
       if (parent == previous_parent && name <= previous_name) {
         return fail(name == previous_name
                         ? "duplicate name in its directory"
-                        : "names not sorted: " + quote(name) + " after " + quote(previous_name));
+                        : "names not sorted: " + quoted(name) + " after " + quoted(previous_name));
       }
     }
     previous_parent = parent;
@@ -330,8 +330,8 @@ Result<V1Tree> parse_v1(std::span<const std::byte> bytes) {
     const auto target = static_cast<uint32_t>(read_entry(file, kV1HeaderSize, link).ref);
     const auto target_type = static_cast<EntryType>(read_entry(file, kV1HeaderSize, target).type);
     if (target_type == EntryType::directory || target_type == EntryType::hardlink) {
-      return corrupt("entry " + std::to_string(link) + " (" + quote(m.path(link)) +
-                     "): hardlink target " + std::to_string(target) + " (" + quote(m.path(target)) +
+      return corrupt("entry " + std::to_string(link) + " (" + quoted(m.path(link)) +
+                     "): hardlink target " + std::to_string(target) + " (" + quoted(m.path(target)) +
                      ") is a " + type_name(target_type));
     }
   }

@@ -10,23 +10,6 @@ static_assert(kModeTypeMask == S_IFMT && kModeDir == S_IFDIR && kModeReg == S_IF
               kModeLnk == S_IFLNK && kModeChr == S_IFCHR && kModeBlk == S_IFBLK &&
               kModeFifo == S_IFIFO && kModeSock == S_IFSOCK);
 
-std::string quote(std::string_view s) {
-  constexpr size_t kMaxShown = 512;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '\\') {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > kMaxShown) out += "...";
-  return out + "'";
-}
-
 std::string octal(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "0%o", v);

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/quoted.h"  // names in messages: quoted()
+
 #include "pagerfs/store/image_manifest.h"
 
 namespace pagerfs::image {
@@ -46,10 +48,6 @@ const char* name_problem(std::string_view name) noexcept;
 const char* symlink_problem(std::string_view target) noexcept;
 const char* xattr_problem(std::string_view name, size_t value_size) noexcept;
 
-// 'name', for a message: control bytes and '\' escaped as \xNN (they would
-// break the one-line rule), and cut after 512 bytes (a hostile name could be
-// megabytes long).
-std::string quote(std::string_view s);
 // "0755"
 std::string octal(uint32_t v);
 

@@ -64,6 +64,13 @@ class LayerStack {
   Result<void> read(const BlobExtent& blob, uint64_t offset, std::span<std::byte> out,
                     ReadMode mode = ReadMode::normal) const;
 
+  // Reads the whole sectors that hold [offset, offset + length) of the blob
+  // file (the range must lie inside blob.size; the blob's last sector is
+  // short); `*start` gets where they begin. For a caller that will fill()
+  // them once it checked them: fill() stores whole sectors only.
+  Result<std::vector<std::byte>> read_whole_sectors(const BlobExtent& blob, uint64_t offset, uint64_t length,
+                                                    uint64_t* start) const;
+
   // Drops every sector that overlaps [offset, offset + length) of the blob
   // file from every read cache, and lets every layer forget what it holds
   // of the blob file (Layer::invalidate). Failures are counted and logged
