@@ -20,9 +20,11 @@
 #include "fuse/filesystem.h"
 #include "fuse/fuse_ops.h"
 #include "fuse/kernel_mount.h"
+#include "fuse/private_store.h"
 #include "pagerfs/layers/cache_layer.h"
 #include "pagerfs/layers/local_layer.h"
 #include "pagerfs/layers/memory_layer.h"
+#include "pagerfs/remote/remote_images.h"
 #include "pagerfs/remote/remote_layer.h"
 #include "util/fault_injection.h"
 
@@ -76,8 +78,6 @@ int run_daemon(int argc, char** argv) {
   if (!faults.value().empty()) log->warn("PAGERFS_INJECT_FAULTS={}: injecting allocation failures", faults.value());
 
   // Everything that can fail is opened and checked before mounting.
-  auto store = Store::open(c.store);
-  if (!store) return fail(store.error().message());
   std::vector<std::shared_ptr<Layer>> layers;
   if (c.memory_cache > 0) layers.push_back(make_memory_layer(c.memory_cache));
   if (!c.cache_dir.empty()) {
@@ -86,6 +86,23 @@ int run_daemon(int argc, char** argv) {
     auto cache = make_cache_layer(c.cache_dir, cache_options, log);
     if (!cache) return fail(cache.error().message());
     layers.push_back(cache.value());
+  }
+  // A remote-only store: a directory of the mount's own for the manifests
+  // of the images named, each fetched and checked against its digest now.
+  std::unique_ptr<PrivateStore> private_store;
+  std::string store_dir = c.store;
+  if (store_dir.empty()) {
+    auto made = PrivateStore::create(c.cache_dir);
+    if (!made) return fail(made.error().message());
+    private_store = std::move(made).value();
+    store_dir = private_store->root();
+  }
+  auto store = Store::open(store_dir);
+  if (!store) return fail(store.error().message());
+  if (private_store) {
+    auto fetched = fetch_images(c.remote, c.images, store.value(), {private_store->manifest_cache_dir()});
+    if (!fetched) return fail(fetched.error().message());
+    if (c.images.empty()) log->info("{}: no -o image given: only blobs/ is shown", c.store_url);
   }
   // Over a remote, the local store is a partial copy (at least its images);
   // blobs it lacks come from the remote.
@@ -108,7 +125,11 @@ int run_daemon(int argc, char** argv) {
   // catalog finds it usable (a broken one is left out with a warning).
   Filesystem fs(store.value(), stack.value(), c.control_path, c.pager.readahead, log);
   char store_abs[PATH_MAX];
-  if (::realpath(c.store.c_str(), store_abs) == nullptr) std::snprintf(store_abs, sizeof store_abs, "%s", c.store.c_str());
+  if (!c.store_url.empty()) {
+    std::snprintf(store_abs, sizeof store_abs, "%s", c.store_url.c_str());
+  } else if (::realpath(c.store.c_str(), store_abs) == nullptr) {
+    std::snprintf(store_abs, sizeof store_abs, "%s", c.store.c_str());
+  }
   // nosuid,nodev unless trusted: an image may hold setuid-root binaries and
   // device nodes (any root file system does), and whoever packed it need not
   // be root. These come last, after anything the command line or a mount
@@ -181,7 +202,7 @@ int run_daemon(int argc, char** argv) {
       }
     }
   });
-  log->info("serving {} at {}", c.store, c.mountpoint);
+  log->info("serving {} at {}", c.store_url.empty() ? c.store : c.store_url, c.mountpoint);
 
   int rc = 0;
   if (c.single_thread) {

@@ -13,11 +13,12 @@
 
 #include "pagerfs/control/control.h"
 #include "pagerfs/util/units.h"
+#include "remote/http_client.h"
 
 namespace pagerfs {
 namespace {
 
-enum { kKeyHelp, kKeyVersion, kKeySuid, kKeyDev, kKeyRemote };
+enum { kKeyHelp, kKeyVersion, kKeySuid, kKeyDev, kKeyRemote, kKeyImage };
 
 #define PAGERFS_OPT(name, field) {name "=%s", offsetof(RawOptions, field), 0}
 const fuse_opt kOptionSpec[] = {
@@ -32,6 +33,7 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("verify", verify),
     PAGERFS_OPT("remote_timeout", remote_timeout),
     FUSE_OPT_KEY("remote=", kKeyRemote),  // repeatable: collected by option_proc
+    FUSE_OPT_KEY("image=", kKeyImage),    // repeatable too
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
     {"trust_dev", offsetof(RawOptions, trust_dev), 1},
     FUSE_OPT_KEY("suid", kKeySuid),
@@ -52,6 +54,7 @@ int option_proc(void* data, const char* arg, int key, fuse_args*) {
     case kKeySuid: raw->asked_suid = true; return 0;  // dropped: see trust_suid
     case kKeyDev: raw->asked_dev = true; return 0;
     case kKeyRemote: raw->remotes.emplace_back(arg + std::strlen("remote=")); return 0;
+    case kKeyImage: raw->images.emplace_back(arg + std::strlen("image=")); return 0;
     case FUSE_OPT_KEY_NONOPT:
       if (raw->store.empty()) {
         raw->store = arg;
@@ -80,9 +83,12 @@ int parse_pagerfs_options(fuse_args* args, RawOptions* raw) { return fuse_opt_pa
 void print_usage() {
   std::printf(
       "usage: pagerfs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
+      "       pagerfs URL MOUNTPOINT -o image=NAME@sha256:HEX[,image=...] [-o opt,...]\n"
       "\n"
       "Mounts a pagerfs store read-only: its blobs at MOUNTPOINT/blobs/sha256/<hex>,\n"
       "its images (trees packed with `pagerfsctl pack --image`) at MOUNTPOINT/images/<name>/.\n"
+      "With a URL (http:// or https://) instead of STORE, the store is remote only: its\n"
+      "blobs are read over HTTP and its images are the ones named with -o image.\n"
       "\n"
       "pagerfs options:\n"
       "    -o cache=DIR           cache disk directory (persists across mounts)\n"
@@ -98,6 +104,9 @@ void print_usage() {
       "                           published at URL (http:// or https://); repeat for mirrors,\n"
       "                           tried in order. Untrusted: every chunk is checked by SHA-256\n"
       "                           against STORE's image manifests before use (pagerfs(8))\n"
+      "    -o image=NAME@sha256:HEX  with a URL as STORE: show image NAME, whose manifest\n"
+      "                           file has this SHA-256 (`pagerfsctl images` prints it);\n"
+      "                           repeat for more images\n"
       "    -o remote_timeout=SECONDS  a remote read that takes longer fails with EIO (default 20)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
       "    -o control=PATH        control socket, an absolute path\n"
@@ -130,7 +139,26 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   }
   // Absolute paths: fuse_daemonize() changes the directory to / (even with -f).
   const auto absolute = [](const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); };
-  c.store = absolute(raw.store);
+  // A URL as STORE: a store with no directory here, read over HTTP (its
+  // first remote; -o remote adds mirrors), showing the images -o image names.
+  const bool remote_only = raw.store.starts_with("http://") || raw.store.starts_with("https://");
+  if (remote_only) {
+    c.store.clear();
+    c.store_url = remote::redact_url(raw.store);
+  } else {
+    c.store = absolute(raw.store);
+    if (!raw.images.empty()) {
+      return Error(errc::invalid_argument,
+                   "-o image names the images of a remote store: give its URL as STORE (" + raw.images.front() + ")");
+    }
+  }
+  for (const std::string& text : raw.images) {
+    PAGERFS_TRY(ref, parse_image_ref(text));
+    for (const ImageRef& other : c.images) {
+      if (other.name == ref.name) return Error(errc::invalid_argument, "-o image: '" + ref.name + "' is named twice");
+    }
+    c.images.push_back(std::move(ref));
+  }
   if (raw.cache) c.cache_dir = absolute(raw.cache);
   if (raw.cache_size) {
     PAGERFS_TRY(v, size_opt("cache_size", raw.cache_size));
@@ -175,7 +203,9 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   }
   PAGERFS_TRYV(validate(c.pager));
   if (raw.remote_timeout) {
-    if (raw.remotes.empty()) return Error(errc::invalid_argument, "-o remote_timeout needs -o remote=URL");
+    if (raw.remotes.empty() && !remote_only) {
+      return Error(errc::invalid_argument, "-o remote_timeout needs -o remote=URL or a URL as STORE");
+    }
     char* end = nullptr;
     const double seconds = std::strtod(raw.remote_timeout, &end);
     if (*raw.remote_timeout == '\0' || *end != '\0' || !(seconds >= 0.1 && seconds <= 3600)) {
@@ -186,7 +216,8 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     c.remote.attempt_timeout = std::min(c.remote.attempt_timeout, c.remote.deadline);
     c.remote.connect_timeout = std::min(c.remote.connect_timeout, c.remote.deadline);
   }
-  c.remote.urls = raw.remotes;
+  if (remote_only) c.remote.urls.push_back(raw.store);
+  c.remote.urls.insert(c.remote.urls.end(), raw.remotes.begin(), raw.remotes.end());
   if (!c.remote.urls.empty()) {
     if (auto valid = validate(c.remote); !valid) return valid.error().with_context("-o remote");
   }

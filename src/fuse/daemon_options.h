@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pagerfs/pager/pager.h"
+#include "pagerfs/remote/remote_images.h"
 #include "pagerfs/remote/remote_layer.h"
 #include "pagerfs/util/error.h"
 
@@ -30,6 +31,7 @@ struct RawOptions {
   char* verify = nullptr;
   char* remote_timeout = nullptr;
   std::vector<std::string> remotes;  // every -o remote=URL, in order
+  std::vector<std::string> images;   // every -o image=NAME@sha256:HEX, in order
   std::string store;
   int extra_args = 0;
   bool help = false;
@@ -62,7 +64,11 @@ int parse_pagerfs_options(fuse_args* args, RawOptions* raw);
 void print_usage();
 
 struct Config {
+  // The store's directory; empty when the store is remote only (STORE was a
+  // URL: the daemon makes a private directory for the images' manifests).
   std::string store;
+  std::string store_url;      // STORE as given when it was a URL (redacted)
+  std::vector<ImageRef> images;  // -o image: a remote-only store's images
   std::string mountpoint;  // absolute
   std::string cache_dir;
   uint64_t cache_size = uint64_t{1} << 30;

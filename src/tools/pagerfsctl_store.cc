@@ -8,6 +8,7 @@
 #include "pagerfs/store/inspection.h"
 #include "pagerfs/store/store.h"
 #include "pagerfs/store/verify.h"
+#include "pagerfs/remote/remote_images.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/units.h"
 #include "tools/pagerfsctl.h"
@@ -153,7 +154,9 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
   auto names = catalog.names();
   if (!names) return print_error(names.error().message()), kExitFailure;
   nlohmann::json images = nlohmann::json::array();
-  if (!json && !names.value().empty()) std::printf("%-24s %10s %10s %12s\n", "IMAGE", "ENTRIES", "FILES", "SIZE");
+  if (!json && !names.value().empty()) {
+    std::printf("%-24s %10s %10s %12s  %s\n", "IMAGE", "ENTRIES", "FILES", "SIZE", "MANIFEST");
+  }
   int status = kExitOk;
   for (const std::string& image_name : names.value()) {
     auto manifest = catalog.manifest(image_name);
@@ -168,13 +171,21 @@ int run_images(const std::string& store_path, const std::optional<std::string>& 
       status = kExitFailure;
       continue;
     }
+    // The digest that anchors the image on a host that reads it from a
+    // remote (pagerfs -o image=NAME@sha256:HEX).
+    auto digest = manifest_digest(catalog.store(), image_name);
+    if (!digest) {
+      print_error("image '" + image_name + "': " + digest.error().message());
+      status = kExitFailure;
+      continue;
+    }
     const image::Summary& s = summary.value();
     if (json) {
       images.push_back({{"name", image_name}, {"entries", s.entries}, {"files", s.files}, {"bytes", s.bytes},
-                        {"blobs", s.blobs}});
+                        {"blobs", s.blobs}, {"manifest_digest", digest.value().str()}});
     } else {
-      std::printf("%-24s %10u %10llu %12s\n", image_name.c_str(), s.entries,
-                  static_cast<unsigned long long>(s.files), format_size(s.bytes).c_str());
+      std::printf("%-24s %10u %10llu %12s  %s\n", image_name.c_str(), s.entries,
+                  static_cast<unsigned long long>(s.files), format_size(s.bytes).c_str(), digest.value().str().c_str());
     }
   }
   if (json) std::cout << images.dump(2) << '\n';

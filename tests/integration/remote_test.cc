@@ -286,18 +286,93 @@ TEST_F(RemoteTest, AccessDeniedIsFinalAndCredentialsStayOutOfLogs) {
   EXPECT_EQ(m.log().find("s3cret"), std::string::npos) << m.log();
 }
 
+// The digest that anchors image `name` of `store` (pagerfsctl images).
+std::string manifest_digest_of(const std::string& store, const std::string& name) {
+  const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "images", "--json", store});
+  if (r.exit_code != 0) return "";
+  for (const auto& image : nlohmann::json::parse(r.out)) {
+    if (image["name"] == name) return image["manifest_digest"];
+  }
+  return "";
+}
+
+size_t entries_named(const std::string& dir, const std::string& prefix) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().starts_with(prefix);
+  return n;
+}
+
+TEST_F(RemoteTest, AHostWithNoStoreMountsTheImagesItNamesByDigest) {
+  const std::string digest = manifest_digest_of(dir_ / "pub", "demo");
+  ASSERT_TRUE(digest.starts_with("sha256:")) << digest;
+  EXPECT_EQ(digest, "sha256:" + digest_hex(testing::read_file(dir_ / "pub/images/demo")));
+  // The first mirror lacks the image: the second serves it.
+  FaultProxy first(nginx_->url());
+  first.set_rules({{.path = "/images/", .action = "status:404", .count = -1}});
+  {
+    MountedStore m(first.url(), dir_ / "mnt",
+                   {"remote=" + nginx_->url(), "image=demo@" + digest, "cache=" + dir_ / "cache"});
+    expect_image_equal(m);
+    EXPECT_TRUE(read_all(m.blob(digest_hex(files_["big"]))).data == files_["big"]);
+    // Only the images named are shown.
+    EXPECT_EQ(entries_named(m.path() + "/images", ""), 1u);
+    EXPECT_EQ(entries_named(dir_ / "cache", "mount-"), 1u) << "the mount's own directory";
+  }
+  EXPECT_EQ(entries_named(dir_ / "cache", "mount-"), 0u) << "the mount's directory is left behind";
+  EXPECT_TRUE(fs::exists(dir_ / ("cache/manifests/sha256/" + digest.substr(7))));
+
+  // Offline: the manifest from the cache (checked again), the bytes from the cache disk.
+  nginx_->stop();
+  MountedStore m(nginx_->url(), dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "cache", "remote_timeout=2"});
+  expect_image_equal(m);
+}
+
+TEST_F(RemoteTest, AnImageWhoseManifestIsNotTheDigestNamedIsRefusedAtMount) {
+  const std::string digest = manifest_digest_of(dir_ / "pub", "demo");
+  const std::string other = std::string(64, '0');
+  const auto expect_refused = [&](const std::vector<std::string>& options, const std::string& needle) {
+    std::vector<std::string> argv = {testing::binary_from_env("PAGERFS"), nginx_->url(), dir_.path(), "-f"};
+    for (const std::string& o : options) argv.insert(argv.end(), {"-o", o});
+    const auto r = testing::run(argv);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  };
+  expect_refused({"image=demo@sha256:" + other, "remote_timeout=2"}, "not the sha256:" + other + " asked for");
+  expect_refused({"image=absent@" + digest, "remote_timeout=2"}, "is on no remote");
+  // A server that swaps the manifest for another valid one is caught too.
+  testing::write_file(dir_ / "tree/extra", "a file the user never trusted");
+  ASSERT_EQ(testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "--store", dir_ / "pub", "--image", "demo",
+                          dir_ / "tree"}).exit_code, 0);
+  expect_refused({"image=demo@" + digest, "cache=" + dir_ / "cache"}, "asked for");
+  EXPECT_EQ(entries_named(dir_ / "cache", "mount-"), 0u);
+  EXPECT_FALSE(fs::exists(dir_ / ("cache/manifests/sha256/" + digest.substr(7))));
+
+  // A cached manifest damaged on disk is not used: fetched again (and refused here).
+  fs::create_directories(dir_ / "cache/manifests/sha256");
+  fs::copy_file(dir_ / "pub/images/demo", dir_ / ("cache/manifests/sha256/" + digest.substr(7)));
+  expect_refused({"image=demo@" + digest, "cache=" + dir_ / "cache"}, "asked for");
+}
+
 TEST_F(RemoteTest, BadRemoteOptionsAreOneLineErrors) {
   for (const auto& bad : std::vector<std::vector<std::string>>{
            {"-o", "remote=ftp://127.0.0.1/store"},
            {"-o", "remote=http://"},
            {"-o", "remote_timeout=3"},
-           {"-o", "remote=" + nginx_->url(), "-o", "remote_timeout=soon"}}) {
+           {"-o", "remote=" + nginx_->url(), "-o", "remote_timeout=soon"},
+           {"-o", "image=demo@sha256:" + std::string(64, 'a')}}) {
     std::vector<std::string> argv = {testing::binary_from_env("PAGERFS"), dir_ / "local", dir_.path(), "-f"};
     argv.insert(argv.end(), bad.begin(), bad.end());
     const auto r = testing::run(argv);
     EXPECT_EQ(r.exit_code, 1) << bad.back();
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_TRUE(r.err.starts_with("pagerfs: ")) << r.err;
+  }
+  for (const std::string& bad : std::vector<std::string>{"demo", "demo@sha256:12", "../x@sha256:" + std::string(64, 'a'), "demo@md5:00"}) {
+    const auto r = testing::run({testing::binary_from_env("PAGERFS"), nginx_->url(), dir_.path(), "-f", "-o",
+                                 "image=" + bad});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
 }
 

@@ -1,0 +1,61 @@
+// Images of a remote store, anchored by the digest of their manifest: what a
+// host with no store of its own mounts (`pagerfs URL MNT -o
+// image=NAME@sha256:HEX`).
+//
+// The remote is untrusted, so an image is named together with what the user
+// trusts: the SHA-256 of its manifest file (`pagerfsctl images` prints it).
+// The manifest is fetched from the first mirror that serves it and kept only
+// if its bytes hash to that digest; from there the manifest anchors every
+// blob's seek table, and the seek table every chunk (pager.h), so the chain
+// from the digest the user typed to every byte a reader gets is
+// cryptographic.
+//
+// A manifest cache directory (the cache disk's) keeps verified manifests by
+// digest, so a later mount needs no request for them and works while the
+// remote is down; a cached manifest is hashed again before it is used.
+//
+// Thread safety: free functions without shared state.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pagerfs/remote/remote_layer.h"
+#include "pagerfs/store/store.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
+
+namespace pagerfs {
+
+// NAME@sha256:HEX: an image and the digest of its manifest file.
+struct ImageRef {
+  std::string name;
+  Digest manifest_digest;
+
+  std::string str() const { return name + "@" + manifest_digest.str(); }
+};
+
+// Parses NAME@sha256:HEX (NAME a valid image name, HEX 64 hex digits);
+// errc::invalid_argument with the reason.
+Result<ImageRef> parse_image_ref(std::string_view text);
+
+// The SHA-256 of image `name`'s manifest file in `store`: the digest that
+// anchors it (NAME@sha256:HEX).
+Result<Digest> manifest_digest(const Store& store, std::string_view name);
+
+struct FetchImagesOptions {
+  // Where verified manifests are kept by digest (DIR/sha256/HEX); empty: none.
+  std::string manifest_cache_dir;
+};
+
+// Writes each image's manifest into `store` (images/NAME), from the manifest
+// cache if it holds it intact, else from the remote (URL/images/NAME, the
+// mirrors tried in order within the options' attempts and deadline). A
+// manifest whose bytes do not hash to the digest asked for is refused:
+// errc::corrupt_blob naming the image, the mirror and both digests. An
+// image no mirror has is ENOENT; a remote that does not answer, EIO.
+Result<void> fetch_images(const RemoteLayerOptions& remote, const std::vector<ImageRef>& images, const Store& store,
+                          const FetchImagesOptions& options = {});
+
+}  // namespace pagerfs

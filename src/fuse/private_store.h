@@ -1,0 +1,42 @@
+// The local directory of a remote-only store (`pagerfs URL MNT -o image=...`):
+// a store of the mount's own, holding only the manifests of the images the
+// command line names (verified by their digests, remote_images.h), with no
+// blobs, over which the remote serves everything else.
+//
+// It lives in the cache directory when there is one (the manifests are then
+// linked from its manifest cache, DIR/manifests/sha256/HEX, and a later
+// mount needs no request for them), else in $TMPDIR (or /tmp); either way in
+// a directory of its own, mode 0700, removed when the daemon stops. A daemon
+// killed by SIGKILL leaves it behind: a few manifests (named mount-XXXXXX).
+//
+// Thread safety: created and destroyed by main; root() may be read anywhere.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "pagerfs/util/error.h"
+
+namespace pagerfs {
+
+class PrivateStore {
+ public:
+  // Makes the directory: in `cache_dir` if not empty, else in $TMPDIR or /tmp.
+  static Result<std::unique_ptr<PrivateStore>> create(const std::string& cache_dir);
+  ~PrivateStore();  // removes it, and what is in it
+  PrivateStore(const PrivateStore&) = delete;
+  PrivateStore& operator=(const PrivateStore&) = delete;
+
+  const std::string& root() const noexcept { return root_; }
+  // Where verified manifests are kept by digest across mounts; empty
+  // without a cache directory.
+  const std::string& manifest_cache_dir() const noexcept { return manifest_cache_dir_; }
+
+ private:
+  PrivateStore(std::string root, std::string manifest_cache_dir)
+      : root_(std::move(root)), manifest_cache_dir_(std::move(manifest_cache_dir)) {}
+  const std::string root_;
+  const std::string manifest_cache_dir_;
+};
+
+}  // namespace pagerfs
