@@ -47,7 +47,8 @@ class RemoteLayer final : public Layer {
         logger_(std::move(logger)),
         client_(remote::HttpClientOptions{options.connect_timeout, std::chrono::seconds(5), 32}),
         mirrors_(options.urls.size()),
-        sizes_(kRememberedSizes) {
+        sizes_(kRememberedSizes),
+        heads_(kRememberedHeadBytes) {
     for (size_t i = 0; i < options_.urls.size(); ++i) {
       std::string& url = options_.urls[i];
       while (url.ends_with('/')) url.pop_back();
@@ -60,34 +61,35 @@ class RemoteLayer final : public Layer {
   bool is_complete() const noexcept override { return true; }
   bool is_trusted() const noexcept override { return false; }
 
+  // The size of a blob file is learnt from the first request for it, which
+  // is not a HEAD but a GET of its head (kHeadBytes: the header, the seek
+  // table of most blobs, often the first chunks): the Content-Range of the
+  // answer gives the size, and the bytes serve the reads the pager makes
+  // next (header, table), so opening a blob costs one round trip, not two.
   Result<std::optional<uint64_t>> blob_size(const Digest& digest) override {
     {
       MutexLock lock(mu_);
       if (const uint64_t* size = sizes_.get(digest)) return std::optional<uint64_t>(*size);
     }
     uint64_t size = 0;
-    auto head = [&](const std::string& url, Clock::duration timeout) -> Attempt {
-      HttpRequest request{url, HttpRequest::Method::head, std::nullopt, to_ms(timeout)};
-      count_request();
-      auto response = client_.perform(request);
-      if (!response) return {Verdict::retry, response.error()};
-      const HttpResponse& r = response.value();
-      if (r.status != 200) return {verdict_of_status(r.status), status_error("HEAD", url, r.status)};
-      if (!r.content_length) {
-        return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
-                                      "HEAD " + remote::redact_url(url) + ": no Content-Length")};
-      }
-      size = *r.content_length;
-      return {Verdict::done, {}};
+    auto head = std::make_shared<std::vector<std::byte>>();
+    auto get = [&](const std::string& url, Clock::duration timeout) -> Attempt {
+      return get_head(url, timeout, &size, head.get());
     };
-    PAGERFS_TRYV(with_mirrors(digest, head));
+    PAGERFS_TRYV(with_mirrors(digest, get));
     MutexLock lock(mu_);
     sizes_.insert(digest, size, 1);
+    const uint64_t cost = head->size();
+    heads_.insert(digest, Head{size, std::move(head)}, cost);
     return std::optional<uint64_t>(size);
   }
 
   Result<void> read(const BlobExtent& blob, std::span<std::byte> out, SectorMarker& marker) override {
     const uint64_t offset = marker.first() * options_.sector_size;
+    if (serve_from_head(blob, offset, out)) {
+      marker.mark(marker.first(), marker.count());
+      return ok();
+    }
     auto get = [&](const std::string& url, Clock::duration timeout) -> Attempt {
       return get_range(url, blob, offset, out, timeout);
     };
@@ -100,11 +102,20 @@ class RemoteLayer final : public Layer {
   Result<void> invalidate(const BlobExtent& blob, uint64_t, uint64_t) override {
     MutexLock lock(mu_);
     sizes_.erase(blob.digest);
+    heads_.erase(blob.digest);
     return ok();
   }
 
  private:
   static constexpr uint64_t kRememberedSizes = 1 << 16;
+  static constexpr uint64_t kHeadBytes = 64 << 10;
+  static constexpr uint64_t kRememberedHeadBytes = 8 << 20;
+
+  // The first bytes of a blob file, as one answer gave them.
+  struct Head {
+    uint64_t file_size = 0;
+    std::shared_ptr<const std::vector<std::byte>> bytes;
+  };
 
   struct Mirror {
     std::string shown;                  // its URL as logs show it
@@ -119,6 +130,56 @@ class RemoteLayer final : public Layer {
     const int err = status == 404 || status == 410 ? ENOENT : status == 401 || status == 403 ? EACCES : EIO;
     return Error::from_errno(err, std::string(method) + " " + remote::redact_url(url) + ": HTTP " +
                                       std::to_string(status));
+  }
+
+  // One GET of the first kHeadBytes of a blob file of unknown size: the
+  // size from the answer's Content-Range (or Content-Length, from a server
+  // that ignores Range), the bytes into `head`.
+  Attempt get_head(const std::string& url, Clock::duration timeout, uint64_t* size, std::vector<std::byte>* head) {
+    HttpRequest request{url, HttpRequest::Method::get, std::make_pair(uint64_t{0}, kHeadBytes - 1), to_ms(timeout)};
+    head->clear();
+    bool bad_body = false;
+    auto body = [&](const HttpResponse& r, std::span<const std::byte> data) {
+      if (r.status != 200 && r.status != 206) return true;  // an error page: drained, judged by its status
+      const uint64_t room = kHeadBytes - head->size();
+      head->insert(head->end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(std::min<uint64_t>(room, data.size())));
+      if (r.status == 206 && data.size() > room) bad_body = true;  // more than the range asked for
+      return head->size() < kHeadBytes && !bad_body;  // a whole file (200): cut off after the head
+    };
+    count_request();
+    auto response = client_.perform(request, body);
+    if (!response) return {Verdict::retry, response.error()};
+    const HttpResponse& r = response.value();
+    if (r.status != 200 && r.status != 206) return {verdict_of_status(r.status), status_error("GET", url, r.status)};
+    std::optional<uint64_t> total;
+    if (r.status == 206 && r.content_range && r.content_range->first == 0 && r.content_range->total &&
+        r.content_range->last == std::min(kHeadBytes, *r.content_range->total) - 1) {
+      total = r.content_range->total;
+    } else if (r.status == 200) {
+      total = r.content_length;
+    }
+    if (bad_body || !total || *total == 0 || head->size() != std::min(kHeadBytes, *total)) {
+      return {Verdict::retry, Error(std::make_error_code(std::errc::io_error),
+                                    "GET " + remote::redact_url(url) + ": the answer is not the first " +
+                                        std::to_string(kHeadBytes) + " bytes of a file of known size")};
+    }
+    *size = *total;
+    return {Verdict::done, {}};
+  }
+
+  // Copies [offset, offset + out.size()) of the blob from the head its
+  // size was learnt with, if the head holds all of it.
+  bool serve_from_head(const BlobExtent& blob, uint64_t offset, std::span<std::byte> out) {
+    std::shared_ptr<const std::vector<std::byte>> bytes;
+    {
+      MutexLock lock(mu_);
+      const Head* head = heads_.get(blob.digest);
+      if (head == nullptr || head->file_size != blob.size) return false;
+      bytes = head->bytes;
+    }
+    if (offset > bytes->size() || out.size() > bytes->size() - offset) return false;
+    std::memcpy(out.data(), bytes->data() + offset, out.size());
+    return true;
   }
 
   // One GET of bytes [offset, offset + out.size()) of the blob file into `out`.
@@ -275,6 +336,7 @@ class RemoteLayer final : public Layer {
   Mutex mu_;
   std::vector<Mirror> mirrors_;  // skip_until GUARDED_BY(mu_); the rest immutable
   LruCache<Digest, uint64_t, DigestHash> sizes_ GUARDED_BY(mu_);
+  LruCache<Digest, Head, DigestHash> heads_ GUARDED_BY(mu_);
   std::minstd_rand random_ GUARDED_BY(mu_){std::random_device{}()};
   RateLimiter fault_log_{std::chrono::seconds(5)};
 };

@@ -5,7 +5,9 @@
 // A read of a run of sectors is one Range GET of the blob file
 // (URL/blobs/sha256/HEX); a 206 must carry exactly the range asked for, a
 // 200 (a server that ignores Range) is read up to the range and cut off.
-// Redirects are followed. Each attempt is bounded (RemoteLayerOptions), a
+// The size of a blob file is learnt from the first request for it: a GET of
+// its first 64 KiB, whose Content-Range gives the size and whose bytes serve
+// the header and seek table reads that follow. Redirects are followed. Each attempt is bounded (RemoteLayerOptions), a
 // failed attempt is retried with exponential backoff and jitter, and a
 // mirror that failed is skipped for `mirror_cooldown` while another one
 // works; a read that cannot be served by its deadline fails with EIO,
