@@ -33,6 +33,8 @@ std::string encode_request(const Request& request) {
     }
     out["items"] = std::move(items);
   }
+  if (!request.image.empty()) out["image"] = request.image;
+  if (request.save) out["save"] = true;
   // Paths are bytes, not always UTF-8: replace what is not, rather than throw
   // (the daemon then says the file is not in the mount).
   return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
@@ -45,6 +47,14 @@ Result<Request> parse_request(std::string_view line) {
   if (!j.contains("command") || !j.at("command").is_string()) return bad_request("no 'command' string");
   Request out;
   out.command = j.at("command").get<std::string>();
+  if (j.contains("image")) {
+    if (!j.at("image").is_string()) return bad_request("'image' must be a string");
+    out.image = j.at("image").get<std::string>();
+  }
+  if (j.contains("save")) {
+    if (!j.at("save").is_boolean()) return bad_request("'save' must be true or false");
+    out.save = j.at("save").get<bool>();
+  }
   if (!j.contains("items")) return out;
   const json& items = j.at("items");
   if (!items.is_array()) return bad_request("'items' must be an array");

@@ -41,6 +41,14 @@ Result<std::string> handle_command(Filesystem& fs, const ControlServer& server, 
     }
     return out;
   }
+  if (command == "record-start") {
+    fs.start_recording();
+    return std::string("recording\n");
+  }
+  if (command == "record-stop") {
+    if (request.image.empty()) return Error(errc::invalid_argument, "record-stop needs an image");
+    return fs.stop_recording(request.image, request.save);
+  }
   return Error(errc::invalid_argument, "unknown command '" + command + "'");
 }
 

@@ -100,7 +100,11 @@ int run_daemon(int argc, char** argv) {
   auto store = Store::open(store_dir);
   if (!store) return fail(store.error().message());
   if (private_store) {
-    auto fetched = fetch_images(c.remote, c.images, store.value(), {private_store->manifest_cache_dir()});
+    FetchImagesOptions fetch;
+    fetch.manifest_cache_dir = private_store->manifest_cache_dir();
+    fetch.fetch_profiles = c.prefetch == PrefetchMode::profile;
+    fetch.warn = [&log](const std::string& message) { log->warn("{}", message); };
+    auto fetched = fetch_images(c.remote, c.images, store.value(), fetch);
     if (!fetched) return fail(fetched.error().message());
     if (c.images.empty()) log->info("{}: no -o image given: only blobs/ is shown", c.store_url);
   }
@@ -124,6 +128,8 @@ int run_daemon(int argc, char** argv) {
   // lookup; images on lookup and when images/ is listed, each only if the
   // catalog finds it usable (a broken one is left out with a warning).
   Filesystem fs(store.value(), stack.value(), c.control_path, c.pager.readahead, log);
+  fs.set_prefetch(c.prefetch, c.prefetch_options);
+  if (private_store) fs.set_remote_only();
   char store_abs[PATH_MAX];
   if (!c.store_url.empty()) {
     std::snprintf(store_abs, sizeof store_abs, "%s", c.store_url.c_str());

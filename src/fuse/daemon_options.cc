@@ -32,6 +32,8 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("control", control),
     PAGERFS_OPT("verify", verify),
     PAGERFS_OPT("remote_timeout", remote_timeout),
+    PAGERFS_OPT("prefetch", prefetch),
+    PAGERFS_OPT("prefetch_rate", prefetch_rate),
     FUSE_OPT_KEY("remote=", kKeyRemote),  // repeatable: collected by option_proc
     FUSE_OPT_KEY("image=", kKeyImage),    // repeatable too
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
@@ -108,6 +110,11 @@ void print_usage() {
       "                           file has this SHA-256 (`pagerfsctl images` prints it);\n"
       "                           repeat for more images\n"
       "    -o remote_timeout=SECONDS  a remote read that takes longer fails with EIO (default 20)\n"
+      "    -o prefetch=WHAT       what to fetch of an image when it is first used, in the\n"
+      "                           background: profile (its recorded profile, `pagerfsctl\n"
+      "                           record`; the default with a remote), all (the whole image,\n"
+      "                           to the cache disk), none (the default without a remote)\n"
+      "    -o prefetch_rate=SIZE  at most SIZE decoded bytes a second (default: unbounded)\n"
       "    -o log_level=LEVEL     trace, debug, info, warn, error (default info)\n"
       "    -o control=PATH        control socket, an absolute path\n"
       "                           (default ${XDG_RUNTIME_DIR:-/run}/pagerfs/<hash of mnt>.sock)\n"
@@ -220,6 +227,27 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   c.remote.urls.insert(c.remote.urls.end(), raw.remotes.begin(), raw.remotes.end());
   if (!c.remote.urls.empty()) {
     if (auto valid = validate(c.remote); !valid) return valid.error().with_context("-o remote");
+  }
+  // Profiles pay where bytes are far away: replayed by default over a remote.
+  c.prefetch = c.remote.urls.empty() ? PrefetchMode::none : PrefetchMode::profile;
+  if (raw.prefetch) {
+    const std::string v = raw.prefetch;
+    if (v == "none") {
+      c.prefetch = PrefetchMode::none;
+    } else if (v == "profile") {
+      c.prefetch = PrefetchMode::profile;
+    } else if (v == "all") {
+      c.prefetch = PrefetchMode::all;
+      if (c.cache_dir.empty()) {
+        return Error(errc::invalid_argument, "-o prefetch=all needs -o cache=DIR (the disk the images are fetched to)");
+      }
+    } else {
+      return Error(errc::invalid_argument, "-o prefetch: '" + v + "' is not none, profile or all");
+    }
+  }
+  if (raw.prefetch_rate) {
+    PAGERFS_TRY(v, size_opt("prefetch_rate", raw.prefetch_rate));
+    c.prefetch_options.rate = v;
   }
   if (raw.log_level) {
     c.log_level = spdlog::level::from_str(raw.log_level);

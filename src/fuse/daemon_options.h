@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fuse/prefetcher.h"
 #include "pagerfs/pager/pager.h"
 #include "pagerfs/remote/remote_images.h"
 #include "pagerfs/remote/remote_layer.h"
@@ -30,6 +31,8 @@ struct RawOptions {
   char* control = nullptr;
   char* verify = nullptr;
   char* remote_timeout = nullptr;
+  char* prefetch = nullptr;
+  char* prefetch_rate = nullptr;
   std::vector<std::string> remotes;  // every -o remote=URL, in order
   std::vector<std::string> images;   // every -o image=NAME@sha256:HEX, in order
   std::string store;
@@ -50,7 +53,7 @@ struct RawOptions {
   RawOptions& operator=(const RawOptions&) = delete;
   ~RawOptions() {  // fuse_opt_parse strdup()s every value
     for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify,
-                        remote_timeout}) {
+                        remote_timeout, prefetch, prefetch_rate}) {
       std::free(value);
     }
   }
@@ -75,6 +78,8 @@ struct Config {
   uint64_t memory_cache = 0;
   PagerOptions pager;
   RemoteLayerOptions remote;  // urls empty: no remote layer
+  PrefetchMode prefetch = PrefetchMode::none;
+  Prefetcher::Options prefetch_options;
   std::string control_path;
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool foreground = false;

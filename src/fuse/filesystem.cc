@@ -387,6 +387,7 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
     reply.iov(nullptr, 0);  // at or past the end: nothing
     return;
   }
+  recorder_.record(blob.digest(), base + file_offset, std::min<uint64_t>(size, length - file_offset));
   auto result = pager_->page_in(blob, base + file_offset, size, send, supply);
   if (!result) {
     logger_->error("read {} at {}: {}", blob.digest().str(), offset, result.error().message());

@@ -37,6 +37,8 @@
 
 #include "fuse/mount_view.h"
 #include "fuse/page_cache_supplier.h"
+#include "fuse/prefetcher.h"
+#include "fuse/read_recorder.h"
 #include "fuse/reply_guard.h"
 #include "pagerfs/layers/layer_stack.h"
 #include "pagerfs/pager/pager.h"
@@ -72,10 +74,14 @@ class Filesystem {
   // Set once, before the session loop starts (after daemonizing: threads).
   void start(fuse_session* session, std::shared_ptr<Pager> pager) {
     pager_ = std::move(pager);
+    if (prefetch_mode_ != PrefetchMode::none) prefetcher_ = std::make_unique<Prefetcher>(pager_, prefetch_options_, logger_);
     supplier_.start(session);
   }
-  // Stops the page cache supplier; before the session is destroyed.
-  void stop() { supplier_.stop(); }
+  // Stops the prefetcher and the page cache supplier; before the session is destroyed.
+  void stop() {
+    if (prefetcher_) prefetcher_->stop();
+    supplier_.stop();
+  }
   Pager& pager() { return *pager_; }
   // Loads every image of the store that the view does not show yet and the
   // catalog finds usable (when images/ is listed; never at mount). A broken image costs that image
@@ -117,6 +123,21 @@ class Filesystem {
   // `path` is relative to the mount root: blobs/sha256/<hex>, images/<name>/<file>.
   Result<void> prewarm(const std::string& path, uint64_t offset, uint64_t length);
   Result<void> drop_caches();
+  // Records the reads served from now on (read_recorder.h).
+  void start_recording();
+  // Ends the recording and returns it as the prefetch profile of image
+  // `image` (only the blobs the image names), in the text format; with
+  // `save`, it is also written into the store as the image's profile.
+  Result<std::string> stop_recording(const std::string& image, bool save);
+
+  // The store is the mount's own directory of a remote-only store (nothing
+  // written there outlives the mount); before start().
+  void set_remote_only() { remote_only_ = true; }
+  // What to prefetch of an image when it is first used; before start().
+  void set_prefetch(PrefetchMode mode, Prefetcher::Options options) {
+    prefetch_mode_ = mode;
+    prefetch_options_ = options;
+  }
 
  private:
   struct BlobInfo {
@@ -144,6 +165,10 @@ class Filesystem {
   // An image packed after mounting, if the catalog finds it usable (added to
   // the view); nullopt if none exists. A failure is logged (rate-limited).
   Result<std::optional<fuse_ino_t>> load_late_image(std::string_view name);
+  // What the prefetcher is to fetch of image `name` (prefetch_mode_) when
+  // it is first used: its profile's ranges of the blobs it names, or all of
+  // its blobs. A profile that cannot be read is logged and skipped.
+  std::vector<Prefetcher::Task> prefetch_tasks(std::string_view name, const image::Manifest& manifest);
   // Whether the mount can read blob `digest`: in the view, or known to the
   // layer stack (the catalog's question for an image's blobs).
   bool blob_present(const Digest& digest) const;
@@ -195,6 +220,12 @@ class Filesystem {
   ImageCatalog catalog_;
 
   std::array<OpStats, static_cast<size_t>(Op::count)> ops_;
+
+  ReadRecorder recorder_;
+  bool remote_only_ = false;  // set before start()
+  PrefetchMode prefetch_mode_ = PrefetchMode::none;  // set before start()
+  Prefetcher::Options prefetch_options_;
+  std::unique_ptr<Prefetcher> prefetcher_;  // made by start(); none without prefetching
 };
 
 }  // namespace pagerfs

@@ -81,6 +81,16 @@ nlohmann::json Filesystem::stats_json() const {
                           {"decode_latency", histogram_json(p.decode_latency)},
                           {"fault_latency", histogram_json(p.fault_latency)}};
   const ImageCatalog::Stats images = catalog_.stats();
+  const Prefetcher::Stats f = prefetcher_ ? prefetcher_->stats() : Prefetcher::Stats{};
+  nlohmann::json prefetch = {{"mode", prefetch_mode_ == PrefetchMode::all       ? "all"
+                                      : prefetch_mode_ == PrefetchMode::profile ? "profile"
+                                                                                : "none"},
+                             {"images", f.images},
+                             {"ranges_done", f.ranges_done},
+                             {"bytes_done", f.bytes_done},
+                             {"ranges_failed", f.ranges_failed},
+                             {"ranges_queued", f.ranges_queued},
+                             {"recorded_reads_dropped", recorder_.dropped()}};
   return {{"store", store_.root()},
           {"blob_inodes", view_.blob_inode_count()},
           {"blob_header_reads", blob_header_reads_.load()},
@@ -90,6 +100,7 @@ nlohmann::json Filesystem::stats_json() const {
           {"image_load_failures", images.image_load_failures},
           {"fuse", fuse},
           {"pager", pager},
+          {"prefetch", prefetch},
           {"layers", layers}};
 }
 
@@ -142,6 +153,23 @@ Result<void> Filesystem::prewarm(const std::string& path, uint64_t offset, uint6
   const uint64_t end = std::min(range::saturating_add(offset, length), size);
   if (offset >= end) return ok();
   return pager_->prewarm(*blob, {{base + offset, std::min(base + end, blob->byte_size())}});
+}
+
+void Filesystem::start_recording() { recorder_.start(); }
+
+Result<std::string> Filesystem::stop_recording(const std::string& image, bool save) {
+  auto reads = recorder_.stop();
+  if (!reads) return Error(errc::invalid_argument, "no recording was started");
+  auto known = view_.lookup(MountView::kImagesDir, image);
+  if (!known || !known.value()) return Error::from_errno(ENOENT, "image '" + image + "' is not in this mount");
+  PAGERFS_TRY(blobs, view_.image_blobs(image));
+  std::erase_if(reads.value(), [&](const profile::Item& read) { return !blobs.contains(read.blob); });
+  const profile::Profile recorded = profile::coalesce(reads.value());
+  if (save && remote_only_) {
+    return Error(errc::invalid_argument, "this mount has no store of its own to save the profile in: give --output");
+  }
+  if (save) PAGERFS_TRYV(store_.write_profile(image, recorded));
+  return profile::encode(recorded);
 }
 
 Result<void> Filesystem::drop_caches() {

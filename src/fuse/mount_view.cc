@@ -113,6 +113,22 @@ Result<std::optional<image::Content>> MountView::find_packed(const Digest& diges
   return std::optional<image::Content>();
 }
 
+Result<std::unordered_set<Digest, DigestHash>> MountView::image_blobs(std::string_view name) const {
+  const Image* image = nullptr;
+  {
+    ReaderLock lock(mu_);
+    const auto it = image_index_.find(std::string(name));
+    if (it == image_index_.end()) return Error::from_errno(ENOENT, "image '" + std::string(name) + "'");
+    image = images_[it->second].get();  // images are never removed
+  }
+  std::unordered_set<Digest, DigestHash> blobs;
+  for (uint32_t k = 0; k < image->manifest.blob_count(); ++k) {
+    PAGERFS_TRY(record, image->manifest.blob_at(k));
+    blobs.insert(record.digest);
+  }
+  return blobs;
+}
+
 uint64_t MountView::image_entry_errors() const {
   ReaderLock lock(mu_);
   uint64_t n = 0;

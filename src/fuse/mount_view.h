@@ -46,6 +46,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "pagerfs/store/image_manifest.h"
@@ -119,6 +120,9 @@ class MountView {
   // A content packed into another blob, named by a loaded image (the first
   // that has it), if any.
   Result<std::optional<image::Content>> find_packed(const Digest& digest) const;
+  // The blobs image `name` names (its blob records); ENOENT if the view
+  // has no such image.
+  Result<std::unordered_set<Digest, DigestHash>> image_blobs(std::string_view name) const;
   // Malformed image entries met so far, over all images.
   uint64_t image_entry_errors() const;
   // Adds an image under /images (a name already there keeps its manifest);

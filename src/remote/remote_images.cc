@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -70,16 +71,16 @@ class TempFile {
 // One GET of URL into `file` (truncated first), hashing what it writes.
 // Returns the HTTP status, or the transport error.
 Result<long> get_into(remote::HttpClient& client, const std::string& url, const TempFile& file,
-                      std::chrono::milliseconds timeout, Digest* digest) {
+                      std::chrono::milliseconds timeout, uint64_t max_bytes, Digest* digest) {
   if (::ftruncate(file.fd(), 0) != 0) return Error::from_errno(errno, "truncate " + quoted(file.path()));
   Sha256 hash;
   uint64_t written = 0;
   std::optional<Error> failed;
   auto body = [&](const remote::HttpResponse& r, std::span<const std::byte> data) {
     if (r.status != 200) return true;  // an error page: drained, judged by its status
-    if (written + data.size() > kMaxManifestBytes) {
+    if (written + data.size() > max_bytes) {
       failed = Error(errc::corrupt_blob, "GET " + remote::redact_url(url) + ": more than " +
-                                             std::to_string(kMaxManifestBytes) + " bytes: not a manifest");
+                                             std::to_string(max_bytes) + " bytes");
       return false;
     }
     if (auto w = pwrite_all(file.fd(), data, written, file.path()); !w) {
@@ -125,7 +126,7 @@ Result<void> fetch_verified(const RemoteLayerOptions& remote, const ImageRef& re
     while (base.ends_with('/')) base.pop_back();
     const std::string url = base + "/images/" + ref.name;
     Digest got;
-    auto status = get_into(client, url, file, std::min(left, remote.attempt_timeout), &got);
+    auto status = get_into(client, url, file, std::min(left, remote.attempt_timeout), kMaxManifestBytes, &got);
     if (status && status.value() == 200) {
       if (got == ref.manifest_digest) return ok();
       // A server that lies is not asked again: another mirror may not.
@@ -156,6 +157,37 @@ Result<void> fetch_verified(const RemoteLayerOptions& remote, const ImageRef& re
   }
   if (last_error) return Error(last_error->code(), "image '" + ref.name + "': " + last_error->message());
   return Error(std::make_error_code(std::errc::io_error), "image '" + ref.name + "': no remote answered");
+}
+
+// Fetches image `ref`'s prefetch profile, if a mirror has one, into the
+// store. A profile is a hint: one that cannot be had is a warning, not an
+// error, and one mirror is asked (the first that served the manifest is not
+// known here: the first that answers).
+void fetch_profile(const RemoteLayerOptions& remote, const ImageRef& ref, const Store& store,
+                   const FetchImagesOptions& options) {
+  auto warn = [&](const std::string& message) {
+    if (options.warn) options.warn("image '" + ref.name + "': prefetch profile: " + message);
+  };
+  remote::HttpClient client(remote::HttpClientOptions{remote.connect_timeout, std::chrono::seconds(5), 1});
+  auto file = TempFile::create(store.root());
+  if (!file) return warn(file.error().message());
+  for (const std::string& mirror : remote.urls) {
+    std::string base = mirror;
+    while (base.ends_with('/')) base.pop_back();
+    Digest ignored;
+    auto status = get_into(client, base + "/profiles/" + ref.name, file.value(), remote.attempt_timeout,
+                           profile::kMaxProfileBytes, &ignored);
+    if (!status) return warn(status.error().message());
+    if (status.value() == 404 || status.value() == 410) continue;
+    if (status.value() != 200) return warn(remote::redact_url(base) + ": HTTP " + std::to_string(status.value()));
+    std::vector<std::byte> bytes(static_cast<size_t>(::lseek(file.value().fd(), 0, SEEK_END)));
+    auto read = pread_some(file.value().fd(), bytes, 0, file.value().path());
+    if (!read || read.value() != bytes.size()) return warn("cannot read it back");
+    auto parsed = profile::parse(bytes);
+    if (!parsed) return warn(remote::redact_url(base) + ": " + parsed.error().message());
+    if (auto written = store.write_profile(ref.name, parsed.value()); !written) warn(written.error().message());
+    return;
+  }
 }
 
 // Places the cached manifest `digest` at `target` if the cache holds it
@@ -213,6 +245,7 @@ Result<void> fetch_images(const RemoteLayerOptions& remote, const std::vector<Im
   for (const ImageRef& ref : images) {
     const std::string target = store.image_path(ref.name);
     const std::string cached = cache_dir.empty() ? "" : cache_dir + "/" + ref.manifest_digest.hex();
+    if (options.fetch_profiles) fetch_profile(remote, ref, store, options);
     if (!cached.empty() && take_from_cache(cached, ref.manifest_digest, target)) continue;
     PAGERFS_TRY(file, TempFile::create(store.root()));
     PAGERFS_TRYV(fetch_verified(remote, ref, file));

@@ -22,6 +22,7 @@ namespace {
 constexpr const char* kBlobsSubdir = "/blobs/sha256";
 constexpr const char* kImagesSubdir = "/images";
 constexpr const char* kConfigsSubdir = "/configs";
+constexpr const char* kProfilesSubdir = "/profiles";
 constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
 
 // The store's own directories (blobs/, blobs/sha256/, images/) are
@@ -63,6 +64,18 @@ Result<BoundedFile> open_bounded(const std::string& path, const std::string& con
                                          std::to_string(max));
   }
   return BoundedFile{std::move(opened).value(), size};
+}
+
+// The whole of the store file `path`, at most `max` bytes (open_bounded).
+Result<std::vector<std::byte>> read_bounded(const std::string& path, const std::string& context, uint64_t max) {
+  PAGERFS_TRY(file, open_bounded(path, context, max));
+  std::vector<std::byte> bytes(static_cast<size_t>(file.size));
+  for (size_t done = 0; done < bytes.size();) {
+    PAGERFS_TRY(n, pread_some(file.fd.get(), std::span(bytes).subspan(done), done, path));
+    if (n == 0) return Error(errc::corrupt_blob, context + " shrank while it was read");
+    done += n;
+  }
+  return bytes;
 }
 
 // Writes (or atomically replaces) `path` in `dir` with `bytes`, durably:
@@ -180,14 +193,7 @@ std::string Store::image_config_path(std::string_view name) const {
 Result<std::vector<std::byte>> Store::load_image_config(std::string_view name) const {
   const std::string context = "config of image '" + std::string(name) + "'";
   if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
-  PAGERFS_TRY(file, open_bounded(image_config_path(name), context, kMaxImageConfigBytes));
-  std::vector<std::byte> bytes(static_cast<size_t>(file.size));
-  for (size_t done = 0; done < bytes.size();) {
-    PAGERFS_TRY(n, pread_some(file.fd.get(), std::span(bytes).subspan(done), done, image_config_path(name)));
-    if (n == 0) return Error(errc::corrupt_blob, context + " shrank while it was read");
-    done += n;
-  }
-  return bytes;
+  return read_bounded(image_config_path(name), context, kMaxImageConfigBytes);
 }
 
 Result<void> Store::write_image_config(std::string_view name, std::span<const std::byte> config) const {
@@ -203,6 +209,29 @@ Result<void> Store::remove_image_config(std::string_view name) const {
     return Error::from_errno(errno, "remove " + quoted(path));
   }
   return fsync_dir(configs_dir());
+}
+
+std::string Store::profiles_dir() const { return root_ + kProfilesSubdir; }
+
+std::string Store::profile_path(std::string_view name) const { return profiles_dir() + "/" + std::string(name); }
+
+Result<std::optional<profile::Profile>> Store::load_profile(std::string_view name) const {
+  const std::string context = "prefetch profile of image '" + std::string(name) + "'";
+  if (auto valid = image::validate_image_name(name); !valid) return valid.error().with_context(context);
+  auto bytes = read_bounded(profile_path(name), context, profile::kMaxProfileBytes);
+  if (!bytes) {
+    if (bytes.error().code() == std::errc::no_such_file_or_directory) return std::optional<profile::Profile>();
+    return bytes.error();
+  }
+  auto parsed = profile::parse(bytes.value());
+  if (!parsed) return parsed.error().with_context(context);
+  return std::optional<profile::Profile>(std::move(parsed).value());
+}
+
+Result<void> Store::write_profile(std::string_view name, const profile::Profile& profile) const {
+  PAGERFS_TRYV(image::validate_image_name(name));
+  const std::string text = profile::encode(profile);
+  return write_store_file(profiles_dir(), profile_path(name), std::as_bytes(std::span(text.data(), text.size())));
 }
 
 Result<void> Store::sync() const {

@@ -152,6 +152,18 @@ int main_impl(int argc, char** argv) {
   auto* drop_cmd = app.add_subcommand("drop-caches", "Empty a mount's chunk cache and cache layers");
   drop_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted");
   drop_cmd->add_option("--control", target.socket, control_help);
+  std::string record_image, record_output;
+  std::vector<std::string> record_command;
+  auto* record_cmd = app.add_subcommand("record", "Record which parts of an image a command reads: a prefetch profile");
+  record_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted")->required();
+  record_cmd->add_option("image", record_image, "The image the profile is for")->required();
+  record_cmd->add_option("command", record_command, "The command to run (after --), e.g. a container start")
+      ->required();
+  record_cmd->add_option("--output,-o", record_output,
+                         "Write the profile to this file (default: into the mount's store, as the image's profile)");
+  record_cmd->add_option("--control", target.socket, control_help);
+  record_cmd->footer("Record on a fresh mount: what the page cache already holds is not read again, and is left out. "
+                     "Exits with the command's status.");
   for (CLI::App* cmd : {stats_cmd, dump_cmd, prewarm_cmd, drop_cmd}) {
     cmd->add_option("--timeout", target.timeout_s,
                     "Seconds to wait for the answer (0: no limit; default 30, prewarm: no limit)")
@@ -198,9 +210,10 @@ int main_impl(int argc, char** argv) {
     return kExitUsage;
   }
   if (stats_cmd->parsed()) return run_stats(target, stats_json);
-  if (dump_cmd->parsed()) return run_control(target, {"dump", {}});
-  if (drop_cmd->parsed()) return run_control(target, {"drop-caches", {}});
+  if (dump_cmd->parsed()) return run_control(target, control::make_request("dump"));
+  if (drop_cmd->parsed()) return run_control(target, control::make_request("drop-caches"));
   if (prewarm_cmd->parsed()) return run_prewarm(target, prewarm_items);
+  if (record_cmd->parsed()) return run_record(target, record_image, record_output, record_command);
   return kExitUsage;
 }
 }  // namespace

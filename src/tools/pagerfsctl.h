@@ -101,5 +101,9 @@ int run_control(const ControlTarget& target, const control::Request& request);
 int run_stats(const ControlTarget& target, bool json);
 // `items`: FILE or FILE:OFFSET:LENGTH, FILE under the mount point or relative to it.
 int run_prewarm(const ControlTarget& target, const std::vector<std::string>& items);
+// Records the reads of image `image` while `command` runs: a prefetch
+// profile, written to `output` or (empty) into the mount's store.
+int run_record(const ControlTarget& target, const std::string& image, const std::string& output,
+               const std::vector<std::string>& command);
 
 }  // namespace pagerfs::ctl

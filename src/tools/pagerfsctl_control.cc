@@ -6,6 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "pagerfs/control/control.h"
 #include "pagerfs/util/units.h"
@@ -39,8 +43,8 @@ int run_control(const ControlTarget& target, const control::Request& request) {
 }
 
 int run_stats(const ControlTarget& target, bool json) {
-  if (json) return run_control(target, {"stats", {}});
-  auto answer = ask(target, {"stats", {}});
+  if (json) return run_control(target, control::make_request("stats"));
+  auto answer = ask(target, control::make_request("stats"));
   if (!answer) return print_error(answer.error().message()), kExitFailure;
   const auto s = nlohmann::json::parse(answer.value());
   const auto& p = s["pager"];
@@ -92,7 +96,7 @@ int run_prewarm(const ControlTarget& target, const std::vector<std::string>& ite
   if (::realpath(target.mountpoint.c_str(), root) == nullptr) {
     return print_error("'" + target.mountpoint + "': " + std::strerror(errno)), kExitFailure;
   }
-  control::Request request{"prewarm", {}};
+  control::Request request = control::make_request("prewarm");
   for (const std::string& item : items) {
     // FILE or FILE:OFFSET:LENGTH; FILE may be relative to the current directory.
     control::PrewarmItem parsed = control::parse_prewarm_item(item);
@@ -102,6 +106,43 @@ int run_prewarm(const ControlTarget& target, const std::vector<std::string>& ite
     request.items.push_back(std::move(parsed));
   }
   return run_control(target, request);
+}
+
+int run_record(const ControlTarget& target, const std::string& image, const std::string& output,
+               const std::vector<std::string>& command) {
+  auto started = ask(target, control::make_request("record-start"));
+  if (!started) return print_error(started.error().message()), kExitFailure;
+  // The command runs as a child of ours, with our standard streams.
+  std::vector<char*> argv;
+  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return print_error(std::string("fork: ") + std::strerror(errno)), kExitFailure;
+  if (pid == 0) {
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "pagerfsctl: cannot run '%s': %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const int command_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  control::Request record_stop = control::make_request("record-stop");
+  record_stop.image = image;
+  record_stop.save = output.empty();
+  auto profile = ask(target, record_stop);
+  if (!profile) return print_error(profile.error().message()), kExitFailure;
+  const size_t ranges = static_cast<size_t>(std::count(profile.value().begin(), profile.value().end(), '\n')) - 1;
+  if (!output.empty()) {
+    std::FILE* file = std::fopen(output.c_str(), "we");
+    if (file == nullptr) return print_error("'" + output + "': " + std::strerror(errno)), kExitFailure;
+    const bool written = std::fwrite(profile.value().data(), 1, profile.value().size(), file) == profile.value().size();
+    if (std::fclose(file) != 0 || !written) return print_error("'" + output + "': " + std::strerror(errno)), kExitFailure;
+  }
+  std::fprintf(stderr, "pagerfsctl: recorded %zu ranges of image %s%s%s\n", ranges, image.c_str(),
+               output.empty() ? ", saved as its profile in the store" : " to ", output.c_str());
+  if (command_status != 0) std::fprintf(stderr, "pagerfsctl: the command exited with status %d\n", command_status);
+  return command_status;
 }
 
 }  // namespace pagerfs::ctl

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "pagerfs/util/digest.h"
 #include "support/blob_forgery.h"
@@ -365,13 +366,102 @@ TEST_F(RemoteTest, AnImageWhoseManifestIsNotTheDigestNamedIsRefusedAtMount) {
   expect_refused({"image=demo@" + digest, "cache=" + dir_ / "cache"}, "asked for");
 }
 
+// Waits until the mount's prefetcher has nothing queued; its stats then.
+nlohmann::json wait_for_prefetch(const std::string& mnt) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    const nlohmann::json p = stats(mnt)["prefetch"];
+    if (Clock::now() > deadline || (p["images"].get<uint64_t>() > 0 && p["ranges_queued"].get<uint64_t>() == 0 &&
+                                    p["ranges_done"].get<uint64_t>() + p["ranges_failed"].get<uint64_t>() > 0)) {
+      // The last ranges taken from the queue may still be in flight.
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return stats(mnt)["prefetch"];
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+TEST_F(RemoteTest, ARecordedProfileIsReplayedWhenTheImageIsFirstUsed) {
+  const std::string ctl = testing::binary_from_env("PAGERFSCTL");
+  {
+    // Recorded on the publishing host, into its store.
+    MountedStore m(dir_ / "pub", dir_ / "mnt");
+    const auto r = testing::run({ctl, "record", m.path(), "demo", "--", "sh", "-c",
+                                 "cat " + image_file(m, "text.txt") + " " + image_file(m, "small/f3") + " >/dev/null"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << m.log();
+    EXPECT_NE(r.err.find("saved as its profile"), std::string::npos) << r.err;
+    // A command that fails: the profile is still written, and its status is ours.
+    const auto failed = testing::run({ctl, "record", m.path(), "demo", "-o", dir_ / "other.profile", "--", "false"});
+    EXPECT_EQ(failed.exit_code, 1) << failed.err;
+    EXPECT_TRUE(testing::read_file(dir_ / "other.profile").starts_with("pagerfs-profile 1\n"));
+    EXPECT_NE(testing::run({ctl, "record", m.path(), "absent", "--", "true"}).exit_code, 0);
+  }
+  const std::string profile = testing::read_file(dir_ / "pub/profiles/demo");
+  EXPECT_NE(profile.find(digest_hex(files_["text.txt"]) + " 0 "), std::string::npos) << profile;
+  EXPECT_EQ(profile.find(digest_hex(files_["big"])), std::string::npos) << "big was not read:\n" << profile;
+
+  // A host with no store: the profile comes from the remote beside the
+  // manifest, and is replayed when the image is first looked up.
+  const std::string digest = manifest_digest_of(dir_ / "pub", "demo");
+  {
+    MountedStore m(nginx_->url(), dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "cache"});
+    struct stat st {};
+    ASSERT_EQ(::stat((m.path() + "/images/demo").c_str(), &st), 0);
+    const nlohmann::json p = wait_for_prefetch(m.path());
+    EXPECT_EQ(p["mode"], "profile");
+    EXPECT_GE(p["ranges_done"].get<uint64_t>(), 2u) << p.dump() << m.log();
+    EXPECT_EQ(p["ranges_failed"].get<uint64_t>(), 0u) << p.dump();
+    // What the profile named is on the cache disk; nothing else was read.
+    nginx_->stop();
+    EXPECT_EQ(read_all(image_file(m, "text.txt")).data, files_["text.txt"]) << m.log();
+    EXPECT_EQ(read_all(image_file(m, "small/f3")).data, files_["small/f3"]) << m.log();
+  }
+  MountedStore m(nginx_->url(), dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "cache", "remote_timeout=1"});
+  EXPECT_EQ(read_all(image_file(m, "big")).error, EIO) << "big was prefetched without being in the profile";
+}
+
+TEST_F(RemoteTest, PrefetchAllFetchesTheWholeImageToTheCacheDisk) {
+  const std::string digest = manifest_digest_of(dir_ / "pub", "demo");
+  MountedStore m(nginx_->url(), dir_ / "mnt",
+                 {"image=demo@" + digest, "cache=" + dir_ / "cache", "prefetch=all", "prefetch_rate=64M"});
+  struct stat st {};
+  ASSERT_EQ(::stat((m.path() + "/images/demo").c_str(), &st), 0);
+  const nlohmann::json p = wait_for_prefetch(m.path());
+  EXPECT_EQ(p["ranges_failed"].get<uint64_t>(), 0u) << p.dump() << m.log();
+  EXPECT_GE(p["bytes_done"].get<uint64_t>(), files_["big"].size()) << p.dump();
+  nginx_->stop();
+  expect_image_equal(m);
+}
+
+TEST_F(RemoteTest, AHostileProfileIsOnlyAHint) {
+  const std::string digest = manifest_digest_of(dir_ / "pub", "demo");
+  // Malformed: logged, nothing prefetched, the mount works.
+  fs::create_directories(dir_ / "pub/profiles");
+  testing::write_file(dir_ / "pub/profiles/demo", "pagerfs-profile 1\n../../etc/shadow 0 1\n");
+  {
+    MountedStore m(nginx_->url(), dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "cache"});
+    expect_image_equal(m);
+    EXPECT_EQ(stats(m.path())["prefetch"]["images"].get<uint64_t>(), 0u);
+    EXPECT_NE(m.log().find("prefetch profile"), std::string::npos) << m.log();
+  }
+  // Well formed, but naming blobs the image does not: skipped.
+  testing::write_file(dir_ / "pub/profiles/demo", "pagerfs-profile 1\n" + std::string(64, 'e') + " 0 4096\n");
+  MountedStore m(nginx_->url(), dir_ / "mnt2", {"image=demo@" + digest, "cache=" + dir_ / "cache2"});
+  expect_image_equal(m);
+  EXPECT_NE(m.log().find("not of its blobs"), std::string::npos) << m.log();
+  EXPECT_EQ(nginx_->access_log().find(std::string(64, 'e')), std::string::npos) << "a foreign blob was fetched";
+}
+
 TEST_F(RemoteTest, BadRemoteOptionsAreOneLineErrors) {
   for (const auto& bad : std::vector<std::vector<std::string>>{
            {"-o", "remote=ftp://127.0.0.1/store"},
            {"-o", "remote=http://"},
            {"-o", "remote_timeout=3"},
            {"-o", "remote=" + nginx_->url(), "-o", "remote_timeout=soon"},
-           {"-o", "image=demo@sha256:" + std::string(64, 'a')}}) {
+           {"-o", "image=demo@sha256:" + std::string(64, 'a')},
+           {"-o", "remote=" + nginx_->url(), "-o", "prefetch=all"},
+           {"-o", "prefetch=some"},
+           {"-o", "prefetch_rate=fast"}}) {
     std::vector<std::string> argv = {testing::binary_from_env("PAGERFS"), dir_ / "local", dir_.path(), "-f"};
     argv.insert(argv.end(), bad.begin(), bad.end());
     const auto r = testing::run(argv);

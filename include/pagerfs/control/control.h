@@ -59,9 +59,18 @@ struct PrewarmItem {
 };
 
 struct Request {
-  std::string command;             // stats, dump, prewarm, drop-caches
+  std::string command;             // stats, dump, prewarm, drop-caches, record-start, record-stop
   std::vector<PrewarmItem> items;  // prewarm only
+  std::string image;               // record-stop: the image the profile is of
+  bool save = false;               // record-stop: also write it into the mount's store
 };
+
+// A request with no items, image or save.
+inline Request make_request(std::string command) {
+  Request request;
+  request.command = std::move(command);
+  return request;
+}
 
 // One line of JSON with its '\n'.
 std::string encode_request(const Request& request);

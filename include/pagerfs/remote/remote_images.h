@@ -17,6 +17,7 @@
 // Thread safety: free functions without shared state.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,11 @@ Result<Digest> manifest_digest(const Store& store, std::string_view name);
 struct FetchImagesOptions {
   // Where verified manifests are kept by digest (DIR/sha256/HEX); empty: none.
   std::string manifest_cache_dir;
+  // Also fetch each image's prefetch profile (URL/profiles/NAME), if the
+  // remote has one: a hint, not anchored (prefetch_profile.h), so a profile
+  // that cannot be had or parsed is passed to `warn` and left out.
+  bool fetch_profiles = false;
+  std::function<void(const std::string&)> warn;
 };
 
 // Writes each image's manifest into `store` (images/NAME), from the manifest

@@ -36,6 +36,7 @@
 #include "pagerfs/util/error.h"
 #include "pagerfs/util/file.h"
 #include "pagerfs/store/image_manifest.h"
+#include "pagerfs/store/prefetch_profile.h"
 
 namespace pagerfs {
 
@@ -85,6 +86,14 @@ class Store {
   // missing one is not an error).
   Result<void> write_image_config(std::string_view name, std::span<const std::byte> config) const;
   Result<void> remove_image_config(std::string_view name) const;
+
+  // The prefetch profile of image `name` (prefetch_profile.h), kept beside
+  // its manifest: nullopt if it has none; a malformed one is an error.
+  std::string profiles_dir() const;
+  std::string profile_path(std::string_view name) const;
+  Result<std::optional<profile::Profile>> load_profile(std::string_view name) const;
+  // Writes (or atomically replaces) it, durably.
+  Result<void> write_profile(std::string_view name, const profile::Profile& profile) const;
 
   // How a blob reaches the disk: `each` fsyncs every blob before publishing
   // it; `deferred` leaves that to one sync() by the caller (packing a tree of

@@ -1,0 +1,29 @@
+#include "fuse/read_recorder.h"
+
+namespace pagerfs {
+
+void ReadRecorder::start() {
+  MutexLock lock(mu_);
+  reads_.clear();
+  dropped_.store(0, std::memory_order_relaxed);
+  active_.store(true, std::memory_order_release);
+}
+
+void ReadRecorder::record(const Digest& blob, uint64_t offset, uint64_t length) {
+  if (!active_.load(std::memory_order_relaxed)) return;
+  MutexLock lock(mu_);
+  if (!active_.load(std::memory_order_relaxed)) return;  // stopped meanwhile
+  if (reads_.size() >= kMaxReads) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  reads_.push_back({blob, offset, length});
+}
+
+std::optional<std::vector<profile::Item>> ReadRecorder::stop() {
+  MutexLock lock(mu_);
+  if (!active_.exchange(false)) return std::nullopt;
+  return std::exchange(reads_, {});
+}
+
+}  // namespace pagerfs
