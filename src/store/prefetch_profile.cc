@@ -15,9 +15,10 @@ Error malformed(size_t line, const std::string& why) {
   return Error(errc::corrupt_blob, "prefetch profile, line " + std::to_string(line) + ": " + why);
 }
 
-// A decimal number that fills `text` exactly.
+// A decimal number that fills `text` exactly, without leading zeros (one
+// spelling per number: a profile is canonical).
 bool parse_number(std::string_view text, uint64_t* out) {
-  if (text.empty() || text.size() > 20) return false;
+  if (text.empty() || text.size() > 20 || (text.size() > 1 && text[0] == '0')) return false;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
   return ec == std::errc() && end == text.data() + text.size();
 }

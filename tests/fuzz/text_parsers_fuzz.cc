@@ -1,15 +1,18 @@
 // libFuzzer target: the text parsers that see user input on command lines and
 // in store directory listings: parse_size, format_size, Digest::parse and
 // Digest::is_canonical_hex; and what the control socket reads from a peer
-// (requests, answers) and from /proc/self/mountinfo. Besides "never crash", it checks round trips:
+// (requests, answers) and from /proc/self/mountinfo; prefetch profiles, which
+// a remote serves. Besides "never crash", it checks round trips:
 // a parsed digest prints back to text that parses to the same digest, and a
 // plain decimal size parses to itself.
 #include <cstddef>
+#include <span>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "pagerfs/control/control.h"
+#include "pagerfs/store/prefetch_profile.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/units.h"
 
@@ -63,12 +66,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (request) {
     auto again = pagerfs::control::parse_request(pagerfs::control::encode_request(request.value()));
     check(again && again.value().command == request.value().command &&
-          again.value().items.size() == request.value().items.size());
+          again.value().items.size() == request.value().items.size() &&
+          again.value().image == request.value().image && again.value().save == request.value().save);
     for (size_t i = 0; i < request.value().items.size(); ++i) {
       const auto& a = request.value().items[i];
       const auto& b = again.value().items[i];
       check(a.path == b.path && a.offset == b.offset && a.length == b.length);
     }
+  }
+  // A profile that parses encodes back to the same text, and coalescing it
+  // keeps every item inside what it named.
+  auto profile = pagerfs::profile::parse(std::as_bytes(std::span(text.data(), text.size())));
+  if (profile) {
+    check(pagerfs::profile::encode(profile.value()) == text);
+    for (const auto& item : pagerfs::profile::coalesce(profile.value().items).items) check(item.length > 0);
   }
   (void)pagerfs::control::parse_answer(text);
   (void)pagerfs::control::pagerfs_mount_owner(text, "/mnt");

@@ -32,7 +32,8 @@ TEST(PrefetchProfile, MalformedProfilesAreOneLineErrors) {
            "pagerfs-profile 1\n" + hex + " 0\n", "pagerfs-profile 1\n" + hex + " 0 0\n",
            "pagerfs-profile 1\n" + hex + " -1 10\n", "pagerfs-profile 1\n" + hex + " 18446744073709551615 2\n",
            "pagerfs-profile 1\n" + hex + " 0 99999999999999999999999\n", "pagerfs-profile 1\n" + hex + "  0 10\n",
-           "pagerfs-profile 1\n" + hex + " 0 10 \n", "pagerfs-profile 1\n../../etc/passwd 0 10\n",
+           "pagerfs-profile 1\n" + hex + " 0 10 \n", "pagerfs-profile 1\n" + hex + " 00 10\n",
+           "pagerfs-profile 1\n" + hex + " +1 10\n", "pagerfs-profile 1\n../../etc/passwd 0 10\n",
            "pagerfs-profile 1\nsha256:" + hex + " 0 10\n", "pagerfs-profile 1\n" + std::string(64, 'A') + " 0 10\n"}) {
     auto parsed = parse(bytes(bad));
     ASSERT_FALSE(parsed) << bad;
