@@ -87,7 +87,7 @@ void NginxServer::write_config() const {
        << "  keepalive_timeout 60s;\n"
        << "  server_tokens off;\n"
        << "  log_format pagerfs_test '\"$request\" $status $body_bytes_sent \"$http_range\" "
-          "\"$remote_user\"';\n"
+          "\"$remote_user\" $remote_addr';\n"
        << "  access_log " << quoted(p + "/access.log")
        << " pagerfs_test;\n"
        // The compiled-in temp paths are under /var/lib/nginx, which only root may write.
@@ -98,7 +98,11 @@ void NginxServer::write_config() const {
        << "  scgi_temp_path " << quoted(p + "/temp/scgi") << ";\n"
        << options_.extra_http_config << "\n"
        << "  server {\n"
-       << "    listen 127.0.0.1:" << port_ << ";\n"
+       << "    listen 127.0.0.1:" << port_ << ";\n";
+  for (const std::string& address : options_.listen_addresses) {
+    conf << "    listen " << address << ":" << port_ << ";\n";
+  }
+  conf
        << "    server_name localhost;\n"
        << "    root " << quoted(root_) << ";\n"
        << options_.extra_server_config << "\n"

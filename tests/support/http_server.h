@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "support/child_process.h"
 #include "support/subprocess.h"
@@ -34,6 +35,10 @@ class NginxServer {
     std::string extra_server_config{};
     // Directives added inside http { }, outside the server.
     std::string extra_http_config{};
+    // Further IPv4 addresses to listen on, beside 127.0.0.1 and on the same
+    // port (e.g. NetworkHost::server_address()); each must be an address of
+    // an interface already.
+    std::vector<std::string> listen_addresses{};
     // The port to listen on; 0: a free one.
     uint16_t port = 0;
     // How long nginx may take to accept connections.
@@ -51,7 +56,11 @@ class NginxServer {
   NginxServer& operator=(const NginxServer&) = delete;
 
   // "http://127.0.0.1:PORT", without a trailing slash.
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return url_on("127.0.0.1"); }
+  // The same on another of the listen addresses.
+  std::string url_on(const std::string& address) const {
+    return "http://" + address + ":" + std::to_string(port_);
+  }
   uint16_t port() const noexcept { return port_; }
   // The pid of the running nginx, or of the last one after stop().
   pid_t pid() const noexcept { return pid_; }
@@ -66,7 +75,7 @@ class NginxServer {
   void start();
 
   // What nginx logged so far (appended to across restarts). Each access log
-  // line: `"GET /path HTTP/1.1" STATUS BYTES "RANGE" "USER"`.
+  // line: `"GET /path HTTP/1.1" STATUS BYTES "RANGE" "USER" CLIENT_ADDRESS`.
   std::string access_log() const;
   std::string error_log() const;
   // Where nginx.conf, the logs and the pid file are.

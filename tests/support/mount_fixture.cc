@@ -45,10 +45,12 @@ bool is_pagerfs_mount(const std::string& path) {
 }
 
 MountedStore::MountedStore(const std::string& store, const std::string& mountpoint,
-                           const std::vector<std::string>& options)
+                           const std::vector<std::string>& options,
+                           const std::vector<std::string>& launcher)
     : mountpoint_(mountpoint), log_path_(mountpoint + ".log") {
   ::mkdir(mountpoint.c_str(), 0755);
-  std::vector<std::string> argv = {binary_from_env("PAGERFS"), store, mountpoint, "-f"};
+  std::vector<std::string> argv = launcher;
+  for (const std::string& a : {binary_from_env("PAGERFS"), store, mountpoint, std::string("-f")}) argv.push_back(a);
   for (const std::string& o : options) {
     argv.push_back("-o");
     argv.push_back(o);

@@ -34,8 +34,12 @@ class MountedStore {
  public:
   // Runs `pagerfs STORE MOUNTPOINT -f -o <options>` and waits until mounted.
   // Throws std::runtime_error (with the daemon's log) if it does not mount.
+  // `launcher`, if given, is an argv prefix that must exec the daemon in
+  // place (its pid is the daemon's), e.g. NetworkHost::enter(); its first
+  // element is an absolute path.
   MountedStore(const std::string& store, const std::string& mountpoint,
-               const std::vector<std::string>& options = {});
+               const std::vector<std::string>& options = {},
+               const std::vector<std::string>& launcher = {});
   ~MountedStore();
   MountedStore(const MountedStore&) = delete;
   MountedStore& operator=(const MountedStore&) = delete;
