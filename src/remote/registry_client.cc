@@ -296,6 +296,7 @@ std::optional<std::string> RegistryClient::authorization(Access access) {
 }
 
 Result<RegistryClient::Token> RegistryClient::fetch_token(const AuthChallenge& challenge, const std::string& wanted) {
+  // realm?service=SERVICE&scope=WANTED, as the token spec has it.
   const auto realm = challenge.params.find("realm");
   if (realm == challenge.params.end()) {
     return Error(std::make_error_code(std::errc::permission_denied),
@@ -314,9 +315,7 @@ Result<RegistryClient::Token> RegistryClient::fetch_token(const AuthChallenge& c
   if (const auto service = challenge.params.find("service"); service != challenge.params.end()) {
     query += "service=" + percent_encode(service->second);
   }
-  const auto asked = challenge.params.find("scope");
-  const std::string token_scope = asked != challenge.params.end() ? asked->second : wanted;
-  query += std::string(query.empty() ? "" : "&") + "scope=" + percent_encode(token_scope);
+  query += std::string(query.empty() ? "" : "&") + "scope=" + percent_encode(wanted);
   HttpRequest request{url + (url.find('?') == std::string::npos ? "?" : "&") + query};
   if (credentials_) {
     request.headers.push_back("Authorization: Basic " + base64(credentials_->user + ":" + credentials_->password));
@@ -367,10 +366,11 @@ Result<void> RegistryClient::answer_challenge(const HttpResponse& response, Acce
       return Error(std::make_error_code(std::errc::permission_denied),
                    who + " requires credentials (HTTP 401): give --credentials FILE or PAGERFS_REGISTRY_AUTH");
     }
-    MutexLock lock(mu_);
-    if (retried || use_basic_) {
+    if (retried) {
       return Error(std::make_error_code(std::errc::permission_denied), who + " refused the credentials (HTTP 401)");
     }
+    // Another thread may have learnt it already: then this is a retry too.
+    MutexLock lock(mu_);
     use_basic_ = true;
     return ok();
   }
@@ -380,7 +380,12 @@ Result<void> RegistryClient::answer_challenge(const HttpResponse& response, Acce
                    who + " refused the token for " + scope(access) + " (HTTP 401)" +
                        (credentials_ ? "" : ": give --credentials FILE or PAGERFS_REGISTRY_AUTH"));
     }
-    PAGERFS_TRY(token, fetch_token(*challenge, scope(access)));
+    // The scope the registry asks for in this challenge, else the one this
+    // access needs; kept under the latter, which is what requests look up.
+    const auto asked = challenge->params.find("scope");
+    const std::string wanted = asked != challenge->params.end() && asked->second.size() <= 1024 ? asked->second
+                                                                                                 : scope(access);
+    PAGERFS_TRY(token, fetch_token(*challenge, wanted));
     MutexLock lock(mu_);
     bearer_ = challenge;
     tokens_[scope(access)] = std::move(token);
