@@ -47,9 +47,13 @@ class RegistrySource final : public PullSource {
     return Image{std::move(fetched.manifest), std::move(fetched.config), fetched.oci_digest};
   }
 
-  Result<void> download(const Digest& content, int fd) override {
-    const auto it = files_.find(content);
-    if (it == files_.end()) return Error(errc::corrupt_blob, describe() + ": no layer for blob " + content.str());
+  Result<void> download(const image::BlobRecord& record, int fd) override {
+    const auto it = files_.find(record.digest);
+    if (it == files_.end()) return Error(errc::corrupt_blob, describe() + ": no layer for blob " + record.digest.str());
+    if (it->second.size > max_blob_file_size(record.byte_size)) {
+      return Error(errc::corrupt_blob, describe() + ": the layer of blob " + record.digest.str() +
+                                           " is larger than the blob may be");
+    }
     return client_.download_blob(it->second, fd);
   }
 
@@ -84,7 +88,9 @@ class HttpSource final : public PullSource {
     return image;
   }
 
-  Result<void> download(const Digest& content, int fd) override {
+  Result<void> download(const image::BlobRecord& record, int fd) override {
+    const Digest& content = record.digest;
+    const uint64_t max_size = max_blob_file_size(record.byte_size);
     const std::string url = base_ + "/" + Store::blob_relative_path(content);
     uint64_t received = 0;
     bool too_long = false;
@@ -94,7 +100,7 @@ class HttpSource final : public PullSource {
     PAGERFS_TRY(response, http_.perform(get, [&](const HttpResponse& r, std::span<const std::byte> data) {
                   if (r.status != 200) return true;
                   received += data.size();
-                  if (received > kMaxBlobFileBytes) return too_long = true, false;
+                  if (received > max_size) return too_long = true, false;
                   while (!data.empty()) {
                     const ssize_t n = ::write(fd, data.data(), data.size());
                     if (n < 0 && errno == EINTR) continue;
@@ -112,7 +118,7 @@ class HttpSource final : public PullSource {
                                           : std::make_error_code(std::errc::io_error),
                    "GET " + redact_url(url) + ": HTTP " + std::to_string(response.status));
     }
-    if (too_long) return Error(errc::corrupt_blob, "GET " + redact_url(url) + ": larger than a blob may be");
+    if (too_long) return Error(errc::corrupt_blob, "GET " + redact_url(url) + ": larger than the blob may be");
     return ok();
   }
 
@@ -160,7 +166,7 @@ Result<uint64_t> fetch_blob(const Store& store, PullSource& source, const image:
   PAGERFS_TRY(raw_fd, temp.create(store.blobs_dir()));
   const UniqueFd fd(raw_fd);
   const std::string what = source.describe() + ": blob " + record.digest.str();
-  auto downloaded = source.download(record.digest, fd.get());
+  auto downloaded = source.download(record, fd.get());
   if (!downloaded) return downloaded.error();
   auto verified = verify_blob(temp.path(), record.digest, 1);
   if (!verified) return verified.error().with_context(what);
@@ -175,6 +181,12 @@ Result<uint64_t> fetch_blob(const Store& store, PullSource& source, const image:
 }
 
 }  // namespace
+
+uint64_t max_blob_file_size(uint64_t byte_size) noexcept {
+  const uint64_t limit = kMaxBlobFileBytes;
+  if (byte_size > limit) return limit;
+  return std::min(limit, byte_size + byte_size / 16 + (uint64_t{1} << 20));
+}
 
 std::unique_ptr<PullSource> registry_pull_source(RegistryClient& client) {
   return std::make_unique<RegistrySource>(client);

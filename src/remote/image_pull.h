@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "pagerfs/store/image_manifest.h"
 #include "pagerfs/store/store.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/error.h"
@@ -45,9 +46,10 @@ class PullSource {
   virtual ~PullSource() = default;
   // Image `ref`, checked against ref.digest when given.
   virtual Result<Image> image(const ImageReference& ref) = 0;
-  // Writes the bytes of blob file `content` to `fd` (its bytes only; the
-  // caller verifies them).
-  virtual Result<void> download(const Digest& content, int fd) = 0;
+  // Writes the bytes of the file of blob `record` (one the image names) to
+  // `fd`: its bytes only, bounded by what such a blob's file can be; the
+  // caller verifies them.
+  virtual Result<void> download(const image::BlobRecord& record, int fd) = 0;
   // "oci://HOST/REPO" or the URL, for messages.
   virtual std::string describe() const = 0;
 };
@@ -58,6 +60,12 @@ std::unique_ptr<PullSource> registry_pull_source(RegistryClient& client);
 // With a pinned digest the config (STORE/configs/NAME) is not pulled: the
 // pin covers the manifest only.
 std::unique_ptr<PullSource> http_pull_source(std::string base_url, HttpClientOptions options = {});
+
+// The largest file a blob of `byte_size` decoded bytes can have: its content
+// (zstd stores incompressible data raw, with a few bytes per block), a seek
+// table entry per chunk (at least 4 KiB each), the header. What a server may
+// send for it.
+uint64_t max_blob_file_size(uint64_t byte_size) noexcept;
 
 struct PullOptions {
   unsigned parallel = 4;  // downloads at once

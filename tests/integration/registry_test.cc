@@ -292,6 +292,17 @@ TEST_F(RegistryTest, APublishedStorePullsOverHttpAndAForgedBlobLeavesNothing) {
   EXPECT_EQ(wrong.exit_code, 1);
   expect_no_image(dir_ / "dst3");
 
+  // A server that sends far more than the blob can be: cut off, not stored.
+  const std::string big_blob = dir_ / ("pub/blobs/sha256/" + digest_hex(files_["big"]));
+  const std::string big_bytes = testing::read_file(big_blob);
+  fs::permissions(big_blob, fs::perms::owner_read | fs::perms::owner_write);
+  fs::resize_file(big_blob, 64 << 20);
+  const auto huge = ctl({"pull", nginx.url(), "demo", dir_ / "dst5"});
+  EXPECT_EQ(huge.exit_code, 1);
+  EXPECT_NE(huge.err.find("larger than the blob may be"), std::string::npos) << huge.err;
+  expect_no_image(dir_ / "dst5");
+  testing::write_file(big_blob, big_bytes);
+
   // big's blob replaced by a valid blob of other content whose header claims
   // big's digest: every checksum right; only the content digest tells.
   const std::string other = random_bytes(files_["big"].size(), 99);
