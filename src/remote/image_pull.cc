@@ -43,7 +43,7 @@ class RegistrySource final : public PullSource {
   Result<Image> image(const ImageReference& ref) override {
     const std::string reference = ref.name + (ref.digest ? "@" + ref.digest->str() : "");
     PAGERFS_TRY(fetched, fetch_registry_image(client_, reference));
-    for (const ArtifactBlob& blob : fetched.artifact.blobs) files_.emplace(blob.content, blob.file);
+    files_ = fetched.blob_files();
     return Image{std::move(fetched.manifest), std::move(fetched.config), fetched.oci_digest};
   }
 

@@ -170,11 +170,24 @@ class RegistryClient {
 // checked whole), the image config (if any), and the blobs the artifact
 // lists, which must be exactly those the pagerfs manifest names. What a
 // reader of an oci:// remote needs before it reads a blob.
+//
+//   auto location = RegistryLocation::parse("oci://registry.example.com/team/images");
+//   RegistryClient client(location.value(), load_credentials(std::nullopt).value());
+//   auto image = fetch_registry_image(client, "demo@sha256:...");
+//   // image->manifest: Manifest::parse it; image->blob_files(): where each blob is;
+//   // client.blob_access(file.digest): the URL and headers to Range-GET it with.
 struct RegistryImage {
   ImageArtifact artifact;              // content digest -> registry digest and size: artifact.blobs
   Digest oci_digest;                   // of the OCI manifest: what NAME@sha256:... pins
   std::vector<std::byte> manifest;     // the pagerfs image manifest file
   std::optional<std::vector<std::byte>> config;  // the OCI image config JSON
+
+  // Content digest (the blob's name in a store) -> its file in the registry.
+  std::map<Digest, RegistryBlob> blob_files() const {
+    std::map<Digest, RegistryBlob> files;
+    for (const ArtifactBlob& blob : artifact.blobs) files.emplace(blob.content, blob.file);
+    return files;
+  }
 };
 Result<RegistryImage> fetch_registry_image(RegistryClient& client, std::string_view reference);
 

@@ -14,6 +14,8 @@
 
 #include "pagerfs/store/store.h"
 #include "pagerfs/util/digest.h"
+#include "remote/http_client.h"
+#include "remote/registry_client.h"
 #include "support/blob_forgery.h"
 #include "support/fault_proxy.h"
 #include "support/http_server.h"
@@ -244,6 +246,56 @@ TEST_F(RegistryTest, BearerTokensFromATokenServer) {
                          dir_ / "dst"});
   ASSERT_EQ(pull.exit_code, 0) << pull.err << tokens.output();
   expect_same_store(dir_ / "dst");
+}
+
+// What a reader of oci:// remotes uses (the daemon, later): the verified
+// image, where each blob is, and a Range-GET of a blob with the token the
+// registry wants.
+TEST_F(RegistryTest, TheReaderInterfaceGivesTheVerifiedImageAndRangeReadsOfBlobs) {
+  TokenServer tokens({.user = "alice:s3cret"});
+  RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
+  testing::write_file(dir_ / "auth", "alice:s3cret\n");
+  ::chmod((dir_ / "auth").c_str(), 0600);
+  const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string digest = printed_digest(push.out, "pushed", "demo");
+
+  auto location = remote::RegistryLocation::parse(registry.oci("team/demo"));
+  ASSERT_TRUE(location);
+  remote::RegistryClient client(location.value(), remote::RegistryCredentials{"alice", "s3cret"});
+  auto image = remote::fetch_registry_image(client, "demo@" + digest);
+  ASSERT_TRUE(image) << image.error().message();
+  EXPECT_EQ(image.value().oci_digest.str(), digest);
+  const std::string manifest(reinterpret_cast<const char*>(image.value().manifest.data()), image.value().manifest.size());
+  EXPECT_TRUE(manifest == testing::read_file(dir_ / "src/images/demo"));
+  ASSERT_TRUE(image.value().config);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(image.value().config->data()), image.value().config->size()),
+            config_);
+  const auto files = image.value().blob_files();
+  EXPECT_EQ(files.size(), files_under(dir_ / "src/blobs").size());
+
+  remote::HttpClient http;
+  for (const auto& [content, file] : files) {
+    const std::string bytes = testing::read_file(dir_ / ("src/blobs/sha256/" + content.hex()));
+    ASSERT_EQ(bytes.size(), file.size);
+    auto access = client.blob_access(file.digest);
+    ASSERT_TRUE(access) << access.error().message();
+    remote::HttpRequest get{access.value().url};
+    get.headers = access.value().headers;
+    get.range = std::make_pair(uint64_t{10}, uint64_t{99});
+    std::string got;
+    auto response = http.perform(get, [&](const remote::HttpResponse&, std::span<const std::byte> data) {
+      got.append(reinterpret_cast<const char*>(data.data()), data.size());
+      return true;
+    });
+    ASSERT_TRUE(response) << response.error().message();
+    EXPECT_EQ(response.value().status, 206);
+    EXPECT_EQ(got, bytes.substr(10, 90));
+  }
+
+  // A pinned digest the registry does not have, and a tag of no image.
+  EXPECT_FALSE(remote::fetch_registry_image(client, "demo@sha256:" + digest_hex("x")));
+  EXPECT_FALSE(remote::fetch_registry_image(client, "other"));
 }
 
 TEST_F(RegistryTest, ARegistryThatSendsWrongBytesLeavesNothing) {
