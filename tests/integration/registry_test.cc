@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 
@@ -18,6 +19,7 @@
 #include "remote/registry_client.h"
 #include "support/blob_forgery.h"
 #include "support/fault_proxy.h"
+#include "support/http_client.h"
 #include "support/http_server.h"
 #include "support/mount_fixture.h"
 #include "support/registry_server.h"
@@ -314,6 +316,42 @@ TEST_F(RegistryTest, ARegistryThatSendsWrongBytesLeavesNothing) {
   proxy.set_rules({{.path = "/blobs/sha256:", .action = "truncate:100", .count = -1, .method = "GET"}});
   const auto cut = ctl({"pull", through, "demo", dir_ / "dst"});
   EXPECT_EQ(cut.exit_code, 1);
+  expect_no_image(dir_ / "dst");
+}
+
+// Manifests someone else tagged in the registry (its blobs all there, so
+// the registry takes them): a path for a digest, a layer list that is not
+// the image's. Refused; nothing written.
+TEST_F(RegistryTest, AHostileManifestInTheRegistryIsRefused) {
+  RegistryServer registry;
+  const auto push = ctl({"push", dir_ / "src", registry.oci("demo"), "demo"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string url = registry.url() + "/v2/demo/manifests/demo";
+  const testing::HttpResponse got =
+      testing::http_fetch(url, {.headers = {"Accept: application/vnd.oci.image.manifest.v1+json"}});
+  ASSERT_EQ(got.status, 200) << got.describe();
+  const nlohmann::json good = nlohmann::json::parse(got.body);
+  auto put = [&](const nlohmann::json& manifest) {
+    const testing::HttpResponse r = testing::http_fetch(
+        url, {.method = "PUT", .headers = {"Content-Type: application/vnd.oci.image.manifest.v1+json"},
+              .body = manifest.dump()});
+    ASSERT_EQ(r.status, 201) << r.describe() << r.body;
+  };
+  nlohmann::json escaping = good;
+  escaping["layers"][0]["annotations"]["org.pagerfs.blob.digest"] = "sha256:../../../../images/demo";
+  put(escaping);
+  const auto refused = ctl({"pull", registry.oci("demo"), "demo", dir_ / "dst"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("registry manifest: "), std::string::npos) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  expect_no_image(dir_ / "dst");
+
+  nlohmann::json missing = good;
+  missing["layers"].erase(0);
+  put(missing);
+  const auto short_list = ctl({"pull", registry.oci("demo"), "demo", dir_ / "dst"});
+  EXPECT_EQ(short_list.exit_code, 1);
+  EXPECT_NE(short_list.err.find("do not list exactly the blobs the image names"), std::string::npos) << short_list.err;
   expect_no_image(dir_ / "dst");
 }
 
