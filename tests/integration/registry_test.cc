@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
+#include <thread>
 
 #include "pagerfs/store/store.h"
 #include "pagerfs/util/digest.h"
@@ -298,6 +299,31 @@ TEST_F(RegistryTest, TheReaderInterfaceGivesTheVerifiedImageAndRangeReadsOfBlobs
   // A pinned digest the registry does not have, and a tag of no image.
   EXPECT_FALSE(remote::fetch_registry_image(client, "demo@sha256:" + digest_hex("x")));
   EXPECT_FALSE(remote::fetch_registry_image(client, "other"));
+}
+
+TEST_F(RegistryTest, AnExpiredTokenIsRenewed) {
+  TokenServer tokens({.user = "alice:s3cret", .expires_s = 3});
+  RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
+  auto location = remote::RegistryLocation::parse(registry.oci("demo"));
+  ASSERT_TRUE(location);
+  remote::RegistryClient client(location.value(), remote::RegistryCredentials{"alice", "s3cret"});
+  const std::string data = "a blob of bytes";
+  const Digest digest = Sha256::of(std::as_bytes(std::span(data.data(), data.size())));
+  ASSERT_TRUE(client.upload_blob(digest, std::as_bytes(std::span(data.data(), data.size()))));
+  auto requests = [&] {
+    const std::string log = tokens.output();
+    return std::count(log.begin(), log.end(), '\n');
+  };
+  const auto before = requests();
+  auto size = client.blob_size(digest);
+  ASSERT_TRUE(size) << size.error().message();
+  EXPECT_EQ(size.value(), data.size());
+  EXPECT_LE(requests(), before + 1) << "the token was not kept";
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  size = client.blob_size(digest);
+  ASSERT_TRUE(size) << size.error().message() << tokens.output();
+  EXPECT_EQ(size.value(), data.size());
+  EXPECT_GT(requests(), before) << "an expired token was used";
 }
 
 TEST_F(RegistryTest, ARegistryThatSendsWrongBytesLeavesNothing) {
