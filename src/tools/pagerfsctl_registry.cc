@@ -9,6 +9,7 @@
 #include "remote/registry_client.h"
 #include "tools/pagerfsctl.h"
 #include "tools/progress_line.h"
+#include "util/mutex.h"
 
 namespace pagerfs::ctl {
 
