@@ -1,8 +1,12 @@
 #include "remote/http_client.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <charconv>
 #include <mutex>
 #include <string_view>
@@ -51,7 +55,57 @@ struct Transfer {
   const HttpClient::BodyFn* body = nullptr;
   HttpResponse response;
   bool status_known = false;
+  size_t header_bytes = 0;  // kept in response.headers
+  // What is sent, and how far: libcurl may rewind (a resend after a 307 or
+  // on a new connection) through on_seek.
+  const HttpRequestBody* upload = nullptr;
+  uint64_t upload_offset = 0;
+  int upload_errno = 0;
 };
+
+size_t on_read(char* buffer, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const HttpRequestBody& body = *t->upload;
+  const uint64_t left = body.size - std::min(body.size, t->upload_offset);
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(left, size * count));
+  if (n == 0) return 0;
+  if (body.fd < 0) {
+    std::memcpy(buffer, body.memory.data() + t->upload_offset, n);
+    t->upload_offset += n;
+    return n;
+  }
+  for (;;) {
+    const ssize_t got = ::pread(body.fd, buffer, n, static_cast<off_t>(t->upload_offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      // A file that shrank or cannot be read: the request fails, never sends short.
+      t->upload_errno = got < 0 ? errno : EIO;
+      return CURL_READFUNC_ABORT;
+    }
+    t->upload_offset += static_cast<uint64_t>(got);
+    return static_cast<size_t>(got);
+  }
+}
+
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > t->upload->size) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  t->upload_offset = static_cast<uint64_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+// "Name: value" kept as headers["name"] = "value", within the bound.
+void keep_header(Transfer* t, std::string_view line) {
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return;
+  if (t->header_bytes + line.size() > HttpResponse::kMaxResponseHeaderBytes) return;
+  t->header_bytes += line.size();
+  std::string name(trim(line.substr(0, colon)));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  t->response.headers[std::move(name)] = std::string(trim(line.substr(colon + 1)));
+}
 
 size_t on_header(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -60,7 +114,11 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     // A new response (after a redirect or a 100 Continue): forget the last one's.
     t->response = HttpResponse{};
     t->status_known = false;
-  } else if (iequals_prefix(line, "content-length:")) {
+    t->header_bytes = 0;
+    return size * count;
+  }
+  keep_header(t, line);
+  if (iequals_prefix(line, "content-length:")) {
     uint64_t n = 0;
     if (parse_u64(trim(line.substr(15)), &n)) t->response.content_length = n;
   } else if (iequals_prefix(line, "content-range:")) {
@@ -109,6 +167,17 @@ std::error_code curl_error_code(CURLcode code) {
 }
 
 }  // namespace
+
+const char* method_name(HttpRequest::Method method) noexcept {
+  switch (method) {
+    case HttpRequest::Method::get: return "GET";
+    case HttpRequest::Method::head: return "HEAD";
+    case HttpRequest::Method::put: return "PUT";
+    case HttpRequest::Method::post: return "POST";
+    case HttpRequest::Method::patch: return "PATCH";
+  }
+  return "GET";
+}
 
 std::optional<HttpResponse::ContentRange> parse_content_range(std::string_view value) {
   value = trim(value);
@@ -180,7 +249,7 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request, const BodyF
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -195,6 +264,38 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request, const BodyF
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &transfer);
   if (request.method == HttpRequest::Method::head) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   if (!range.empty()) curl_easy_setopt(h, CURLOPT_RANGE, range.c_str());
+  const bool sends = request.method == HttpRequest::Method::put || request.method == HttpRequest::Method::post ||
+                     request.method == HttpRequest::Method::patch;
+  if (sends) {
+    transfer.upload = &request.body;
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, &transfer);
+    curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(h, CURLOPT_SEEKDATA, &transfer);
+    if (request.method == HttpRequest::Method::post) {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size));
+    } else {
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size));
+      if (request.method == HttpRequest::Method::patch) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PATCH");
+    }
+  }
+  // The caller's headers; "Expect:" turns off libcurl's 100-continue wait
+  // before a large body (a second of latency per blob for nothing).
+  curl_slist* header_list = nullptr;
+  std::vector<std::string> header_lines = request.headers;
+  if (sends) header_lines.emplace_back("Expect:");
+  for (const std::string& line : header_lines) {
+    curl_slist* grown = curl_slist_append(header_list, line.c_str());
+    if (grown == nullptr) {
+      curl_slist_free_all(header_list);
+      return Error(std::make_error_code(std::errc::not_enough_memory), "curl_slist_append failed");
+    }
+    header_list = grown;
+  }
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers_owner(header_list, curl_slist_free_all);
+  if (header_list != nullptr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list);
 
   const CURLcode code = curl_easy_perform(h);
   if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.response.aborted)) {
@@ -206,8 +307,9 @@ Result<HttpResponse> HttpClient::perform(const HttpRequest& request, const BodyF
   }
   if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && transfer.response.aborted)) return transfer.response;
   const std::string what = errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(code));
-  return Error(curl_error_code(code), std::string(request.method == HttpRequest::Method::head ? "HEAD " : "GET ") +
-                                          redact_url(request.url) + ": " + what);
+  const std::string context = std::string(method_name(request.method)) + " " + redact_url(request.url);
+  if (transfer.upload_errno != 0) return Error::from_errno(transfer.upload_errno, context + ": reading the body");
+  return Error(curl_error_code(code), context + ": " + what);
 }
 
 }  // namespace pagerfs::remote

@@ -129,6 +129,37 @@ int main_impl(int argc, char** argv) {
   cat_cmd->add_option("--length", cat_length, "Bytes to write (default: to the end)");
   cat_cmd->add_option("--threads,-j", cat_threads, "Decoding threads (0: one per core)");
 
+  PushArgs push;
+  auto* push_cmd = app.add_subcommand("push", "Publish images of a store to an OCI registry (tagged with their names)");
+  push_cmd->add_option("store", push.store, "Store directory")->required();
+  push_cmd->add_option("destination", push.destination, "oci://HOST[:PORT]/REPOSITORY")->required();
+  push_cmd->add_option("images", push.images, "Images to push (default: every image of the store)");
+  push_cmd->add_option("--credentials", push.credentials,
+                       "File with one line USER:PASSWORD, not readable by group or others "
+                       "(default: $PAGERFS_REGISTRY_AUTH, if set)");
+  push_cmd->add_flag("--plain-http", push.plain_http,
+                     "Talk http, not https, to a registry that is not on loopback (trusted networks only)");
+  push_cmd->add_option("--threads,-j", push.threads, "Decoding threads for verifying the blobs (0: one per core)");
+  push_cmd->footer("Verifies every blob first, uploads the blobs the registry lacks, then the tag. Prints\n"
+                   "'pushed NAME sha256:<hex>' per image: pin the image as NAME@sha256:<hex>. See pagerfsctl(1).");
+
+  PullArgs pull;
+  auto* pull_cmd = app.add_subcommand("pull", "Fetch an image from an OCI registry or a published store, verified");
+  pull_cmd->add_option("source", pull.source, "oci://HOST[:PORT]/REPOSITORY, or the http(s):// URL of a published store")
+      ->required();
+  pull_cmd->add_option("image", pull.image, "NAME, or NAME@sha256:<hex> to accept only that exact image")->required();
+  pull_cmd->add_option("store", pull.store, "Store directory (created if missing)")->required();
+  pull_cmd->add_option("--credentials", pull.credentials,
+                       "File with one line USER:PASSWORD, not readable by group or others "
+                       "(default: $PAGERFS_REGISTRY_AUTH, if set)");
+  pull_cmd->add_flag("--plain-http", pull.plain_http,
+                     "Talk http, not https, to a registry that is not on loopback (trusted networks only)");
+  pull_cmd->add_option("--parallel", pull.parallel, "Blobs downloaded at once")->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  pull_cmd->footer("Every blob is verified whole before it enters the store; the image is written last.\n"
+                   "Prints 'pulled NAME sha256:<hex>'; without @sha256 it warns that the image was trusted on\n"
+                   "first use. Exit status: 0 pulled; 1 failed (nothing of the image written); 2 usage error.");
+
   // stats, dump, drop-caches: MOUNTPOINT, or --control SOCKET; prewarm: MOUNTPOINT (to resolve FILEs).
   ControlTarget target;
   const char* control_help = "Talk to this control socket (owned by you or root) instead of the one the mount names";
@@ -203,6 +234,8 @@ int main_impl(int argc, char** argv) {
   if (verify_cmd->parsed()) return run_verify(verify_store, verify_digests, verify_threads);
   if (images_cmd->parsed()) return run_images(images_store, images_name, images_json);
   if (cat_cmd->parsed()) return run_cat(cat_path, cat_offset, cat_length, cat_threads);
+  if (push_cmd->parsed()) return run_push(push);
+  if (pull_cmd->parsed()) return run_pull(pull);
   if ((stats_cmd->parsed() || dump_cmd->parsed() || drop_cmd->parsed()) &&
       target.mountpoint.empty() == target.socket.empty()) {
     print_error("give a MOUNTPOINT or --control SOCKET (one of them)");

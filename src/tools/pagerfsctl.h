@@ -87,6 +87,26 @@ int run_cat(const std::string& path, const std::string& offset_text, const std::
 int run_verify(const std::string& store_path, const std::vector<std::string>& digests, unsigned threads);
 int run_images(const std::string& store_path, const std::optional<std::string>& name, bool json);
 
+// push, pull (pagerfsctl_registry.cc)
+struct PushArgs {
+  std::string store;
+  std::string destination;  // oci://HOST[:PORT]/REPO
+  std::vector<std::string> images;  // none: every image of the store
+  std::optional<std::string> credentials;
+  bool plain_http = false;
+  unsigned threads = 0;  // verification
+};
+int run_push(const PushArgs& args);
+struct PullArgs {
+  std::string source;  // oci://HOST[:PORT]/REPO or http(s)://...
+  std::string image;   // NAME or NAME@sha256:HEX
+  std::string store;
+  std::optional<std::string> credentials;
+  bool plain_http = false;
+  unsigned parallel = 4;
+};
+int run_pull(const PullArgs& args);
+
 // stats, dump, prewarm, drop-caches: the control socket of a mount
 // (pagerfsctl_control.cc). Where to send a request: the socket a mount names
 // (checked: a pagerfs mount, a socket of the mount's owner), or one given
