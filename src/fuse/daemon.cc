@@ -26,6 +26,7 @@
 #include "pagerfs/layers/memory_layer.h"
 #include "pagerfs/remote/remote_images.h"
 #include "pagerfs/remote/remote_layer.h"
+#include "remote/registry_images.h"
 #include "util/fault_injection.h"
 
 namespace pagerfs {
@@ -99,7 +100,21 @@ int run_daemon(int argc, char** argv) {
   }
   auto store = Store::open(store_dir);
   if (!store) return fail(store.error().message());
-  if (private_store) {
+  RemoteLayerOptions remote_options = c.remote;
+  if (c.registry) {
+    // The images and where their blobs are, from the registry.
+    auto location = remote::RegistryLocation::parse(c.remote.urls.front());
+    if (!location) return fail(location.error().message());
+    auto credentials = remote::load_credentials(
+        c.registry_credentials.empty() ? std::nullopt : std::optional<std::string>(c.registry_credentials));
+    if (!credentials) return fail(credentials.error().message());
+    auto client = std::make_shared<remote::RegistryClient>(location.value(), credentials.value());
+    auto blobs = std::make_shared<remote::RegistryBlobs>(client);
+    if (auto fetched = remote::fetch_registry_images(*client, c.images, store.value(), *blobs); !fetched) {
+      return fail(fetched.error().message());
+    }
+    remote_options.locator = blobs;
+  } else if (private_store) {
     FetchImagesOptions fetch;
     fetch.manifest_cache_dir = private_store->manifest_cache_dir();
     fetch.fetch_profiles = c.prefetch == PrefetchMode::profile;
@@ -114,7 +129,7 @@ int run_daemon(int argc, char** argv) {
   local_options.complete = c.remote.urls.empty();
   layers.push_back(make_local_layer(store.value(), local_options));
   if (!c.remote.urls.empty()) {
-    auto remote = make_remote_layer(c.remote, log);
+    auto remote = make_remote_layer(remote_options, log);
     if (!remote) return fail(remote.error().message());
     layers.push_back(remote.value());
   }

@@ -14,6 +14,7 @@
 #include "pagerfs/control/control.h"
 #include "pagerfs/util/units.h"
 #include "remote/http_client.h"
+#include "remote/registry_client.h"
 
 namespace pagerfs {
 namespace {
@@ -34,6 +35,7 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("remote_timeout", remote_timeout),
     PAGERFS_OPT("prefetch", prefetch),
     PAGERFS_OPT("prefetch_rate", prefetch_rate),
+    PAGERFS_OPT("registry_credentials", registry_credentials),
     FUSE_OPT_KEY("remote=", kKeyRemote),  // repeatable: collected by option_proc
     FUSE_OPT_KEY("image=", kKeyImage),    // repeatable too
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
@@ -86,11 +88,13 @@ void print_usage() {
   std::printf(
       "usage: pagerfs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]\n"
       "       pagerfs URL MOUNTPOINT -o image=NAME@sha256:HEX[,image=...] [-o opt,...]\n"
+      "       pagerfs oci://HOST[:PORT]/REPO MOUNTPOINT -o image=NAME@sha256:HEX[,...] [-o opt,...]\n"
       "\n"
       "Mounts a pagerfs store read-only: its blobs at MOUNTPOINT/blobs/sha256/<hex>,\n"
       "its images (trees packed with `pagerfsctl pack --image`) at MOUNTPOINT/images/<name>/.\n"
       "With a URL (http:// or https://) instead of STORE, the store is remote only: its\n"
-      "blobs are read over HTTP and its images are the ones named with -o image.\n"
+      "blobs are read over HTTP and its images are the ones named with -o image. With an\n"
+      "OCI registry (oci://), the images are those `pagerfsctl push` put there.\n"
       "\n"
       "pagerfs options:\n"
       "    -o cache=DIR           cache disk directory (persists across mounts)\n"
@@ -108,7 +112,10 @@ void print_usage() {
       "                           against STORE's image manifests before use (pagerfs(8))\n"
       "    -o image=NAME@sha256:HEX  with a URL as STORE: show image NAME, whose manifest\n"
       "                           file has this SHA-256 (`pagerfsctl images` prints it);\n"
-      "                           repeat for more images\n"
+      "                           repeat for more images. From a registry, HEX is the\n"
+      "                           digest of its OCI manifest (`pagerfsctl push` prints it)\n"
+      "    -o registry_credentials=FILE  USER:PASSWORD for the registry (a file only you\n"
+      "                           may read; default: $PAGERFS_REGISTRY_AUTH, or none)\n"
       "    -o remote_timeout=SECONDS  a remote read that takes longer fails with EIO (default 20)\n"
       "    -o prefetch=WHAT       what to fetch of an image when it is first used, in the\n"
       "                           background: profile (its recorded profile, `pagerfsctl\n"
@@ -148,7 +155,16 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   const auto absolute = [](const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); };
   // A URL as STORE: a store with no directory here, read over HTTP (its
   // first remote; -o remote adds mirrors), showing the images -o image names.
-  const bool remote_only = raw.store.starts_with("http://") || raw.store.starts_with("https://");
+  const bool registry = raw.store.starts_with("oci://");
+  const bool remote_only = registry || raw.store.starts_with("http://") || raw.store.starts_with("https://");
+  if (registry) {
+    PAGERFS_TRYV(remote::RegistryLocation::parse(raw.store));
+    if (!raw.remotes.empty()) return Error(errc::invalid_argument, "-o remote: a registry (oci://) has no mirrors");
+    c.registry = true;
+  } else if (raw.registry_credentials) {
+    return Error(errc::invalid_argument, "-o registry_credentials needs an oci:// registry as STORE");
+  }
+  if (raw.registry_credentials) c.registry_credentials = absolute(raw.registry_credentials);
   if (remote_only) {
     c.store.clear();
     c.store_url = remote::redact_url(raw.store);
@@ -225,7 +241,7 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   }
   if (remote_only) c.remote.urls.push_back(raw.store);
   c.remote.urls.insert(c.remote.urls.end(), raw.remotes.begin(), raw.remotes.end());
-  if (!c.remote.urls.empty()) {
+  if (!c.remote.urls.empty() && !c.registry) {  // a registry's URL was checked above
     if (auto valid = validate(c.remote); !valid) return valid.error().with_context("-o remote");
   }
   // Profiles pay where bytes are far away: replayed by default over a remote.

@@ -33,6 +33,7 @@ struct RawOptions {
   char* remote_timeout = nullptr;
   char* prefetch = nullptr;
   char* prefetch_rate = nullptr;
+  char* registry_credentials = nullptr;
   std::vector<std::string> remotes;  // every -o remote=URL, in order
   std::vector<std::string> images;   // every -o image=NAME@sha256:HEX, in order
   std::string store;
@@ -53,7 +54,7 @@ struct RawOptions {
   RawOptions& operator=(const RawOptions&) = delete;
   ~RawOptions() {  // fuse_opt_parse strdup()s every value
     for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify,
-                        remote_timeout, prefetch, prefetch_rate}) {
+                        remote_timeout, prefetch, prefetch_rate, registry_credentials}) {
       std::free(value);
     }
   }
@@ -72,6 +73,8 @@ struct Config {
   std::string store;
   std::string store_url;      // STORE as given when it was a URL (redacted)
   std::vector<ImageRef> images;  // -o image: a remote-only store's images
+  bool registry = false;         // STORE is an OCI registry: remote.urls[0], oci://
+  std::string registry_credentials;  // -o registry_credentials, absolute; empty: none
   std::string mountpoint;  // absolute
   std::string cache_dir;
   uint64_t cache_size = uint64_t{1} << 30;

@@ -588,6 +588,12 @@ Result<BlobAccess> RegistryClient::blob_access(const Digest& digest) {
   return access;
 }
 
+BlobAccess RegistryClient::pull_access(const Digest& digest) {
+  BlobAccess access{blob_url(digest), {}};
+  if (auto auth = authorization(Access::pull)) access.headers.push_back(std::move(*auth));
+  return access;
+}
+
 Result<ImageReference> parse_image_reference(std::string_view reference) {
   ImageReference out;
   const size_t at = reference.find('@');

@@ -126,6 +126,10 @@ class RegistryClient {
   // layer): the URL and the Authorization to send. Obtains a token first if
   // the registry needs one for pulling.
   Result<BlobAccess> blob_access(const Digest& digest);
+  // The same without a request of its own: the URL and the authorization
+  // learnt so far (a token is renewed when it has expired). For every read
+  // of a blob after the first request to the registry.
+  BlobAccess pull_access(const Digest& digest);
 
  private:
   enum class Access { pull, push };

@@ -71,10 +71,18 @@ class RemoteLayer final : public Layer {
       MutexLock lock(mu_);
       if (const uint64_t* size = sizes_.get(digest)) return std::optional<uint64_t>(*size);
     }
+    if (options_.locator) {  // a registry: the image's artifact lists every size
+      auto located = options_.locator->locate(digest);
+      if (!located) {
+        if (located.error().code() == std::errc::no_such_file_or_directory) return std::optional<uint64_t>();
+        return located.error();
+      }
+      return std::optional<uint64_t>(located.value().file_size);
+    }
     uint64_t size = 0;
     auto head = std::make_shared<std::vector<std::byte>>();
-    auto get = [&](const std::string& url, Clock::duration timeout) -> Attempt {
-      return get_head(url, timeout, &size, head.get());
+    auto get = [&](const Target& target, Clock::duration timeout) -> Attempt {
+      return get_head(target, timeout, &size, head.get());
     };
     PAGERFS_TRYV(with_mirrors(digest, get));
     MutexLock lock(mu_);
@@ -90,8 +98,8 @@ class RemoteLayer final : public Layer {
       marker.mark(marker.first(), marker.count());
       return ok();
     }
-    auto get = [&](const std::string& url, Clock::duration timeout) -> Attempt {
-      return get_range(url, blob, offset, out, timeout);
+    auto get = [&](const Target& target, Clock::duration timeout) -> Attempt {
+      return get_range(target, blob, offset, out, timeout);
     };
     PAGERFS_TRYV(with_mirrors(blob.digest, get));
     marker.mark(marker.first(), marker.count());
@@ -117,6 +125,12 @@ class RemoteLayer final : public Layer {
     std::shared_ptr<const std::vector<std::byte>> bytes;
   };
 
+  // What one attempt asks: a URL, and the headers a registry wants.
+  struct Target {
+    std::string url;
+    std::vector<std::string> headers;
+  };
+
   struct Mirror {
     std::string shown;                  // its URL as logs show it
     Clock::time_point skip_until{};     // GUARDED_BY(mu_)
@@ -135,8 +149,10 @@ class RemoteLayer final : public Layer {
   // One GET of the first kHeadBytes of a blob file of unknown size: the
   // size from the answer's Content-Range (or Content-Length, from a server
   // that ignores Range), the bytes into `head`.
-  Attempt get_head(const std::string& url, Clock::duration timeout, uint64_t* size, std::vector<std::byte>* head) {
-    HttpRequest request{url, HttpRequest::Method::get, std::make_pair(uint64_t{0}, kHeadBytes - 1), to_ms(timeout)};
+  Attempt get_head(const Target& target, Clock::duration timeout, uint64_t* size, std::vector<std::byte>* head) {
+    const std::string& url = target.url;
+    HttpRequest request{url, HttpRequest::Method::get, std::make_pair(uint64_t{0}, kHeadBytes - 1), to_ms(timeout),
+                        target.headers};
     head->clear();
     bool bad_body = false;
     auto body = [&](const HttpResponse& r, std::span<const std::byte> data) {
@@ -183,10 +199,11 @@ class RemoteLayer final : public Layer {
   }
 
   // One GET of bytes [offset, offset + out.size()) of the blob file into `out`.
-  Attempt get_range(const std::string& url, const BlobExtent& blob, uint64_t offset, std::span<std::byte> out,
+  Attempt get_range(const Target& target, const BlobExtent& blob, uint64_t offset, std::span<std::byte> out,
                     Clock::duration timeout) {
+    const std::string& url = target.url;
     const uint64_t last = offset + out.size() - 1;
-    HttpRequest request{url, HttpRequest::Method::get, std::make_pair(offset, last), to_ms(timeout)};
+    HttpRequest request{url, HttpRequest::Method::get, std::make_pair(offset, last), to_ms(timeout), target.headers};
     uint64_t copied = 0;
     uint64_t position = 0;  // of the next body byte, in the blob file
     bool started = false;
@@ -266,7 +283,13 @@ class RemoteLayer final : public Layer {
       const Clock::duration left = deadline - Clock::now();
       if (left <= Clock::duration::zero()) break;
       if (failures > 0) stats().retries.fetch_add(1, std::memory_order_relaxed);
-      Attempt a = attempt(options_.urls[m] + path, std::min<Clock::duration>(left, options_.attempt_timeout));
+      Target target{options_.urls[m] + path, {}};
+      if (options_.locator) {
+        auto located = options_.locator->locate(digest);
+        if (!located) return located.error();
+        target = {std::move(located.value().url), std::move(located.value().headers)};
+      }
+      Attempt a = attempt(target, std::min<Clock::duration>(left, options_.attempt_timeout));
       if (a.verdict == Verdict::done) return ok();
       if (a.verdict == Verdict::absent || a.verdict == Verdict::fatal) {
         declined[m] = true;
@@ -345,7 +368,11 @@ class RemoteLayer final : public Layer {
 
 Result<void> validate(const RemoteLayerOptions& options) {
   if (options.urls.empty()) return Error(errc::invalid_argument, "a remote layer needs at least one URL");
+  if (options.locator && options.urls.size() != 1) {
+    return Error(errc::invalid_argument, "a registry is one remote: it has no mirrors");
+  }
   for (const std::string& url : options.urls) {
+    if (options.locator) break;  // the locator says where blobs are
     const bool http = url.starts_with("http://"), https = url.starts_with("https://");
     const size_t host = http ? 7 : https ? 8 : 0;
     if (host == 0 || url.size() == host || url[host] == '/') {

@@ -251,6 +251,65 @@ TEST_F(RegistryTest, BearerTokensFromATokenServer) {
   expect_same_store(dir_ / "dst");
 }
 
+// Every file of the mounted image equals its source, by read() and mmap
+// (the same bytes as read_file's).
+void expect_mounted_image(const testing::MountedStore& m, const std::map<std::string, std::string>& files) {
+  for (const auto& [name, data] : files) {
+    EXPECT_TRUE(testing::read_file(m.path() + "/images/demo/" + name) == data) << name << "\n" << m.log();
+  }
+}
+
+TEST_F(RegistryTest, AHostMountsAnImageStraightFromTheRegistry) {
+  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse";
+  TokenServer tokens({.user = "alice:s3cret"});
+  RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
+  testing::write_file(dir_ / "auth", "alice:s3cret\n");
+  ::chmod((dir_ / "auth").c_str(), 0600);
+  const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  {
+    testing::MountedStore m(registry.oci("team/demo"), dir_ / "mnt",
+                            {"image=demo@" + digest, "registry_credentials=" + dir_ / "auth", "cache=" + dir_ / "cache"});
+    expect_mounted_image(m, files_);
+    // The blob view: blobs the image names, found by their content digest.
+    const std::string text_hex = Sha256::of(std::as_bytes(std::span(files_["text.txt"].data(), files_["text.txt"].size()))).hex();
+    EXPECT_TRUE(testing::read_file(m.blob(text_hex)) == files_["text.txt"]);
+    EXPECT_FALSE(fs::exists(m.blob(std::string(64, 'e'))));
+  }
+  // A second mount: the manifests are fetched again (a registry mount keeps
+  // no manifest cache yet), the blobs come from the cache disk.
+  testing::MountedStore again(registry.oci("team/demo"), dir_ / "mnt",
+                              {"image=demo@" + digest, "registry_credentials=" + dir_ / "auth", "cache=" + dir_ / "cache"});
+  expect_mounted_image(again, files_);
+}
+
+TEST_F(RegistryTest, ARegistryMountRefusesWhatIsNotPinnedOrAllowed) {
+  TokenServer tokens({.user = "alice:s3cret"});
+  RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
+  testing::write_file(dir_ / "auth", "alice:s3cret\n");
+  ::chmod((dir_ / "auth").c_str(), 0600);
+  const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  const auto mount = [&](const std::vector<std::string>& options) {
+    std::vector<std::string> argv = {testing::binary_from_env("PAGERFS"), registry.oci("team/demo"), dir_.path(), "-f"};
+    for (const std::string& o : options) argv.insert(argv.end(), {"-o", o});
+    return testing::run(argv);
+  };
+  for (const auto& [options, needle] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"image=demo@sha256:" + std::string(64, '0'), "registry_credentials=" + dir_ / "auth"}, "demo"},
+           {{"image=demo@" + digest}, "anonymous"},
+           {{"image=demo@" + digest, "remote=http://127.0.0.1:1"}, "no mirrors"},
+           {{"image=demo@" + digest, "registry_credentials=" + dir_ / "absent"}, "absent"}}) {
+    const auto r = mount(options);
+    EXPECT_EQ(r.exit_code, 1) << options.front();
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("s3cret"), std::string::npos) << r.err;
+  }
+}
+
 // What a reader of oci:// remotes uses (the daemon, later): the verified
 // image, where each blob is, and a Range-GET of a blob with the token the
 // registry wants.

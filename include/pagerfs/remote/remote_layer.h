@@ -36,8 +36,27 @@ class logger;
 
 namespace pagerfs {
 
+// Where a remote that does not name blob files by path (an OCI registry:
+// blobs by the digest of their file, behind a token) keeps a blob.
+struct BlobLocation {
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value", e.g. Authorization (never logged)
+  uint64_t file_size = 0;
+};
+class BlobLocator {
+ public:
+  virtual ~BlobLocator() = default;
+  // ENOENT if the remote has no such blob (for a registry: none of the
+  // images loaded names it). Called for every request: a location may carry
+  // a token that expires.
+  virtual Result<BlobLocation> locate(const Digest& digest) = 0;
+};
+
 struct RemoteLayerOptions {
   std::vector<std::string> urls;  // http:// or https://, the store's root; mirrors in order
+  // Set for a registry: it says where each blob is (urls then holds the
+  // registry's one oci:// URL, for messages).
+  std::shared_ptr<BlobLocator> locator;
   uint32_t sector_size = 4096;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds attempt_timeout{10000};  // one HTTP request
