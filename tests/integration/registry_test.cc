@@ -25,6 +25,7 @@
 #include "support/mount_fixture.h"
 #include "support/registry_server.h"
 #include "support/subprocess.h"
+#include "support/test_data.h"
 #include "support/token_server.h"
 
 namespace pagerfs {
@@ -37,13 +38,6 @@ using testing::ProcessResult;
 using testing::RegistryServer;
 using testing::TempDir;
 using testing::TokenServer;
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 std::string digest_hex(const std::string& data) {
   return Sha256::of(std::as_bytes(std::span(data.data(), data.size()))).hex();
@@ -75,9 +69,9 @@ class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     fs::create_directories(dir_ / "tree/small");
-    files_["big"] = random_bytes(3 << 20, 1);
+    files_["big"] = testing::random_string(3 << 20, 1);
     files_["text.txt"] = std::string(200000, 'x') + "end\n";
-    for (int i = 0; i < 20; ++i) files_["small/f" + std::to_string(i)] = random_bytes(1000 + 97 * i, 10 + i);
+    for (int i = 0; i < 20; ++i) files_["small/f" + std::to_string(i)] = testing::random_string(1000 + 97 * i, 10 + i);
     for (const auto& [name, data] : files_) testing::write_file(dir_ / ("tree/" + name), data);
     const auto pack = ctl({"pack", "--store", dir_ / "src", "--image", "demo", dir_ / "tree"});
     ASSERT_EQ(pack.exit_code, 0) << pack.err;
@@ -480,7 +474,7 @@ TEST_F(RegistryTest, APublishedStorePullsOverHttpAndAForgedBlobLeavesNothing) {
 
   // big's blob replaced by a valid blob of other content whose header claims
   // big's digest: every checksum right; only the content digest tells.
-  const std::string other = random_bytes(files_["big"].size(), 99);
+  const std::string other = testing::random_string(files_["big"].size(), 99);
   testing::write_file(dir_ / "other", other);
   ASSERT_EQ(ctl({"pack", "--store", dir_ / "scratch", dir_ / "other"}).exit_code, 0);
   const std::string forged_text = testing::read_file(dir_ / ("scratch/blobs/sha256/" + digest_hex(other)));

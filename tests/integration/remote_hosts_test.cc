@@ -26,6 +26,7 @@
 #include <random>
 #include <thread>
 
+#include "support/file_reads.h"
 #include "support/http_server.h"
 #include "support/mount_fixture.h"
 #include "support/network_namespace.h"
@@ -33,6 +34,9 @@
 
 namespace pagerfs {
 namespace {
+
+using testing::ReadResult;
+using testing::read_all;
 
 namespace fs = std::filesystem;
 using testing::MountedStore;
@@ -52,28 +56,6 @@ std::string make_bytes(size_t n, unsigned seed) {
     for (size_t i = 0; i < n; ++i) s[i] = words[(i + rng() % 3) % (sizeof words - 1)];
   }
   return s;
-}
-
-struct ReadResult {
-  std::string data;
-  int error = 0;
-};
-ReadResult read_all(const std::string& path) {
-  ReadResult r;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {"", errno};
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      r.error = errno;
-      break;
-    }
-    if (n == 0) break;
-    r.data.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return r;
 }
 
 // Random 4 KiB pages of a mapping against the source; "" when all match.

@@ -19,10 +19,12 @@
 
 #include "pagerfs/util/digest.h"
 #include "support/blob_forgery.h"
+#include "support/file_reads.h"
 #include "support/fault_proxy.h"
 #include "support/http_server.h"
 #include "support/mount_fixture.h"
 #include "support/subprocess.h"
+#include "support/test_data.h"
 
 namespace pagerfs {
 namespace {
@@ -32,60 +34,14 @@ using testing::FaultProxy;
 using testing::FaultRule;
 using testing::MountedStore;
 using testing::NginxServer;
+using testing::ReadResult;
 using testing::TempDir;
+using testing::read_all;
+using testing::read_mapped;
 using Clock = std::chrono::steady_clock;
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 std::string digest_hex(const std::string& data) {
   return Sha256::of(std::as_bytes(std::span(data.data(), data.size()))).hex();
-}
-
-// The file's bytes by read(), or the errno of the first failure.
-struct ReadResult {
-  std::string data;
-  int error = 0;
-};
-ReadResult read_all(const std::string& path) {
-  ReadResult r;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {"", errno};
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      r.error = errno;
-      break;
-    }
-    if (n == 0) break;
-    r.data.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return r;
-}
-
-// The file's bytes through a private mapping (a fault that fails is SIGBUS:
-// not expected here, so the mapping is read only where reads succeed).
-std::string read_mapped(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "open failed";
-  struct stat st {};
-  ::fstat(fd, &st);
-  std::string out;
-  if (st.st_size > 0) {
-    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p != MAP_FAILED) {
-      out.assign(static_cast<const char*>(p), static_cast<size_t>(st.st_size));
-      ::munmap(p, static_cast<size_t>(st.st_size));
-    }
-  }
-  ::close(fd);
-  return out;
 }
 
 nlohmann::json stats(const std::string& mnt) {
@@ -112,9 +68,9 @@ class RemoteTest : public ::testing::Test {
     // The source tree: a big file (many chunks, its own blob), small files
     // (packed together), a text file.
     fs::create_directories(dir_ / "tree/small");
-    files_["big"] = random_bytes(3 << 20, 1);
+    files_["big"] = testing::random_string(3 << 20, 1);
     files_["text.txt"] = std::string(200000, 'x') + "end\n";
-    for (int i = 0; i < 20; ++i) files_["small/f" + std::to_string(i)] = random_bytes(1000 + 97 * i, 10 + i);
+    for (int i = 0; i < 20; ++i) files_["small/f" + std::to_string(i)] = testing::random_string(1000 + 97 * i, 10 + i);
     for (const auto& [name, data] : files_) testing::write_file(dir_ / ("tree/" + name), data);
     const auto pack = testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "--store", dir_ / "pub",
                                     "--image", "demo", dir_ / "tree"});
@@ -179,7 +135,7 @@ TEST_F(RemoteTest, AForgedSelfConsistentBlobIsRefusedAndNeverCached) {
   // The server's blob of `big` replaced by a valid blob of other content of
   // the same size whose header claims big's digest: every XXH3 and every
   // chunk SHA-256 of it is right; only the anchor and the name tell.
-  const std::string other = random_bytes(files_["big"].size(), 99);
+  const std::string other = testing::random_string(files_["big"].size(), 99);
   testing::write_file(dir_ / "other", other);
   const auto pack = testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "--store", dir_ / "scratch",
                                   dir_ / "other"});

@@ -16,10 +16,13 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <utility>
+
+#include "support/subprocess.h"
 
 extern char** environ;
 
@@ -275,6 +278,23 @@ bool can_connect(uint16_t port) {
   }
   ::close(fd);
   return connected;
+}
+
+std::variant<uint16_t, std::string> wait_for_port_file(ChildProcess& process, const std::string& port_file,
+                                                       std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (std::filesystem::exists(port_file)) {
+      const auto port = static_cast<uint16_t>(std::stoi(read_file(port_file)));
+      if (can_connect(port)) return port;
+    }
+    if (!process.running()) return "exited (" + process.exit_status()->describe() + ")";
+    if (std::chrono::steady_clock::now() > deadline) {
+      process.stop();
+      return "did not accept connections within " + std::to_string(timeout.count()) + " s";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace pagerfs::testing

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace pagerfs::testing {
@@ -88,5 +89,14 @@ uint16_t pick_free_port();
 
 // True when a TCP connection to 127.0.0.1:port is accepted now.
 bool can_connect(uint16_t port);
+
+// For a server of ours that binds port 0 itself and writes the port it got
+// to `port_file` (renamed into place: no other process can take the port
+// between choosing and binding): waits until it accepts connections there
+// and returns the port. If it exits first, or is not ready within
+// `timeout` (then it is stopped), returns the reason ("exited (...)", "did
+// not accept connections within N s") for the caller's exception.
+std::variant<uint16_t, std::string> wait_for_port_file(ChildProcess& process, const std::string& port_file,
+                                                       std::chrono::seconds timeout);
 
 }  // namespace pagerfs::testing

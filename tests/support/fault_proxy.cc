@@ -24,25 +24,11 @@ FaultProxy::FaultProxy(const std::string& upstream_url) {
   process_.emplace(std::vector<std::string>{PAGERFS_PYTHON, PAGERFS_FAULT_PROXY_SCRIPT,
                                             "--upstream", upstream_url, "--port-file", port_file},
                    SpawnOptions{.stdout_path = dir_ / "output", .stderr_path = dir_ / "output"});
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    if (std::filesystem::exists(port_file)) {
-      port_ = static_cast<uint16_t>(std::stoi(read_file(port_file)));
-      if (can_connect(port_)) return;
-    }
-    std::string why;
-    if (!process_->running()) {
-      why = "exited (" + process_->exit_status()->describe() + ")";
-    } else if (std::chrono::steady_clock::now() > deadline) {
-      why = "did not accept connections within 10 s";
-      process_->stop();
-    }
-    if (!why.empty()) {
-      throw std::runtime_error(std::string("FaultProxy: ") + PAGERFS_FAULT_PROXY_SCRIPT + " " +
-                               why + ":\n" + output());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto port = wait_for_port_file(*process_, port_file, std::chrono::seconds(10));
+  if (const auto* why = std::get_if<std::string>(&port)) {
+    throw std::runtime_error(std::string("FaultProxy: ") + PAGERFS_FAULT_PROXY_SCRIPT + " " + *why + ":\n" + output());
   }
+  port_ = std::get<uint16_t>(port);
 }
 
 FaultProxy::~FaultProxy() {

@@ -31,6 +31,14 @@ inline std::vector<std::byte> compressible_bytes(size_t size, uint64_t seed = 2)
   return out;
 }
 
+// Random bytes as a string (for tests that compare files with strings).
+inline std::string random_string(size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(size, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
 inline std::string to_string(const std::vector<std::byte>& bytes) {
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }

@@ -27,23 +27,9 @@ TokenServer::TokenServer(Options options) {
     argv.push_back(options.user);
   }
   process_.emplace(argv, SpawnOptions{.stdout_path = dir_ / "output", .stderr_path = dir_ / "output"});
-  // The server binds port 0 and renames the port file into place after.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    if (std::filesystem::exists(port_file)) {
-      port_ = static_cast<uint16_t>(std::stoi(read_file(port_file)));
-      if (can_connect(port_)) return;
-    }
-    std::string why;
-    if (!process_->running()) {
-      why = "exited (" + process_->exit_status()->describe() + ")";
-    } else if (std::chrono::steady_clock::now() > deadline) {
-      why = "did not accept connections within 20 s";
-      process_->stop();
-    }
-    if (!why.empty()) throw std::runtime_error("TokenServer: " + why + ":\n" + output());
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const auto port = wait_for_port_file(*process_, port_file, std::chrono::seconds(20));
+  if (const auto* why = std::get_if<std::string>(&port)) throw std::runtime_error("TokenServer: " + *why + ":\n" + output());
+  port_ = std::get<uint16_t>(port);
 }
 
 TokenServer::~TokenServer() {
