@@ -110,6 +110,16 @@ class RegistryTest : public ::testing::Test {
     }
   }
 
+  // Pushes the image to `registry` as alice (credentials in dir_/auth);
+  // the digest it printed, or "" (a failure is recorded).
+  std::string push_with_credentials(const RegistryServer& registry) {
+    testing::write_file(dir_ / "auth", "alice:s3cret\n");
+    ::chmod((dir_ / "auth").c_str(), 0600);
+    const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
+    EXPECT_EQ(push.exit_code, 0) << push.err;
+    return printed_digest(push.out, "pushed", "demo");
+  }
+
   TempDir dir_;
   std::map<std::string, std::string> files_;
   std::string config_;
@@ -257,11 +267,8 @@ TEST_F(RegistryTest, AHostMountsAnImageStraightFromTheRegistry) {
   if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse";
   TokenServer tokens({.user = "alice:s3cret"});
   RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
-  testing::write_file(dir_ / "auth", "alice:s3cret\n");
-  ::chmod((dir_ / "auth").c_str(), 0600);
-  const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
-  ASSERT_EQ(push.exit_code, 0) << push.err;
-  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  const std::string digest = push_with_credentials(registry);
+  ASSERT_FALSE(digest.empty());
   {
     testing::MountedStore m(registry.oci("team/demo"), dir_ / "mnt",
                             {"image=demo@" + digest, "registry_credentials=" + dir_ / "auth", "cache=" + dir_ / "cache"});
@@ -281,11 +288,8 @@ TEST_F(RegistryTest, AHostMountsAnImageStraightFromTheRegistry) {
 TEST_F(RegistryTest, ARegistryMountRefusesWhatIsNotPinnedOrAllowed) {
   TokenServer tokens({.user = "alice:s3cret"});
   RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
-  testing::write_file(dir_ / "auth", "alice:s3cret\n");
-  ::chmod((dir_ / "auth").c_str(), 0600);
-  const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
-  ASSERT_EQ(push.exit_code, 0) << push.err;
-  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  const std::string digest = push_with_credentials(registry);
+  ASSERT_FALSE(digest.empty());
   const auto mount = [&](const std::vector<std::string>& options) {
     std::vector<std::string> argv = {testing::binary_from_env("PAGERFS"), registry.oci("team/demo"), dir_.path(), "-f"};
     for (const std::string& o : options) argv.insert(argv.end(), {"-o", o});
@@ -310,11 +314,8 @@ TEST_F(RegistryTest, ARegistryMountRefusesWhatIsNotPinnedOrAllowed) {
 TEST_F(RegistryTest, TheReaderInterfaceGivesTheVerifiedImageAndRangeReadsOfBlobs) {
   TokenServer tokens({.user = "alice:s3cret"});
   RegistryServer registry({.auth_yaml = tokens.registry_auth_yaml()});
-  testing::write_file(dir_ / "auth", "alice:s3cret\n");
-  ::chmod((dir_ / "auth").c_str(), 0600);
-  const auto push = ctl({"push", "--credentials", dir_ / "auth", dir_ / "src", registry.oci("team/demo")});
-  ASSERT_EQ(push.exit_code, 0) << push.err;
-  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  const std::string digest = push_with_credentials(registry);
+  ASSERT_FALSE(digest.empty());
 
   auto location = remote::RegistryLocation::parse(registry.oci("team/demo"));
   ASSERT_TRUE(location);
