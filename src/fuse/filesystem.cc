@@ -379,6 +379,9 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
     if (aligned >= end - base) return;
     begin += aligned - file_begin;
     file_begin = aligned;
+    // Pages pushed to the page cache are read there without a READ: a
+    // profile must name them too, or a replay leaves them to the reader.
+    recorder_.record(blob.digest(), begin, end - begin);
     supplier_.offer(ino, file_begin, data.subspan(begin - at, end - begin));
   };
   // page_in does not throw, and returns an error only if `send` did not reply.

@@ -1,5 +1,7 @@
 #include "fuse/read_recorder.h"
 
+#include <new>
+
 namespace pagerfs {
 
 void ReadRecorder::start() {
@@ -9,15 +11,18 @@ void ReadRecorder::start() {
   active_.store(true, std::memory_order_release);
 }
 
-void ReadRecorder::record(const Digest& blob, uint64_t offset, uint64_t length) {
+void ReadRecorder::record(const Digest& blob, uint64_t offset, uint64_t length) noexcept {
   if (!active_.load(std::memory_order_relaxed)) return;
   MutexLock lock(mu_);
   if (!active_.load(std::memory_order_relaxed)) return;  // stopped meanwhile
-  if (reads_.size() >= kMaxReads) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
+  try {
+    if (reads_.size() < kMaxReads) {
+      reads_.push_back({blob, offset, length});
+      return;
+    }
+  } catch (const std::bad_alloc&) {
   }
-  reads_.push_back({blob, offset, length});
+  dropped_.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::optional<std::vector<profile::Item>> ReadRecorder::stop() {

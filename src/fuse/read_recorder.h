@@ -1,7 +1,9 @@
 // Records the reads a mount serves while asked to (`pagerfsctl record`):
-// the blob, offset and length of every READ, in the order they came, for a
-// prefetch profile (prefetch_profile.h). Reads the kernel serves from its
-// page cache never reach the daemon, so a recording is of a cold run.
+// the blob, offset and length of every READ and of every read-ahead window
+// pushed into the page cache (read there later without a READ), in the
+// order they came, for a prefetch profile (prefetch_profile.h). Reads the
+// kernel serves from what it cached before never reach the daemon, so a
+// recording is of a cold run.
 //
 // Not recording costs one relaxed atomic load per READ.
 //
@@ -25,7 +27,8 @@ class ReadRecorder {
 
   // Starts a recording (dropping one in progress).
   void start();
-  void record(const Digest& blob, uint64_t offset, uint64_t length);
+  // Never throws (it runs after a reply): a read that cannot be kept is dropped.
+  void record(const Digest& blob, uint64_t offset, uint64_t length) noexcept;
   // Ends the recording and returns its reads; nullopt if none was started.
   std::optional<std::vector<profile::Item>> stop();
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
