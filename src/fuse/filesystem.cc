@@ -367,7 +367,10 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
   // end; the kernel zero-fills the last page), nothing of a neighbour in a
   // pack, and nothing past the end, which would grow the file's size.
   const uint64_t base = handle.offset;
-  auto supply = [&, base, length](uint64_t at, std::span<const std::byte> data) noexcept {
+  // By value: a RELEASE may free the handle, and the blob with it, once the
+  // reply is sent, before the supply runs.
+  const Digest digest = blob.digest();
+  auto supply = [&, base, length, digest](uint64_t at, std::span<const std::byte> data) noexcept {
     constexpr uint64_t kPage = 4096;
     uint64_t begin = at;
     uint64_t end = at + data.size();
@@ -381,7 +384,7 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
     file_begin = aligned;
     // Pages pushed to the page cache are read there without a READ: a
     // profile must name them too, or a replay leaves them to the reader.
-    recorder_.record(blob.digest(), begin, end - begin);
+    recorder_.record(digest, begin, end - begin);
     supplier_.offer(ino, file_begin, data.subspan(begin - at, end - begin));
   };
   // page_in does not throw, and returns an error only if `send` did not reply.
