@@ -290,6 +290,20 @@ Result<std::unique_ptr<ControlServer>> ControlServer::bind(const std::string& pa
   return std::unique_ptr<ControlServer>(new ControlServer(path, fd.release(), st.st_dev, st.st_ino));
 }
 
+Result<std::unique_ptr<ControlServer>> ControlServer::adopt(UniqueFd fd, const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Error::from_errno(errno, "control socket '" + path + "'");
+  if (!S_ISSOCK(st.st_mode)) return Error(errc::invalid_argument, "control socket '" + path + "' is not a socket");
+  int listening = 0;
+  socklen_t length = sizeof listening;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening == 0) {
+    return Error(errc::invalid_argument, "control socket: descriptor " + std::to_string(fd.get()) + " is not listening");
+  }
+  return std::unique_ptr<ControlServer>(new ControlServer(path, fd.release(), st.st_dev, st.st_ino));
+}
+
+int ControlServer::listen_fd() const noexcept { return impl_->listen_fd.get(); }
+
 void ControlServer::start(Handler handler, std::shared_ptr<spdlog::logger> log) {
   impl_->handler = std::move(handler);
   impl_->log = std::move(log);

@@ -27,6 +27,7 @@
 
 #include "pagerfs/util/error.h"
 #include "util/mutex.h"
+#include "util/unique_fd.h"
 
 namespace spdlog {
 class logger;
@@ -55,6 +56,11 @@ class ControlServer {
   // live one is an error once it has answered for a second (a daemon just
   // unmounted may still be stopping); anything else at `path` is an error.
   static Result<std::unique_ptr<ControlServer>> bind(const std::string& path);
+  // The listening socket `fd`, bound at `path` by another process of this
+  // mount (the server before this one: supervisor.h).
+  static Result<std::unique_ptr<ControlServer>> adopt(UniqueFd fd, const std::string& path);
+  // The listening socket, until start() (to hand to a supervisor).
+  int listen_fd() const noexcept;
   ~ControlServer();
 
   void start(Handler handler, std::shared_ptr<spdlog::logger> log);

@@ -20,6 +20,9 @@
 #include "fuse/filesystem.h"
 #include "fuse/fuse_ops.h"
 #include "fuse/kernel_mount.h"
+#include "fuse/session_io.h"
+#include "fuse/supervisor.h"
+#include "fuse/takeover_journal.h"
 #include "fuse/private_store.h"
 #include "pagerfs/layers/cache_layer.h"
 #include "pagerfs/layers/local_layer.h"
@@ -41,12 +44,24 @@ int run_daemon(int argc, char** argv) {
     std::fprintf(stderr, "pagerfs: %s\n", message.c_str());
     return 1;
   };
+  // A successor on a live connection (supervisor.h), if the supervisor started us.
+  auto takeover = takeover_from_environment();
+  if (!takeover) return fail(takeover.error().message());
+  const std::optional<Takeover>& successor = takeover.value();
+  // Relative arguments are resolved here; a successor is started here too.
+  std::string directory = "/";
+  if (char* cwd = ::getcwd(nullptr, 0)) {
+    directory = cwd;
+    std::free(cwd);
+  }
+  const std::vector<std::string> arguments(argv, argv + argc);
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   struct ArgsGuard {
     fuse_args* a;
     ~ArgsGuard() { fuse_opt_free_args(a); }
   } args_guard{&args};
   RawOptions raw;
+  if (successor) raw.takeover_mountpoint = successor->mountpoint;
   if (parse_pagerfs_options(&args, &raw) != 0) return 1;
   if (raw.help) {
     print_usage();
@@ -135,8 +150,20 @@ int run_daemon(int argc, char** argv) {
   }
   auto stack = LayerStack::create(std::move(layers), log);
   if (!stack) return fail(stack.error().message());
-  auto control_server = ControlServer::bind(c.control_path);
+  // A successor serves the socket its supervisor holds.
+  auto control_server = successor ? ControlServer::adopt(UniqueFd(kSupervisedControlFd), c.control_path)
+                                  : ControlServer::bind(c.control_path);
   if (!control_server) return fail(control_server.error().message());
+  std::optional<TakeoverJournal> journal;
+  if (successor) {
+    auto adopted = TakeoverJournal::adopt(UniqueFd(kSupervisedJournalFd));
+    if (!adopted) return fail(adopted.error().message());
+    journal.emplace(std::move(adopted).value());
+  } else if (c.supervise) {
+    auto created = TakeoverJournal::create();
+    if (!created) return fail(created.error().message());
+    journal.emplace(std::move(created).value());
+  }
 
   // Nothing of the store is listed or read here: mount time and memory do
   // not depend on how many blobs or images it holds. Blobs are found on
@@ -163,20 +190,42 @@ int run_daemon(int argc, char** argv) {
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &fs);
   if (se == nullptr) return fail("invalid FUSE options (see pagerfs --help)");
 
-  // Signals are taken by a supervisor thread (sigwait), never by workers.
+  // Signals are taken by a thread of their own (sigwait), never by workers.
   sigset_t signals;
   sigemptyset(&signals);
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  if (fuse_session_mount(se, c.mountpoint.c_str()) != 0) {
-    fuse_session_destroy(se);
-    return fail("cannot mount at '" + c.mountpoint + "'");
-  }
-  if (fuse_daemonize(c.foreground ? 1 : 0) != 0) {
-    fuse_session_unmount(se);
-    fuse_session_destroy(se);
-    return fail("cannot daemonize");
+  if (successor) {
+    // The connection is live: no mount, no INIT from the kernel (replayed),
+    // and we were started as a daemon already.
+    if (auto io = install_session_io(se, kSupervisedFuseFd, SessionMode::successor, *journal, log); !io) {
+      fuse_session_destroy(se);
+      return fail(io.error().message());
+    }
+  } else {
+    if (fuse_session_mount(se, c.mountpoint.c_str()) != 0) {
+      fuse_session_destroy(se);
+      return fail("cannot mount at '" + c.mountpoint + "'");
+    }
+    if (fuse_daemonize(c.foreground ? 1 : 0) != 0) {
+      fuse_session_unmount(se);
+      fuse_session_destroy(se);
+      return fail("cannot daemonize");
+    }
+    if (journal) {
+      // The INIT the kernel sends goes into the journal, for successors.
+      const int fd = fuse_session_fd(se);
+      auto io = install_session_io(se, fd, SessionMode::first, *journal, log);
+      SupervisorSetup setup{fd, journal->fd(), control_server.value()->listen_fd(), c.mountpoint, directory,
+                            c.foreground, arguments};
+      if (auto split = io ? split_off_supervisor(setup) : Result<void>(io.error()); !split) {
+        fuse_session_unmount(se);
+        fuse_session_destroy(se);
+        return fail(split.error().message());
+      }
+      // Here in the server; the supervisor is our parent.
+    }
   }
   if (!c.foreground) {
     auto syslog = std::make_shared<spdlog::logger>(
@@ -194,13 +243,17 @@ int run_daemon(int argc, char** argv) {
     fuse_session_destroy(se);
     return fail(pager.error().message());
   }
+  if (journal) {
+    fs.set_takeover(&*journal, successor ? successor->generation : 0);
+    if (successor) fs.restore(journal->inherited());
+  }
   fs.start(se, pager.value());
   control_server.value()->start(
       [&fs, &server = *control_server.value()](const std::string& line) { return handle_command(fs, server, line); },
       log);
 
   std::atomic<bool> stopping{false};
-  std::thread supervisor([&] {
+  std::thread signal_thread([&] {
     // The mount's device number names its bdi and its connection in sysfs.
     const dev_t connection = set_bdi_readahead(c.mountpoint, c.pager.readahead, *log);
     bool unmounting = false;
@@ -230,7 +283,11 @@ int run_daemon(int argc, char** argv) {
     rc = fuse_session_loop(se);
   } else {
     fuse_loop_config* loop = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(loop, c.clone_fd ? 1 : 0);
+    // Requests read through a cloned descriptor die with the process that
+    // cloned it (the kernel ends them with an error): a supervised mount
+    // reads through the descriptor its supervisor holds too.
+    if (c.clone_fd && journal) log->warn("-o clone_fd ignored: the mount is supervised (-o nosupervise to use it)");
+    fuse_loop_cfg_set_clone_fd(loop, c.clone_fd && !journal ? 1 : 0);
     if (c.max_threads != 0) fuse_loop_cfg_set_max_threads(loop, c.max_threads);
     rc = fuse_session_loop_mt(se, loop);
     fuse_loop_cfg_destroy(loop);
@@ -239,7 +296,7 @@ int run_daemon(int argc, char** argv) {
   // while this one stops.
   control_server.value()->unpublish();
   stopping = true;
-  supervisor.join();
+  signal_thread.join();
   // The pager first: a long prewarm on the control thread then fails fast.
   fs.stop();
   pager.value()->request_shutdown();

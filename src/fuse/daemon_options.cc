@@ -40,6 +40,8 @@ const fuse_opt kOptionSpec[] = {
     FUSE_OPT_KEY("image=", kKeyImage),    // repeatable too
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
     {"trust_dev", offsetof(RawOptions, trust_dev), 1},
+    {"supervise", offsetof(RawOptions, supervise), 1},
+    {"nosupervise", offsetof(RawOptions, supervise), 0},
     FUSE_OPT_KEY("suid", kKeySuid),
     FUSE_OPT_KEY("dev", kKeyDev),
     FUSE_OPT_KEY("-h", kKeyHelp),
@@ -50,7 +52,7 @@ const fuse_opt kOptionSpec[] = {
 };
 #undef PAGERFS_OPT
 
-int option_proc(void* data, const char* arg, int key, fuse_args*) {
+int option_proc(void* data, const char* arg, int key, fuse_args* outargs) {
   auto* raw = static_cast<RawOptions*>(data);
   switch (key) {
     case kKeyHelp: raw->help = true; return 0;
@@ -68,6 +70,9 @@ int option_proc(void* data, const char* arg, int key, fuse_args*) {
         std::fprintf(stderr, "pagerfs: unexpected argument '%s'\n", arg);
         return -1;
       }
+      // A successor's libfuse must not resolve the live mount point (it
+      // would wait for us): it gets "/", and the config the real one.
+      if (!raw->takeover_mountpoint.empty()) return fuse_opt_add_arg(outargs, "/") == 0 ? 0 : -1;
       return 1;
     default: return 1;  // everything else (FUSE options) goes to libfuse
   }
@@ -129,6 +134,9 @@ void print_usage() {
       "                           the default is nosuid, whatever -o suid says: mount.fuse3\n"
       "                           adds suid,dev to every fstab line that lacks nosuid,nodev)\n"
       "    -o trust_dev           honour device nodes of images (root only; default nodev)\n"
+      "    -o supervise           a supervisor process keeps the mount alive across a crash\n"
+      "                           of the server, restarting it on the same connection\n"
+      "                           (default unless -f; -o nosupervise to turn off)\n"
       "SIZE takes K, M, G suffixes (powers of 1024). See pagerfs(8).\n"
       "\n");
   fuse_cmdline_help();
@@ -142,14 +150,18 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
   if (cmd.mountpoint == nullptr || c.store.empty()) {
     return Error(errc::invalid_argument, "usage: pagerfs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt,...]");
   }
-  char resolved[PATH_MAX];
-  if (::realpath(cmd.mountpoint, resolved) == nullptr) {
-    return Error::from_errno(errno, std::string("mount point '") + cmd.mountpoint + "'");
-  }
-  c.mountpoint = resolved;
-  struct stat st {};
-  if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
+  if (!raw.takeover_mountpoint.empty()) {
+    c.mountpoint = raw.takeover_mountpoint;  // resolved by the first server
+  } else {
+    char resolved[PATH_MAX];
+    if (::realpath(cmd.mountpoint, resolved) == nullptr) {
+      return Error::from_errno(errno, std::string("mount point '") + cmd.mountpoint + "'");
+    }
+    c.mountpoint = resolved;
+    struct stat st {};
+    if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
+    }
   }
   // Absolute paths: fuse_daemonize() changes the directory to / (even with -f).
   const auto absolute = [](const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); };
@@ -286,6 +298,7 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
                                              " needs root (the kernel refuses it to other users)");
   }
   c.foreground = cmd.foreground != 0;
+  c.supervise = raw.supervise < 0 ? !c.foreground : raw.supervise != 0;
   c.debug = cmd.debug != 0;
   if (c.debug) c.log_level = std::min(c.log_level, spdlog::level::debug);
   c.single_thread = cmd.singlethread != 0;

@@ -46,6 +46,11 @@ struct RawOptions {
   // int, not bool: fuse_opt stores an int at a flag option's offset.
   int trust_suid = 0;
   int trust_dev = 0;
+  int supervise = -1;  // -o supervise / nosupervise; -1: not given
+  // A successor server (takeover): the live mount point it serves, from its
+  // supervisor. Its MOUNTPOINT argument is then never looked at: a stat of
+  // the mount would wait for this very process to answer.
+  std::string takeover_mountpoint;
   bool asked_suid = false;  // "suid" or "dev" given (and ignored without trust_*)
   bool asked_dev = false;
 
@@ -86,6 +91,9 @@ struct Config {
   std::string control_path;
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool foreground = false;
+  // A supervisor process holds the connection and restarts the server
+  // (supervisor.h); default when not in the foreground.
+  bool supervise = false;
   bool debug = false;
   bool single_thread = false;
   bool clone_fd = false;

@@ -36,11 +36,7 @@ Filesystem::Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::stri
   });
 }
 
-Filesystem::~Filesystem() {
-  MutexLock lock(handles_mu_);
-  for (Handle* handle : handles_) delete handle;
-  for (BlobDirStream* stream : dir_streams_) delete stream;
-}
+Filesystem::~Filesystem() = default;
 
 Filesystem::BlobDirStream::~BlobDirStream() {
   MutexLock lock(mu);
@@ -278,6 +274,27 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, EROFS);
     return;
   }
+  auto handle = open_handle(ino, node);
+  if (!handle) {
+    fuse_reply_err(req, to_errno(handle.error()));
+    return;
+  }
+  // The handle holds the pager state; release() drops it (on_zero_children).
+  const uint64_t fh = next_fh_.fetch_add(1, std::memory_order_relaxed);
+  fi->fh = fh;
+  fi->keep_cache = 1;
+  fi->noflush = 1;
+  {
+    MutexLock lock(handles_mu_);
+    handles_.emplace(fh, std::move(handle).value());
+  }
+  if (fuse_reply_open(req, fi) != 0) {
+    MutexLock lock(handles_mu_);
+    handles_.erase(fh);
+  }
+}
+
+Result<std::unique_ptr<Filesystem::Handle>> Filesystem::open_handle(fuse_ino_t ino, const MountView::Node& node) {
   // An image file's blob is anchored by the table digest its manifest
   // records (none for a v1 manifest): a blob replaced by a self-consistent
   // forgery fails here, at open.
@@ -309,38 +326,53 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   if (!blob) {
     logger_->warn("open inode {}: {}", ino, blob.error().message());
-    fuse_reply_err(req, to_errno(blob.error()));
-    return;
+    return blob.error();
   }
-  // The handle holds the pager state; release() drops it (on_zero_children).
-  auto handle = std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length});
-  fi->fh = reinterpret_cast<uint64_t>(handle.get());
-  fi->keep_cache = 1;
-  fi->noflush = 1;
+  return std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length});
+}
+
+Filesystem::Handle* Filesystem::find_handle(fuse_ino_t ino, uint64_t fh) {
   {
     MutexLock lock(handles_mu_);
-    handles_.insert(handle.get());
+    if (auto it = handles_.find(fh); it != handles_.end()) return it->second.get();
   }
-  if (fuse_reply_open(req, fi) == 0) {
-    handle.release();
-  } else {
-    MutexLock lock(handles_mu_);
-    handles_.erase(handle.get());
+  // A handle this process never made: the kernel got it from a predecessor
+  // on this connection (takeover). It is opened again, under the same number.
+  auto found = view_.node(ino);
+  if (!found || (found.value().kind != MountView::Node::Kind::blob &&
+                 found.value().kind != MountView::Node::Kind::image_file)) {
+    logger_->warn("inode {}: file handle {} is unknown, and so is the file", ino, fh);
+    return nullptr;
   }
+  auto handle = open_handle(ino, found.value());
+  if (!handle) return nullptr;
+  inherited_handles_.fetch_add(1, std::memory_order_relaxed);
+  MutexLock lock(handles_mu_);
+  return handles_.try_emplace(fh, std::move(handle).value()).first->second.get();  // a racing thread's, if first
 }
 
 void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  auto* handle = reinterpret_cast<Handle*>(fi->fh);
+  std::unique_ptr<Handle> handle;
   {
     MutexLock lock(handles_mu_);
-    handles_.erase(handle);
+    if (auto it = handles_.find(fi->fh); it != handles_.end()) {
+      handle = std::move(it->second);
+      handles_.erase(it);
+    }
   }
-  delete handle;
+  handle.reset();  // outside the lock: the pager's state may take a while to free
   fuse_reply_err(req, 0);
 }
 
 void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi) {
-  const Handle& handle = *reinterpret_cast<Handle*>(fi->fh);
+  // The kernel sends no READ after the RELEASE of its handle: the handle
+  // outlives this call.
+  const Handle* found = find_handle(ino, fi->fh);
+  if (found == nullptr) {
+    reply.err(EIO);
+    return;
+  }
+  const Handle& handle = *found;
   const PagedBlob& blob = *handle.blob;
   const uint64_t length = handle.length;
   auto send = [&](Pager::Pieces pieces) {
@@ -412,30 +444,20 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   } else if (ino == MountView::kShaDir) {
     // Nor this one: the store's directory is streamed (a blob packed after
     // mounting shows in the next listing), never held whole in memory.
-    auto fd = open_directory(store_.blobs_dir());
-    DIR* dir = fd ? ::fdopendir(fd.value().get()) : nullptr;
-    if (dir == nullptr) {
-      const int err = fd ? errno : to_errno(fd.error());
-      logger_->warn("list blobs: {}", fd ? std::strerror(err) : fd.error().message());
-      fuse_reply_err(req, err);
+    auto stream = open_blob_dir_stream();
+    if (!stream) {
+      fuse_reply_err(req, to_errno(stream.error()));
       return;
     }
-    (void)fd.value().release();  // the DIR owns it now
-    auto stream = std::make_unique<BlobDirStream>();
-    {
-      MutexLock lock(stream->mu);
-      stream->dir = dir;
-    }
-    fi->fh = reinterpret_cast<uint64_t>(stream.get());
+    const uint64_t fh = next_fh_.fetch_add(1, std::memory_order_relaxed);
+    fi->fh = fh;
     {
       MutexLock lock(handles_mu_);
-      dir_streams_.insert(stream.get());
+      dir_streams_.emplace(fh, std::move(stream).value());
     }
-    if (fuse_reply_open(req, fi) == 0) {
-      stream.release();
-    } else {
+    if (fuse_reply_open(req, fi) != 0) {
       MutexLock lock(handles_mu_);
-      dir_streams_.erase(stream.get());
+      dir_streams_.erase(fh);
     }
     return;
   } else {
@@ -445,13 +467,42 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
+Result<std::unique_ptr<Filesystem::BlobDirStream>> Filesystem::open_blob_dir_stream() {
+  auto fd = open_directory(store_.blobs_dir());
+  DIR* dir = fd ? ::fdopendir(fd.value().get()) : nullptr;
+  if (dir == nullptr) {
+    Error error = fd ? Error::from_errno(errno, "fdopendir") : fd.error();
+    logger_->warn("list blobs: {}", error.message());
+    return error;
+  }
+  (void)fd.value().release();  // the DIR owns it now
+  auto stream = std::make_unique<BlobDirStream>();
+  MutexLock lock(stream->mu);
+  stream->dir = dir;
+  return stream;
+}
+
+Filesystem::BlobDirStream* Filesystem::find_blob_dir_stream(uint64_t fh) {
+  {
+    MutexLock lock(handles_mu_);
+    if (auto it = dir_streams_.find(fh); it != dir_streams_.end()) return it->second.get();
+  }
+  // Opened by a predecessor on this connection (takeover): its offsets are
+  // telldir() positions of the same directory, which a new stream can seek to.
+  auto stream = open_blob_dir_stream();
+  if (!stream) return nullptr;
+  MutexLock lock(handles_mu_);
+  return dir_streams_.try_emplace(fh, std::move(stream).value()).first->second.get();
+}
+
 void Filesystem::releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  if (auto* stream = reinterpret_cast<BlobDirStream*>(fi->fh)) {
-    {
-      MutexLock lock(handles_mu_);
-      dir_streams_.erase(stream);
+  std::unique_ptr<BlobDirStream> stream;
+  {
+    MutexLock lock(handles_mu_);
+    if (auto it = dir_streams_.find(fi->fh); it != dir_streams_.end()) {
+      stream = std::move(it->second);
+      dir_streams_.erase(it);
     }
-    delete stream;
   }
   fuse_reply_err(req, 0);
 }
@@ -518,7 +569,12 @@ void Filesystem::reply_directory(fuse_req_t req, fuse_ino_t ino, size_t size, of
     return;
   }
   if (ino == MountView::kShaDir && fi != nullptr && fi->fh != 0) {
-    reply_blob_directory(req, *reinterpret_cast<BlobDirStream*>(fi->fh), size, offset, plus);
+    BlobDirStream* stream = find_blob_dir_stream(fi->fh);
+    if (stream == nullptr) {
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    reply_blob_directory(req, *stream, size, offset, plus);
     return;
   }
   std::vector<char> buf(size);

@@ -65,8 +65,6 @@ class Filesystem {
   // or when images/ is listed.
   Filesystem(Store store, std::shared_ptr<LayerStack> stack, std::string control_path, uint64_t readahead,
              std::shared_ptr<spdlog::logger> logger);
-  // Frees the handles of files and directories the kernel never released
-  // (open at unmount).
   ~Filesystem();
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
@@ -129,6 +127,17 @@ class Filesystem {
   // `image` (only the blobs the image names), in the text format; with
   // `save`, it is also written into the store as the image's profile.
   Result<std::string> stop_recording(const std::string& image, bool save);
+
+  // This server is number `generation` on its connection (0: the one that
+  // mounted), and records what a successor needs in `journal` (outlives
+  // this); before start().
+  void set_takeover(TakeoverJournal* journal, uint32_t generation) {
+    view_.set_journal(journal);
+    next_fh_ = (uint64_t{generation} << 40) + 1;
+  }
+  // A successor's first step: the images and blob inodes its predecessors
+  // handed to the kernel (logged); before start().
+  void restore(const TakeoverJournal::Contents& contents);
 
   // The store is the mount's own directory of a remote-only store (nothing
   // written there outlives the mount); before start().
@@ -194,8 +203,6 @@ class Filesystem {
   const uid_t owner_uid_ = ::geteuid();
   const gid_t owner_gid_ = ::getegid();
 
-  // Open file handles (fi->fh points at one), so that those still open when
-  // the session ends are freed too.
   // An open file: the blob it reads and where in it the file's bytes are
   // (a whole blob: [0, byte_size); a packed file: its range of the pack).
   struct Handle {
@@ -203,9 +210,23 @@ class Filesystem {
     uint64_t offset = 0;
     uint64_t length = 0;
   };
+  // Opens what `node` (a blob or an image file) reads; the failure logged.
+  Result<std::unique_ptr<Handle>> open_handle(fuse_ino_t ino, const MountView::Node& node);
+  // The handle numbered `fh` (fi->fh); one the kernel got from a predecessor
+  // on this connection is opened again. Null if that fails (logged).
+  Handle* find_handle(fuse_ino_t ino, uint64_t fh) EXCLUDES(handles_mu_);
+  Result<std::unique_ptr<BlobDirStream>> open_blob_dir_stream();
+  BlobDirStream* find_blob_dir_stream(uint64_t fh) EXCLUDES(handles_mu_);
+
+  // Open files and blobs/sha256 listings by number (fi->fh). Numbers are
+  // never pointers, and each server of a connection numbers from its own
+  // generation << 40 on: a successor recognises the numbers it did not give
+  // (takeover).
   Mutex handles_mu_;
-  std::unordered_set<Handle*> handles_ GUARDED_BY(handles_mu_);
-  std::unordered_set<BlobDirStream*> dir_streams_ GUARDED_BY(handles_mu_);
+  std::unordered_map<uint64_t, std::unique_ptr<Handle>> handles_ GUARDED_BY(handles_mu_);
+  std::unordered_map<uint64_t, std::unique_ptr<BlobDirStream>> dir_streams_ GUARDED_BY(handles_mu_);
+  std::atomic<uint64_t> next_fh_{1};
+  std::atomic<uint64_t> inherited_handles_{0};  // opened again after a takeover
 
   // Blob geometry from blob headers, the most recently used few: memory
   // stays bounded however many blobs are looked up.

@@ -1,5 +1,7 @@
 #include "fuse/mount_view.h"
 
+#include <algorithm>
+
 
 namespace pagerfs {
 namespace {
@@ -46,6 +48,9 @@ fuse_ino_t MountView::hold_blob(const Digest& digest, std::optional<image::Conte
     return it->second;
   }
   const fuse_ino_t ino = free_blob_ino(digest);
+  // Recorded before the reply that hands the inode to the kernel, and under
+  // the lock, so that no other lookup replies with it before it is recorded.
+  if (journal_ != nullptr) journal_->record_blob({ino, digest, packed});
   blobs_.emplace(ino, BlobNode{digest, 1, std::move(packed)});
   try {
     blob_inos_.emplace(digest, ino);
@@ -84,6 +89,7 @@ fuse_ino_t MountView::add_image(std::string name, image::Manifest manifest) {
   WriterLock lock(mu_);
   if (auto it = image_index_.find(name); it != image_index_.end()) return images_[it->second]->base;
   const fuse_ino_t base = static_cast<fuse_ino_t>(images_.size() + 1) << kEntryBits;
+  if (journal_ != nullptr) journal_->record_image({static_cast<uint32_t>(images_.size()), name, manifest.checksum()});
   images_.push_back(std::make_unique<Image>(Image{name, std::move(manifest), base}));
   image_index_[std::move(name)] = images_.size() - 1;
   return images_.back()->base;
@@ -96,14 +102,55 @@ bool MountView::has_blob(const Digest& digest) const {
 
 size_t MountView::image_count() const {
   ReaderLock lock(mu_);
-  return images_.size();
+  return image_index_.size();
+}
+
+MountView::Restored MountView::restore(const TakeoverJournal::Contents& contents, const ImageLoader& load) {
+  Restored restored;
+  // Images first, in their numbers' order: a number the predecessor gave
+  // must mean the same image, or nothing.
+  std::vector<const TakeoverJournal::ImageRecord*> images;
+  for (const auto& image : contents.images) images.push_back(&image);
+  std::sort(images.begin(), images.end(), [](auto* a, auto* b) { return a->number < b->number; });
+  for (const TakeoverJournal::ImageRecord* record : images) {
+    std::unique_ptr<Image> image;
+    auto loaded = load(record->name);
+    if (loaded && loaded.value() && loaded.value()->checksum() == record->checksum) {
+      image = std::make_unique<Image>(Image{record->name, std::move(*loaded.value()), 0});
+    } else {
+      ++restored.stale_images;
+    }
+    WriterLock lock(mu_);
+    if (record->number < images_.size() || record->number > kMaxRestoredImages) continue;  // a repeat
+    while (images_.size() < record->number) images_.push_back(nullptr);  // a record lost: its inodes are stale
+    if (image) {
+      image->base = static_cast<fuse_ino_t>(images_.size() + 1) << kEntryBits;
+      image_index_[image->name] = images_.size();
+      ++restored.images;
+    }
+    images_.push_back(std::move(image));
+  }
+  WriterLock lock(mu_);
+  for (const auto& blob : contents.blobs) {
+    if ((blob.ino & kBlobBit) == 0) continue;
+    if (auto old = blobs_.find(blob.ino); old != blobs_.end()) blob_inos_.erase(old->second.digest);
+    if (auto old = blob_inos_.find(blob.digest); old != blob_inos_.end()) blobs_.erase(old->second);
+    // The kernel's lookup count is unknown: an inherited inode is never
+    // forgotten (memory: what the kernel held when the predecessor died).
+    blobs_.insert_or_assign(blob.ino, BlobNode{blob.digest, kInheritedLookups, blob.packed});
+    blob_inos_.insert_or_assign(blob.digest, blob.ino);
+  }
+  restored.blobs = blobs_.size();
+  return restored;
 }
 
 Result<std::optional<image::Content>> MountView::find_packed(const Digest& digest) const {
   std::vector<const Image*> images;
   {
     ReaderLock lock(mu_);
-    for (const auto& image : images_) images.push_back(image.get());
+    for (const auto& image : images_) {
+      if (image) images.push_back(image.get());
+    }
   }
   for (const Image* image : images) {
     auto found = image->manifest.find_content(digest);
@@ -132,22 +179,22 @@ Result<std::unordered_set<Digest, DigestHash>> MountView::image_blobs(std::strin
 uint64_t MountView::image_entry_errors() const {
   ReaderLock lock(mu_);
   uint64_t n = 0;
-  for (const auto& image : images_) n += image->manifest.entry_errors();
+  for (const auto& image : images_) n += image ? image->manifest.entry_errors() : 0;
   return n;
 }
 
 uint64_t MountView::image_entry_count() const {
   ReaderLock lock(mu_);
   uint64_t n = 0;
-  for (const auto& image : images_) n += image->manifest.size();
+  for (const auto& image : images_) n += image ? image->manifest.size() : 0;
   return n;
 }
 
 const MountView::Image* MountView::image_of(fuse_ino_t ino) const {
   const uint64_t number = ino >> kEntryBits;
   if (number == 0 || number > images_.size()) return nullptr;
-  const Image* image = images_[number - 1].get();
-  return (ino & kEntryMask) < image->manifest.size() ? image : nullptr;
+  const Image* image = images_[number - 1].get();  // null: a predecessor's image that changed
+  return image != nullptr && (ino & kEntryMask) < image->manifest.size() ? image : nullptr;
 }
 
 Result<MountView::Node> MountView::node(fuse_ino_t ino) const {
@@ -340,7 +387,7 @@ Result<std::vector<MountView::Entry>> MountView::list(fuse_ino_t dir, size_t off
     case kImagesDir: {
       ReaderLock lock(mu_);
       for (size_t i = offset > position ? offset - position : 0; i < images_.size() && out.size() < max; ++i) {
-        out.push_back({images_[i]->name, images_[i]->base, S_IFDIR});
+        if (images_[i]) out.push_back({images_[i]->name, images_[i]->base, S_IFDIR});
       }
       return out;
     }

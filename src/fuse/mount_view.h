@@ -49,6 +49,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "fuse/takeover_journal.h"
 #include "pagerfs/store/image_manifest.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/error.h"
@@ -83,6 +84,23 @@ class MountView {
   };
 
   MountView() = default;
+
+  // Records the inodes handed to the kernel (images' numbers, blobs'
+  // digests) in `journal`, for a successor on the same connection. Set
+  // before the view is shared; the journal outlives the view.
+  void set_journal(TakeoverJournal* journal) noexcept { journal_ = journal; }
+  // A successor's view: the images and blob inodes the predecessor handed
+  // out (`contents`), before any request is served. An image is restored
+  // only if `load` gives a manifest with the checksum the predecessor
+  // loaded; otherwise its number stays taken and its inodes are unknown
+  // (ENOENT, never another image's entries).
+  using ImageLoader = std::function<Result<std::optional<image::Manifest>>(std::string_view name)>;
+  struct Restored {
+    size_t images = 0;
+    size_t stale_images = 0;
+    size_t blobs = 0;
+  };
+  Restored restore(const TakeoverJournal::Contents& contents, const ImageLoader& load);
 
   // Called (without a lock of the view) with the first malformed entry
   // error of each image.
@@ -166,13 +184,16 @@ class MountView {
   Result<mode_t> type_bits(const Image& image, uint32_t entry) const;
   const Image* image_of(fuse_ino_t ino) const REQUIRES_SHARED(mu_);
 
+  static constexpr uint64_t kInheritedLookups = uint64_t{1} << 62;  // never reaches 0
+  static constexpr uint32_t kMaxRestoredImages = 1u << 20;
   ErrorLog error_log_;  // set before the view is shared
+  TakeoverJournal* journal_ = nullptr;  // set before the view is shared
   mutable SharedMutex mu_;
   fuse_ino_t free_blob_ino(const Digest& digest) const REQUIRES_SHARED(mu_);
 
   std::unordered_map<fuse_ino_t, BlobNode> blobs_ GUARDED_BY(mu_);
   std::unordered_map<Digest, fuse_ino_t, DigestHash> blob_inos_ GUARDED_BY(mu_);
-  std::deque<std::unique_ptr<Image>> images_ GUARDED_BY(mu_);  // never shrinks
+  std::deque<std::unique_ptr<Image>> images_ GUARDED_BY(mu_);  // never shrinks; null: a stale number
   std::unordered_map<std::string, size_t> image_index_ GUARDED_BY(mu_);
 };
 

@@ -161,6 +161,10 @@ Result<Manifest> Manifest::map(int fd, uint64_t size) {
   return open_v2(std::move(shared), file);
 }
 
+uint64_t Manifest::checksum() const noexcept {
+  return file_.size() >= kHeaderSize ? load_le64(file_.data() + kHeaderChecksumOffset) : 0;
+}
+
 Result<Manifest> Manifest::open_v2(std::shared_ptr<Shared> shared, std::span<const std::byte> file) {
   StoredHeader h;
   PAGERFS_TRYV(check_v2_header(file, h));

@@ -256,6 +256,11 @@ class Manifest {
   // lookup that meets it). The first one per Manifest may be logged by the
   // caller: first_error() is true exactly once.
   uint64_t entry_errors() const noexcept;
+  // The header's checksum, which covers the page table and through it every
+  // byte: two manifests with the same one are the same manifest (for a
+  // process that must know it loaded what another one did; not a defence
+  // against forgery).
+  uint64_t checksum() const noexcept;
   bool first_error() const noexcept;
 
  private:

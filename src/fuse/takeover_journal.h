@@ -1,0 +1,100 @@
+// What a server must hand to its successor on the same FUSE connection, kept
+// in a memory file (memfd) that the supervisor holds for the life of the
+// mount, so that it survives the server (kill -9, crash, upgrade):
+//
+//   - the INIT request the kernel sent when the connection was made: the
+//     successor replays it to its own libfuse session (session_io.h);
+//   - which image has which number: image entry inodes are
+//     (image number + 1) << 32 | entry, and the number is the order in which
+//     the server first loaded the image;
+//   - which blob inode names which digest (inodes are derived from digests,
+//     but only one way).
+//
+// The kernel keeps using the node ids and file handles it was given;
+// everything else a server holds is rebuilt or re-read by the successor.
+//
+// Layout (host byte order: the file never leaves this machine or this
+// mount): bytes [0, 4096) a header, "PGFSTKOV", u32 version, u32 INIT
+// length, the INIT bytes; from 4096 on, records appended one after the
+// other: u32 type, u32 payload length, the payload, u64 XXH3-64 of the
+// three. A record is written before the reply that hands its inode to the
+// kernel, so a record torn by a crash names nothing the kernel holds: the
+// reader stops at the first record that does not check.
+//
+// Thread safety: record_*() may be called concurrently (appends are
+// serialised); the others are for one thread at start.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pagerfs/store/image_manifest.h"
+#include "pagerfs/util/digest.h"
+#include "pagerfs/util/error.h"
+#include "util/mutex.h"
+#include "util/unique_fd.h"
+
+namespace pagerfs {
+
+class TakeoverJournal {
+ public:
+  struct ImageRecord {
+    uint32_t number = 0;    // the image's place: inodes (number + 1) << 32 | entry
+    std::string name;
+    uint64_t checksum = 0;  // image::Manifest::checksum() of what was loaded
+  };
+  struct BlobRecord {
+    fuse_ino_t ino = 0;
+    Digest digest;
+    std::optional<image::Content> packed;  // a content inside a pack
+  };
+  struct Contents {
+    std::vector<std::byte> init;  // empty: not recorded yet
+    std::vector<ImageRecord> images;
+    std::vector<BlobRecord> blobs;
+    uint64_t end = 0;  // the offset after the last record that checks
+  };
+
+  // A new, empty journal (an anonymous memory file, close-on-exec).
+  static Result<TakeoverJournal> create();
+  // The journal in `fd` (inherited from the supervisor); reads what it holds.
+  static Result<TakeoverJournal> adopt(UniqueFd fd);
+
+  TakeoverJournal(TakeoverJournal&& other) noexcept;
+  TakeoverJournal& operator=(TakeoverJournal&&) = delete;
+
+  int fd() const noexcept { return fd_.get(); }
+  // What the journal held when it was adopted (empty for a new one).
+  const Contents& inherited() const noexcept { return inherited_; }
+
+  // Once per connection, by its first server.
+  Result<void> record_init(std::span<const std::byte> request);
+  void record_image(const ImageRecord& image) EXCLUDES(mu_);
+  void record_blob(const BlobRecord& blob) EXCLUDES(mu_);
+
+  // Records that could not be written (out of memory): the successor will
+  // not know those inodes (ESTALE to whoever holds them).
+  uint64_t write_errors() const noexcept { return write_errors_.load(std::memory_order_relaxed); }
+
+  // Reads every record of `fd` (exposed for tests).
+  static Result<Contents> read(int fd);
+
+ private:
+  TakeoverJournal(UniqueFd fd, uint64_t end, Contents inherited);
+  void append(uint32_t type, std::span<const std::byte> payload) EXCLUDES(mu_);
+
+  UniqueFd fd_;
+  Contents inherited_;
+  Mutex mu_;
+  uint64_t end_ GUARDED_BY(mu_);  // where the next record goes
+  std::atomic<uint64_t> write_errors_{0};
+};
+
+}  // namespace pagerfs
