@@ -276,6 +276,7 @@ int run_daemon(int argc, char** argv) {
       }
     }
   });
+  if (journal) journal->mark_serving(successor ? successor->generation : 0);
   log->info("serving {} at {}", c.store_url.empty() ? c.store : c.store_url, c.mountpoint);
 
   int rc = 0;

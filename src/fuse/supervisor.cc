@@ -14,11 +14,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <sstream>
 
 #include "fuse/kernel_mount.h"
+#include "fuse/takeover_journal.h"
 
 namespace pagerfs {
 namespace {
@@ -26,7 +26,6 @@ namespace {
 constexpr const char* kTakeoverVariable = "PAGERFS_TAKEOVER";
 constexpr const char* kCommand = "--supervise";
 constexpr int kCrashLoopRestarts = 5;
-constexpr std::chrono::seconds kCrashLoopWindow{30};
 constexpr std::chrono::milliseconds kTick{20};
 
 // The connection lives until the kernel ends it (unmounted and no file
@@ -116,11 +115,15 @@ class Supervisor {
   }
 
   bool take_over() {
-    const auto now = std::chrono::steady_clock::now();
-    while (!restarts_.empty() && now - restarts_.front() > kCrashLoopWindow) restarts_.pop_front();
-    if (static_cast<int>(restarts_.size()) >= kCrashLoopRestarts) {
-      log_->error("{} servers died within {} s: giving up on {}", restarts_.size() + 1, kCrashLoopWindow.count(),
-                  mountpoint_);
+    // A server killed while serving is replaced however often it happens; a
+    // server that dies before it serves (it cannot start) is a crash loop.
+    if (generation_ > 0 && TakeoverJournal::serving_generation(kSupervisedJournalFd) != generation_) {
+      ++failed_starts_;
+    } else {
+      failed_starts_ = 0;
+    }
+    if (failed_starts_ >= kCrashLoopRestarts) {
+      log_->error("{} servers in a row died before serving: giving up on {}", failed_starts_, mountpoint_);
       std::string mountinfo;
       {
         std::ifstream in("/proc/self/mountinfo");
@@ -129,7 +132,6 @@ class Supervisor {
       abort_connection(mount_device_from_mountinfo(mountinfo, mountpoint_), *log_);
       return false;
     }
-    restarts_.push_back(now);
     const std::string died = server_gone_ ? describe(server_status_) : "lost its main thread";
     ++generation_;
     const std::string takeover = std::to_string(generation_) + ":" + mountpoint_;
@@ -161,7 +163,7 @@ class Supervisor {
   bool server_gone_ = false;
   int server_status_ = 0;
   uint32_t generation_ = 0;
-  std::deque<std::chrono::steady_clock::time_point> restarts_;
+  int failed_starts_ = 0;  // servers in a row that died before serving
   const std::string mountpoint_;
   const std::string directory_;
   std::vector<std::string> arguments_;

@@ -21,9 +21,10 @@
 // SIGTERM and SIGINT to the supervisor are passed to the server (which
 // unmounts lazily, as without a supervisor); the supervisor exits, with the
 // server's status, once the server is gone and the connection has ended.
-// Five servers dying within 30 s is a crash loop: the supervisor gives up
-// (and, as root, aborts the connection so that readers get ENOTCONN rather
-// than wait).
+// Five servers in a row that die before they serve (they cannot start) are a
+// crash loop: the supervisor gives up (and, as root, aborts the connection
+// so that readers get ENOTCONN rather than wait). Servers killed while
+// serving are replaced however often that happens.
 #pragma once
 
 #include <cstdint>

@@ -12,7 +12,8 @@ namespace {
 constexpr char kMagic[8] = {'P', 'G', 'F', 'S', 'T', 'K', 'O', 'V'};
 constexpr uint32_t kVersion = 1;
 constexpr uint64_t kHeaderSize = 4096;
-constexpr uint64_t kMaxInit = kHeaderSize - 16;
+constexpr uint64_t kServingOffset = kHeaderSize - 4;
+constexpr uint64_t kMaxInit = kServingOffset - 16;
 constexpr uint32_t kImage = 1;
 constexpr uint32_t kBlob = 2;
 constexpr uint32_t kMaxPayload = 1024;
@@ -206,6 +207,16 @@ Result<void> TakeoverJournal::record_init(std::span<const std::byte> request) {
   PAGERFS_TRYV(pwrite_all(fd_.get(), request.data(), request.size(), 16));
   const uint32_t length = static_cast<uint32_t>(request.size());
   return pwrite_all(fd_.get(), &length, sizeof length, 12);
+}
+
+void TakeoverJournal::mark_serving(uint32_t generation) noexcept {
+  (void)pwrite_all(fd_.get(), &generation, sizeof generation, kServingOffset);
+}
+
+uint32_t TakeoverJournal::serving_generation(int fd) noexcept {
+  uint32_t generation = 0;
+  if (::pread(fd, &generation, sizeof generation, kServingOffset) != sizeof generation) return 0;
+  return generation;
 }
 
 void TakeoverJournal::record_image(const ImageRecord& image) {

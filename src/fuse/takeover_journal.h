@@ -15,7 +15,8 @@
 //
 // Layout (host byte order: the file never leaves this machine or this
 // mount): bytes [0, 4096) a header, "PGFSTKOV", u32 version, u32 INIT
-// length, the INIT bytes; from 4096 on, records appended one after the
+// length, the INIT bytes, and at 4092 the u32 generation of the last server
+// that started serving; from 4096 on, records appended one after the
 // other: u32 type, u32 payload length, the payload, u64 XXH3-64 of the
 // three. A record is written before the reply that hands its inode to the
 // kernel, so a record torn by a crash names nothing the kernel holds: the
@@ -76,6 +77,12 @@ class TakeoverJournal {
 
   // Once per connection, by its first server.
   Result<void> record_init(std::span<const std::byte> request);
+  // Server number `generation` is about to serve (it started up): the
+  // supervisor tells a crash loop (servers that die starting) from servers
+  // killed while serving.
+  void mark_serving(uint32_t generation) noexcept;
+  // The last generation that marked itself serving, read from `fd`.
+  static uint32_t serving_generation(int fd) noexcept;
   void record_image(const ImageRecord& image) EXCLUDES(mu_);
   void record_blob(const BlobRecord& blob) EXCLUDES(mu_);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -89,12 +90,33 @@ MountedStore::~MountedStore() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
     if (wait_exit(std::chrono::seconds(10)) == -1 && pid_ > 0) {
+      // A supervisor killed leaves its server running: that goes first.
+      for (pid_t child : children()) ::kill(child, SIGKILL);
       ::kill(pid_, SIGKILL);
       wait_exit(std::chrono::seconds(5));
     }
   }
   if (is_pagerfs_mount(mountpoint_)) run({"fusermount3", "-u", "-z", mountpoint_});
   ::rmdir(mountpoint_.c_str());
+}
+
+std::vector<pid_t> MountedStore::children() const {
+  std::vector<pid_t> out;
+  if (pid_ <= 0) return out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t paren = text.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(text.substr(paren + 2));
+    char state = 0;
+    pid_t parent = 0;
+    fields >> state >> parent;
+    if (parent == pid_ && state != 'Z') out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
 }
 
 std::string MountedStore::log() const {

@@ -49,6 +49,10 @@ class MountedStore {
   pid_t pid() const noexcept { return pid_; }
   std::string log() const;
 
+  // The daemon's child processes: the servers of a supervised mount
+  // (-o supervise: pid() is then the supervisor's).
+  std::vector<pid_t> children() const;
+
   // Sends `sig` to the daemon.
   void signal(int sig);
   // Waits for the daemon to exit; returns its exit status, or -1 on timeout

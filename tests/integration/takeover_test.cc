@@ -1,0 +1,243 @@
+// A mount that outlives its daemon (issue 17): a supervised mount
+// (-o supervise) under readers that compare every byte, through read() and
+// mmap, while its serving process is killed with SIGKILL again and again.
+// Every reader must see the right bytes and no error; the longest a single
+// read waited is measured. PAGERFS_TAKEOVER_KILLS sets the number of kills
+// (default 10; the issue's bar is 50).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "integration/mount_store_fixture.h"
+#include "support/subprocess.h"
+
+namespace pagerfs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct SourceFile {
+  std::string path;  // in the mount
+  std::vector<std::byte> content;
+};
+
+class TakeoverTest : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    // An image of files of many sizes (small ones end up packed together).
+    const std::string tree = dir_ / "tree";
+    std::filesystem::create_directories(tree + "/lib");
+    for (int k = 0; k < 24; ++k) {
+      const size_t size = k % 3 == 0 ? 1000 + 37 * k : (k % 3 == 1 ? 70'000 + 999 * k : 700'000 + 12'345 * k);
+      auto content = k % 2 == 0 ? testing::random_bytes(size, 100 + k) : testing::compressible_bytes(size, 100 + k);
+      const std::string name = "lib/file" + std::to_string(k);
+      testing::write_file(tree + "/" + name, testing::to_string(content));
+      image_files_.push_back({"images/demo/" + name, std::move(content)});
+    }
+    const auto packed = testing::run({testing::binary_from_env("PAGERFSCTL"), "pack", "-s", store_path_, "--image",
+                                      "demo", tree});
+    ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  }
+
+  // Every file the readers check: the store's blobs and the image's files.
+  std::vector<SourceFile> sources() const {
+    std::vector<SourceFile> out = image_files_;
+    for (const auto& blob : blobs_) out.push_back({"blobs/sha256/" + blob.hex, blob.content});
+    return out;
+  }
+
+  std::vector<SourceFile> image_files_;
+};
+
+pid_t wait_for_server(const testing::MountedStore& mount, pid_t not_this, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    for (pid_t child : mount.children()) {
+      if (child != not_this) return child;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+
+struct ReaderTotals {
+  std::atomic<uint64_t> files{0}, bytes{0}, errors{0}, wrong{0};
+  std::atomic<int64_t> longest_us{0};
+  std::mutex mu;
+  std::string first_problem;
+
+  void problem(const std::string& what) {
+    std::lock_guard lock(mu);
+    if (first_problem.empty()) first_problem = what;
+  }
+  void waited(Clock::duration d) {
+    const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    int64_t seen = longest_us.load();
+    while (us > seen && !longest_us.compare_exchange_weak(seen, us)) {
+    }
+  }
+};
+
+// Reads `file` through `fd` in 128 KiB steps (read) or a fresh mapping
+// (mmap), after dropping its page cache, so that every step is a FUSE READ.
+void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& totals) {
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  const size_t size = file.content.size();
+  constexpr size_t kStep = 128 * 1024;
+  if (mapped && size > 0) {
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+      ++totals.errors;
+      totals.problem("mmap " + file.path + ": " + std::strerror(errno));
+      return;
+    }
+    for (size_t at = 0; at < size; at += kStep) {
+      const size_t n = std::min(kStep, size - at);
+      const auto start = Clock::now();
+      const bool same = std::memcmp(static_cast<const std::byte*>(map) + at, file.content.data() + at, n) == 0;
+      totals.waited(Clock::now() - start);
+      if (!same) {
+        ++totals.wrong;
+        totals.problem("wrong bytes in " + file.path + " (mmap) at " + std::to_string(at));
+      }
+      totals.bytes += n;
+    }
+    ::munmap(map, size);
+    return;
+  }
+  std::vector<std::byte> buf(kStep);
+  for (size_t at = 0;; at += kStep) {
+    const auto start = Clock::now();
+    const ssize_t n = ::pread(fd, buf.data(), kStep, static_cast<off_t>(at));
+    totals.waited(Clock::now() - start);
+    if (n < 0) {
+      ++totals.errors;
+      totals.problem("read " + file.path + ": " + std::strerror(errno));
+      return;
+    }
+    const size_t expected = at >= size ? 0 : std::min(kStep, size - at);
+    if (static_cast<size_t>(n) != expected ||
+        std::memcmp(buf.data(), file.content.data() + at, static_cast<size_t>(n)) != 0) {
+      ++totals.wrong;
+      totals.problem("wrong bytes in " + file.path + " at " + std::to_string(at));
+      return;
+    }
+    totals.bytes += static_cast<uint64_t>(n);
+    if (n == 0) return;
+  }
+}
+
+TEST_F(TakeoverTest, ReadersSeeNoErrorWhileTheServerIsKilledAgainAndAgain) {
+  const int kills = std::getenv("PAGERFS_TAKEOVER_KILLS") ? std::atoi(std::getenv("PAGERFS_TAKEOVER_KILLS")) : 10;
+  auto mount = this->mount({"supervise"});
+  const std::vector<SourceFile> files = sources();
+  ReaderTotals totals;
+  std::atomic<bool> stop{false};
+
+  // Held across every kill: an open file and a mapping made by the first server.
+  const SourceFile& held = files.back().content.size() > files.front().content.size() ? files.back() : files.front();
+  const int held_fd = ::open((mount->path() + "/" + held.path).c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held_fd, 0) << std::strerror(errno);
+  void* held_map = ::mmap(nullptr, held.content.size(), PROT_READ, MAP_SHARED, held_fd, 0);
+  ASSERT_NE(held_map, MAP_FAILED);
+
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 8; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937 pick(static_cast<unsigned>(r));
+      while (!stop.load()) {
+        if (r == 0) {
+          check_file(held_fd, held, false, totals);  // through the handle the first server opened
+        } else if (r == 1) {
+          // Through the mapping the first server's READs filled (dropped and faulted again).
+          ::madvise(held_map, held.content.size(), MADV_DONTNEED);
+          ::posix_fadvise(held_fd, 0, 0, POSIX_FADV_DONTNEED);
+          const auto start = Clock::now();
+          const bool same = std::memcmp(held_map, held.content.data(), held.content.size()) == 0;
+          totals.waited(Clock::now() - start);
+          if (!same) {
+            ++totals.wrong;
+            totals.problem("wrong bytes in the held mapping of " + held.path);
+          }
+        } else {
+          const SourceFile& file = files[pick() % files.size()];
+          const int fd = ::open((mount->path() + "/" + file.path).c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) {
+            ++totals.errors;
+            totals.problem("open " + file.path + ": " + std::strerror(errno));
+            continue;
+          }
+          check_file(fd, file, r % 2 == 1, totals);
+          ::close(fd);
+        }
+        ++totals.files;
+      }
+    });
+  }
+
+  std::mt19937 rng(42);
+  pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
+  ASSERT_GT(server, 0) << "no server under the supervisor\n" << mount->log();
+  int done = 0;
+  for (; done < kills; ++done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
+    ASSERT_EQ(::kill(server, SIGKILL), 0) << std::strerror(errno);
+    const pid_t next = wait_for_server(*mount, server, std::chrono::seconds(10));
+    if (next <= 0) break;
+    server = next;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last successor serves too
+  stop = true;
+  for (auto& t : readers) t.join();
+  ::munmap(held_map, held.content.size());
+  ::close(held_fd);
+
+  EXPECT_EQ(done, kills) << "no successor after kill " << done + 1 << "\n" << mount->log();
+  EXPECT_EQ(totals.errors.load(), 0u) << totals.first_problem;
+  EXPECT_EQ(totals.wrong.load(), 0u) << totals.first_problem;
+  EXPECT_GT(totals.files.load(), static_cast<uint64_t>(kills)) << "the readers made no progress";
+  std::printf("%d kills: %llu files, %.1f MiB checked; the longest read waited %.3f s\n", kills,
+              static_cast<unsigned long long>(totals.files.load()), static_cast<double>(totals.bytes.load()) / (1 << 20),
+              static_cast<double>(totals.longest_us.load()) / 1e6);
+  // Generous for a loaded CI machine; scripts/bench measures it quietly.
+  EXPECT_LT(totals.longest_us.load(), 5'000'000) << mount->log();
+}
+
+TEST_F(TakeoverTest, SigtermStopsTheSupervisorAndTheServer) {
+  auto mount = this->mount({"supervise"});
+  const pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
+  ASSERT_GT(server, 0);
+  ASSERT_EQ(testing::read_file(mount->path() + "/" + sources().front().path), testing::to_string(sources().front().content));
+  mount->signal(SIGTERM);
+  EXPECT_EQ(mount->wait_exit(std::chrono::seconds(10)), 0) << mount->log();
+  EXPECT_NE(::kill(server, 0), 0) << "the server outlived its supervisor";
+  EXPECT_FALSE(testing::is_pagerfs_mount(mount->path()));
+}
+
+TEST_F(TakeoverTest, AServerThatCannotStartIsACrashLoopNotAHang) {
+  auto mount = this->mount({"supervise"});
+  const pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
+  ASSERT_GT(server, 0);
+  // Its successors cannot open the store: each exits at once.
+  std::filesystem::rename(store_path_, store_path_ + ".gone");
+  ASSERT_EQ(::kill(server, SIGKILL), 0);
+  const int status = mount->wait_exit(std::chrono::seconds(20));
+  std::filesystem::rename(store_path_ + ".gone", store_path_);
+  EXPECT_EQ(status, 1) << mount->log();
+  EXPECT_NE(mount->log().find("giving up"), std::string::npos) << mount->log();
+}
+
+}  // namespace
+}  // namespace pagerfs
