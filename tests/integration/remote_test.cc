@@ -226,19 +226,30 @@ TEST_F(RemoteTest, AServerThatNeverAnswersIsAnErrorWithinTheBound) {
   FaultProxy proxy(nginx_->url());
   MountedStore m(dir_ / "local", dir_ / "mnt", {"remote=" + proxy.url(), "remote_timeout=2"});
   ASSERT_EQ(read_all(image_file(m, "text.txt")).data, files_["text.txt"]);
+  // `big` open, its first page read: its size and seek table are known.
+  const int fd = ::open(image_file(m, "big").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::string buf(4096, '\0');
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), 0), 4096) << m.log();
   proxy.set_rules({{.path = "/blobs/", .action = "delay:30000", .count = -1}});
+  const off_t far = 2 << 20;  // not read ahead yet
   const auto start = Clock::now();
-  EXPECT_EQ(read_all(image_file(m, "big")).error, EIO);
+  EXPECT_EQ(::pread(fd, buf.data(), buf.size(), far), -1);
+  EXPECT_EQ(errno, EIO);
   // One bound, not two: the kernel's read-ahead READ waits the whole
   // remote_timeout, then the READ it sends again for the reader's page fails
   // at once (the remote is out); then a margin for the FUSE round trips.
   const auto took = Clock::now() - start;
   EXPECT_LT(took, std::chrono::milliseconds(3500))
       << "remote_timeout=2 was not kept: " << std::chrono::duration<double>(took).count() << " s\n" << m.log();
-  EXPECT_GE(layer_stats(m.path(), "remote")["failed_fast"].get<uint64_t>(), 1u);
+  EXPECT_GE(layer_stats(m.path(), "remote")["failed_fast"].get<uint64_t>(), 1u) << m.log();
   proxy.clear();
   std::this_thread::sleep_for(kOutageHold);
+  ASSERT_EQ(::pread(fd, buf.data(), buf.size(), far), 4096) << std::strerror(errno) << "\n" << m.log();
+  EXPECT_TRUE(buf == files_["big"].substr(far, 4096));
+  ::close(fd);
   EXPECT_TRUE(read_all(image_file(m, "big")).data == files_["big"]) << m.log();
+  EXPECT_FALSE(layer_stats(m.path(), "remote")["outage"].get<bool>());
 }
 
 TEST_F(RemoteTest, AFailingMirrorIsSkippedForTheNextOne) {
