@@ -315,6 +315,7 @@ class RemoteLayer final : public Layer {
   // second deadline for the server that just failed the first.
   template <typename AttemptFn>
   Result<void> with_mirrors(const Digest& digest, AttemptFn&& attempt) {
+    bool probe = false;
     {
       MutexLock lock(mu_);
       if (outage_.on) {
@@ -324,15 +325,25 @@ class RemoteLayer final : public Layer {
                        "blob " + digest.str() + ": no remote answered a moment ago (" + outage_.cause +
                            "); failed without asking again");
         }
-        outage_.probing = true;  // this read probes; the others keep failing at once
+        outage_.probing = probe = true;  // this read probes; the others keep failing at once
       }
     }
+    // Only the probe ends the probing, however it ends (an exception
+    // included): a probe left marked would fail every read at once for good.
+    struct ProbeEnd {
+      RemoteLayer& layer;
+      bool probe;
+      ~ProbeEnd() {
+        if (!probe) return;
+        MutexLock lock(layer.mu_);
+        layer.outage_.probing = false;
+      }
+    } probe_end{*this, probe};
     Outcome outcome;
     Result<void> result = try_mirrors(digest, attempt, outcome);
     bool began = false, ended = false;
     {
       MutexLock lock(mu_);
-      outage_.probing = false;
       if (outcome.answered) {
         ended = outage_.on;
         outage_.on = false;
