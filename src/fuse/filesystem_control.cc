@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "fuse/filesystem.h"
+#include "pagerfs/remote/remote_layer.h"
 
 namespace pagerfs {
 namespace {
@@ -20,6 +21,22 @@ nlohmann::json histogram_json(const LatencyHistogram::Snapshot& h) {
           {"p99_us", h.quantile_us(0.99)}};
 }
 
+// A remote layer's own counters: each mirror's (its URL without
+// credentials), and the outage state (remote_layer.h).
+nlohmann::json remote_json(const RemoteStats& remote) {
+  nlohmann::json mirrors = nlohmann::json::array();
+  for (const RemoteMirrorStats& m : remote.mirrors) {
+    mirrors.push_back({{"url", m.url},
+                       {"requests", m.requests},
+                       {"bytes", m.bytes},
+                       {"errors", m.errors},
+                       {"retries", m.retries},
+                       {"failovers", m.failovers},
+                       {"cooling_down", m.cooling_down},
+                       {"latency", histogram_json(m.latency)}});
+  }
+  return {{"mirrors", mirrors}, {"outage", remote.outage}, {"failed_fast", remote.failed_fast}};
+}
 
 }  // namespace
 
@@ -55,6 +72,7 @@ nlohmann::json Filesystem::stats_json() const {
                       {"retries", s.retries},
                       {"failovers", s.failovers},
                       {"read_latency", histogram_json(s.read_latency)}});
+    if (const auto remote = remote_stats(*layer)) layers.back().update(remote_json(*remote));
   }
   const PagerStats p = pager_->stats();
   nlohmann::json failures = nlohmann::json::object();

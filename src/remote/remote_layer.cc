@@ -114,6 +114,21 @@ class RemoteLayer final : public Layer {
     return ok();
   }
 
+  RemoteStats remote_stats() const {
+    RemoteStats out;
+    const Clock::time_point now = Clock::now();
+    MutexLock lock(mu_);
+    out.outage = outage_.on;
+    out.failed_fast = failed_fast_.load(std::memory_order_relaxed);
+    for (const Mirror& m : mirrors_) {
+      out.mirrors.push_back({m.shown, m.requests.load(std::memory_order_relaxed),
+                             m.bytes.load(std::memory_order_relaxed), m.errors.load(std::memory_order_relaxed),
+                             m.retries.load(std::memory_order_relaxed), m.failovers.load(std::memory_order_relaxed),
+                             m.skip_until > now, m.latency.snapshot()});
+    }
+    return out;
+  }
+
  private:
   static constexpr uint64_t kRememberedSizes = 1 << 16;
   static constexpr uint64_t kHeadBytes = 64 << 10;
@@ -125,15 +140,35 @@ class RemoteLayer final : public Layer {
     std::shared_ptr<const std::vector<std::byte>> bytes;
   };
 
-  // What one attempt asks: a URL, and the headers a registry wants.
+  // What one attempt asks: a URL, and the headers a registry wants, of
+  // which mirror.
   struct Target {
     std::string url;
     std::vector<std::string> headers;
+    size_t mirror = 0;
   };
 
+  // One mirror: its counters (RemoteMirrorStats says what each counts) are
+  // atomics, bumped by the readers and read by remote_stats() at any time.
   struct Mirror {
     std::string shown;                  // its URL as logs show it
     Clock::time_point skip_until{};     // GUARDED_BY(mu_)
+    std::atomic<uint64_t> requests{0}, bytes{0}, errors{0}, retries{0}, failovers{0};
+    LatencyHistogram latency;
+  };
+
+  // What one with_mirrors() call came to, for the outage state.
+  struct Outcome {
+    bool answered = false;  // some mirror served, or said 404/401/403
+    unsigned failures = 0;  // attempts that failed (no answer, 5xx, malformed)
+  };
+
+  // The remote as a whole, when no mirror answers (see remote_layer.h).
+  struct Outage {
+    bool on = false;
+    bool probing = false;               // a read is probing the remote
+    Clock::time_point hold_until{};     // before this, no read probes
+    std::string cause;                  // the last failure's message
   };
 
   static std::chrono::milliseconds to_ms(Clock::duration d) {
@@ -157,13 +192,13 @@ class RemoteLayer final : public Layer {
     bool bad_body = false;
     auto body = [&](const HttpResponse& r, std::span<const std::byte> data) {
       if (r.status != 200 && r.status != 206) return true;  // an error page: drained, judged by its status
+      count_bytes(target, data.size());
       const uint64_t room = kHeadBytes - head->size();
       head->insert(head->end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(std::min<uint64_t>(room, data.size())));
       if (r.status == 206 && data.size() > room) bad_body = true;  // more than the range asked for
       return head->size() < kHeadBytes && !bad_body;  // a whole file (200): cut off after the head
     };
-    count_request();
-    auto response = client_.perform(request, body);
+    auto response = perform(target, request, body);
     if (!response) return {Verdict::retry, response.error()};
     const HttpResponse& r = response.value();
     if (r.status != 200 && r.status != 206) return {verdict_of_status(r.status), status_error("GET", url, r.status)};
@@ -222,6 +257,7 @@ class RemoteLayer final : public Layer {
         bad_body = true;
         return false;
       }
+      count_bytes(target, data.size());
       started = true;
       // Copy what overlaps the range.
       const uint64_t begin = std::max(position, offset);
@@ -238,8 +274,7 @@ class RemoteLayer final : public Layer {
       }
       return copied < out.size();  // a whole file: cut off after the range
     };
-    count_request();
-    auto response = client_.perform(request, body);
+    auto response = perform(target, request, body);
     if (!response) return {Verdict::retry, response.error()};
     const HttpResponse& r = response.value();
     if (r.status != 200 && r.status != 206) return {verdict_of_status(r.status), status_error("GET", url, r.status)};
@@ -257,14 +292,83 @@ class RemoteLayer final : public Layer {
     return {Verdict::done, {}};
   }
 
-  void count_request() { stats().requests.fetch_add(1, std::memory_order_relaxed); }
+  // One HTTP request to the target's mirror, counted and timed.
+  Result<HttpResponse> perform(const Target& target, const HttpRequest& request, const HttpClient::BodyFn& body) {
+    Mirror& mirror = mirrors_[target.mirror];
+    stats().requests.fetch_add(1, std::memory_order_relaxed);
+    mirror.requests.fetch_add(1, std::memory_order_relaxed);
+    const Clock::time_point start = Clock::now();
+    auto response = client_.perform(request, body);
+    mirror.latency.record(Clock::now() - start);
+    return response;
+  }
+
+  void count_bytes(const Target& target, uint64_t n) {
+    mirrors_[target.mirror].bytes.fetch_add(n, std::memory_order_relaxed);
+  }
+
+  // try_mirrors(), unless the remote is out (no mirror answered the last
+  // read that asked): then the read fails at once, without a request, for
+  // `outage_hold` after that failure, and afterwards while another read
+  // probes the remote. Without this, the READ the kernel sends again right
+  // after a failed read-ahead (for the page its reader wants) would wait a
+  // second deadline for the server that just failed the first.
+  template <typename AttemptFn>
+  Result<void> with_mirrors(const Digest& digest, AttemptFn&& attempt) {
+    bool probe = false;
+    {
+      MutexLock lock(mu_);
+      if (outage_.on) {
+        if (outage_.probing || Clock::now() < outage_.hold_until) {
+          failed_fast_.fetch_add(1, std::memory_order_relaxed);
+          return Error(std::make_error_code(std::errc::io_error),
+                       "blob " + digest.str() + ": no remote answered a moment ago (" + outage_.cause +
+                           "); failed without asking again");
+        }
+        outage_.probing = probe = true;  // this read probes; the others keep failing at once
+      }
+    }
+    // Only the probe ends the probing, however it ends (an exception
+    // included): a probe left marked would fail every read at once for good.
+    struct ProbeEnd {
+      RemoteLayer& layer;
+      bool probe;
+      ~ProbeEnd() {
+        if (!probe) return;
+        MutexLock lock(layer.mu_);
+        layer.outage_.probing = false;
+      }
+    } probe_end{*this, probe};
+    Outcome outcome;
+    Result<void> result = try_mirrors(digest, attempt, outcome);
+    bool began = false, ended = false;
+    {
+      MutexLock lock(mu_);
+      if (outcome.answered) {
+        ended = outage_.on;
+        outage_.on = false;
+      } else if (!result && outcome.failures > 0) {
+        began = !outage_.on;
+        outage_.on = true;
+        outage_.hold_until = Clock::now() + options_.outage_hold;
+        outage_.cause = result.error().message();
+      }
+    }
+    if (began) {
+      logger_->warn("remote: no mirror answered; reads fail at once for {} ms, then while one read at a time "
+                    "probes, until a mirror answers",
+                    options_.outage_hold.count());
+    }
+    if (ended) logger_->info("remote: a mirror answers again");
+    return result;
+  }
 
   // Runs `attempt` (URL of the blob at a mirror, time left) until it is done
   // or the read's attempts or deadline run out; skips mirrors that failed
   // recently while another one is usable; a blob absent from every mirror
   // is ENOENT.
   template <typename AttemptFn>
-  Result<void> with_mirrors(const Digest& digest, AttemptFn&& attempt) {
+  Result<void> try_mirrors(const Digest& digest, AttemptFn&& attempt, Outcome& outcome) {
     const std::string path = "/" + Store::blob_relative_path(digest);
     const Clock::time_point deadline = Clock::now() + options_.deadline;
     // Mirrors that answered 404 (or 401/403) for this blob: not asked again
@@ -278,25 +382,35 @@ class RemoteLayer final : public Layer {
     while (failures < options_.attempts) {
       const size_t m = pick_mirror(declined);
       if (m == mirrors_.size()) break;  // every mirror declined
-      if (previous != mirrors_.size() && m != previous) stats().failovers.fetch_add(1, std::memory_order_relaxed);
-      previous = m;
       const Clock::duration left = deadline - Clock::now();
       if (left <= Clock::duration::zero()) break;
-      if (failures > 0) stats().retries.fetch_add(1, std::memory_order_relaxed);
-      Target target{options_.urls[m] + path, {}};
+      if (previous != mirrors_.size() && m != previous) {
+        stats().failovers.fetch_add(1, std::memory_order_relaxed);
+        mirrors_[previous].failovers.fetch_add(1, std::memory_order_relaxed);
+      }
+      previous = m;
+      if (failures > 0) {
+        stats().retries.fetch_add(1, std::memory_order_relaxed);
+        mirrors_[m].retries.fetch_add(1, std::memory_order_relaxed);
+      }
+      Target target{options_.urls[m] + path, {}, m};
       if (options_.locator) {
         auto located = options_.locator->locate(digest);
         if (!located) return located.error();
-        target = {std::move(located.value().url), std::move(located.value().headers)};
+        target = {std::move(located.value().url), std::move(located.value().headers), m};
       }
       Attempt a = attempt(target, std::min<Clock::duration>(left, options_.attempt_timeout));
+      if (a.verdict != Verdict::retry) outcome.answered = true;
       if (a.verdict == Verdict::done) return ok();
+      if (a.verdict == Verdict::fatal) mirrors_[m].errors.fetch_add(1, std::memory_order_relaxed);
       if (a.verdict == Verdict::absent || a.verdict == Verdict::fatal) {
         declined[m] = true;
         (a.verdict == Verdict::fatal ? refused : last_error) = a.error;
         continue;
       }
+      mirrors_[m].errors.fetch_add(1, std::memory_order_relaxed);
       ++failures;
+      outcome.failures = failures;
       last_error = a.error;
       skip_for_a_while(m, a.error);
       // Exponential backoff, jittered over its upper half, never past the deadline.
@@ -356,12 +470,14 @@ class RemoteLayer final : public Layer {
   RemoteLayerOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
   HttpClient client_;
-  Mutex mu_;
-  std::vector<Mirror> mirrors_;  // skip_until GUARDED_BY(mu_); the rest immutable
+  mutable Mutex mu_;
+  std::vector<Mirror> mirrors_;  // skip_until GUARDED_BY(mu_); counters atomic; the rest immutable
   LruCache<Digest, uint64_t, DigestHash> sizes_ GUARDED_BY(mu_);
   LruCache<Digest, Head, DigestHash> heads_ GUARDED_BY(mu_);
   std::minstd_rand random_ GUARDED_BY(mu_){std::random_device{}()};
   RateLimiter fault_log_{std::chrono::seconds(5)};
+  Outage outage_ GUARDED_BY(mu_);
+  std::atomic<uint64_t> failed_fast_{0};
 };
 
 }  // namespace
@@ -390,6 +506,7 @@ Result<void> validate(const RemoteLayerOptions& options) {
   if (options.attempt_timeout.count() <= 0 || options.deadline.count() <= 0 || options.connect_timeout.count() <= 0) {
     return Error(errc::invalid_argument, "remote timeouts must be positive");
   }
+  if (options.outage_hold.count() < 0) return Error(errc::invalid_argument, "remote outage hold must not be negative");
   return ok();
 }
 
@@ -398,6 +515,12 @@ Result<std::shared_ptr<Layer>> make_remote_layer(const RemoteLayerOptions& optio
   PAGERFS_TRYV(validate(options));
   if (!logger) logger = spdlog::default_logger();
   return std::shared_ptr<Layer>(std::make_shared<RemoteLayer>(options, std::move(logger)));
+}
+
+std::optional<RemoteStats> remote_stats(const Layer& layer) {
+  const auto* remote = dynamic_cast<const RemoteLayer*>(&layer);
+  if (remote == nullptr) return std::nullopt;
+  return remote->remote_stats();
 }
 
 }  // namespace pagerfs

@@ -71,6 +71,19 @@ int run_stats(const ControlTarget& target, bool json) {
                   l["failovers"].get<unsigned long long>(), l["read_latency"]["p50_us"].get<unsigned long long>(),
                   l["read_latency"]["p99_us"].get<unsigned long long>());
     }
+    if (l.value("outage", false)) {
+      std::printf("             outage: no mirror answered the last read; %llu reads failed at once\n",
+                  l["failed_fast"].get<unsigned long long>());
+    }
+    for (const auto& m : l.value("mirrors", nlohmann::json::array())) {
+      std::printf("  mirror %s: %llu requests, %s, %llu errors, %llu retries, %llu failovers; p50 %llu us, p99 %llu "
+                  "us%s\n",
+                  m["url"].get<std::string>().c_str(), m["requests"].get<unsigned long long>(),
+                  format_size(m["bytes"].get<uint64_t>()).c_str(), m["errors"].get<unsigned long long>(),
+                  m["retries"].get<unsigned long long>(), m["failovers"].get<unsigned long long>(),
+                  m["latency"]["p50_us"].get<unsigned long long>(), m["latency"]["p99_us"].get<unsigned long long>(),
+                  m["cooling_down"].get<bool>() ? ", cooling down" : "");
+    }
   }
   if (s.contains("control")) {
     const auto& c = s["control"];

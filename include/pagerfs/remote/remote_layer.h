@@ -19,15 +19,28 @@
 // the chain anchored in the local store's manifests before it reaches a
 // reader or the cache disk (pager.h).
 //
-// Thread safety: all methods may be called concurrently.
+// An outage is not waited out by every read: after a read found no mirror
+// answering at all, reads fail at once (EIO) for `outage_hold`, and then
+// while one read at a time probes the remote as usual, until a request is
+// answered (RemoteLayerOptions). The kernel asks again, at once, for the
+// page a failed read-ahead covered: that read must not wait a second
+// deadline for the server that just failed the first.
+//
+// Counters of each mirror (requests, bytes, errors, retries, failovers,
+// latency) are kept beside the layer's own (LayerStats): remote_stats().
+//
+// Thread safety: all methods and remote_stats() may be called concurrently;
+// the counters are atomics, read without stopping the readers.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pagerfs/layers/layer.h"
+#include "pagerfs/util/latency_histogram.h"
 #include "pagerfs/util/error.h"
 
 namespace spdlog {
@@ -64,6 +77,28 @@ struct RemoteLayerOptions {
   unsigned attempts = 4;
   std::chrono::milliseconds backoff{100};            // before the 2nd attempt; doubles
   std::chrono::milliseconds mirror_cooldown{30000};  // a failed mirror is skipped this long
+  // After a read found no mirror answering, reads fail at once this long;
+  // then one read at a time probes the remote while the others fail at once.
+  std::chrono::milliseconds outage_hold{1000};
+};
+
+// The counters of one mirror, as remote_stats() reads them.
+struct RemoteMirrorStats {
+  std::string url;          // credentials (userinfo) replaced by ***
+  uint64_t requests = 0;    // HTTP requests sent to it
+  uint64_t bytes = 0;       // body bytes of the blob files it sent (200 and 206 answers)
+  uint64_t errors = 0;      // requests that failed: no answer, 5xx, 401/403, a malformed answer (not 404)
+  uint64_t retries = 0;     // requests to it that followed a failed attempt of the same read
+  uint64_t failovers = 0;   // times a read moved from it to another mirror
+  bool cooling_down = false;  // skipped after a failure (mirror_cooldown), while another mirror works
+  LatencyHistogram::Snapshot latency;  // of each request, failed ones included
+};
+
+// The counters of a remote layer beyond LayerStats.
+struct RemoteStats {
+  std::vector<RemoteMirrorStats> mirrors;  // in the order of RemoteLayerOptions::urls
+  bool outage = false;       // the last read found no mirror answering, and no request was answered since
+  uint64_t failed_fast = 0;  // reads failed at once during an outage, without a request
 };
 
 // Checks the options (URLs, bounds); errc::invalid_argument with the reason.
@@ -71,5 +106,9 @@ Result<void> validate(const RemoteLayerOptions& options);
 
 Result<std::shared_ptr<Layer>> make_remote_layer(const RemoteLayerOptions& options,
                                                  std::shared_ptr<spdlog::logger> logger = nullptr);
+
+// The counters of `layer` if make_remote_layer() made it; nullopt for any
+// other layer.
+std::optional<RemoteStats> remote_stats(const Layer& layer);
 
 }  // namespace pagerfs
