@@ -35,6 +35,7 @@ std::string encode_request(const Request& request) {
   }
   if (!request.image.empty()) out["image"] = request.image;
   if (request.save) out["save"] = true;
+  if (!request.binary.empty()) out["binary"] = request.binary;
   // Paths are bytes, not always UTF-8: replace what is not, rather than throw
   // (the daemon then says the file is not in the mount).
   return out.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
@@ -50,6 +51,10 @@ Result<Request> parse_request(std::string_view line) {
   if (j.contains("image")) {
     if (!j.at("image").is_string()) return bad_request("'image' must be a string");
     out.image = j.at("image").get<std::string>();
+  }
+  if (j.contains("binary")) {
+    if (!j.at("binary").is_string()) return bad_request("'binary' must be a string");
+    out.binary = j.at("binary").get<std::string>();
   }
   if (j.contains("save")) {
     if (!j.at("save").is_boolean()) return bad_request("'save' must be true or false");

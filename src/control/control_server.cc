@@ -333,6 +333,11 @@ void ControlServer::unpublish() {
   path_.clear();
 }
 
+void ControlServer::keep_socket_file() {
+  MutexLock lock(path_mu_);
+  path_.clear();
+}
+
 ControlCounters ControlServer::counters() const {
   return {impl_->connections.load(), impl_->refused_peers.load(), impl_->oversized.load(), impl_->timed_out.load(),
           impl_->evicted.load()};

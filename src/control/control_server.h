@@ -70,6 +70,8 @@ class ControlServer {
   // server keeps running until stop(): a daemon mounting at the same place can
   // bind it while this one finishes stopping.
   void unpublish() EXCLUDES(path_mu_);
+  // Leaves the socket file in place at stop() (it is another server's now).
+  void keep_socket_file() EXCLUDES(path_mu_);
 
   ControlCounters counters() const;
 

@@ -49,6 +49,10 @@ Result<std::string> handle_command(Filesystem& fs, const ControlServer& server, 
     if (request.image.empty()) return Error(errc::invalid_argument, "record-stop needs an image");
     return fs.stop_recording(request.image, request.save);
   }
+  if (command == "upgrade") {
+    PAGERFS_TRYV(fs.request_upgrade(request.binary));
+    return std::string("upgrade started\n");
+  }
   return Error(errc::invalid_argument, "unknown command '" + command + "'");
 }
 

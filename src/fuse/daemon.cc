@@ -193,7 +193,7 @@ int run_daemon(int argc, char** argv) {
   // Signals are taken by a thread of their own (sigwait), never by workers.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&signals, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (successor) {
@@ -243,6 +243,18 @@ int run_daemon(int argc, char** argv) {
     fuse_session_destroy(se);
     return fail(pager.error().message());
   }
+  if (successor && successor->handoff_fd >= 0) {
+    // A live upgrade: ready to serve; the supervisor now retires the old
+    // server, and says go once it has stopped handing out inodes.
+    if (auto go = wait_for_handoff(successor->handoff_fd); !go) {
+      fuse_session_destroy(se);
+      return fail(go.error().message());
+    }
+    if (auto reloaded = journal->reload(); !reloaded) {
+      fuse_session_destroy(se);
+      return fail(reloaded.error().message());
+    }
+  }
   if (journal) {
     fs.set_takeover(&*journal, successor ? successor->generation : 0);
     if (successor) fs.restore(journal->inherited());
@@ -253,6 +265,7 @@ int run_daemon(int argc, char** argv) {
       log);
 
   std::atomic<bool> stopping{false};
+  std::atomic<bool> retired{false};  // a successor serves the connection now
   std::thread signal_thread([&] {
     // The mount's device number names its bdi and its connection in sysfs.
     const dev_t connection = set_bdi_readahead(c.mountpoint, c.pager.readahead, *log);
@@ -262,6 +275,15 @@ int run_daemon(int argc, char** argv) {
       const int sig = sigtimedwait(&signals, nullptr, &timeout);
       if (sig == SIGUSR1) {
         log->info("dump:\n{}", fs.dump());
+      } else if (sig == SIGUSR2) {
+        // From the supervisor, in a live upgrade (supervisor.h).
+        if (!journal || unmounting) continue;
+        log->info("retiring: a new server takes the mount over");
+        retired = true;
+        // The page cache supplier first, while the workers still answer: a
+        // page it pushes may wait on a READ that only they would answer.
+        fs.stop();
+        retire_session_io();
       } else if (sig > 0 && !unmounting) {
         log->info("signal {}: unmounting {}; open files are served until closed", sig, c.mountpoint);
         unmounting = true;
@@ -294,18 +316,20 @@ int run_daemon(int argc, char** argv) {
     fuse_loop_cfg_destroy(loop);
   }
   // Unmounted: the next daemon mounting here may bind the control socket
-  // while this one stops.
-  control_server.value()->unpublish();
+  // while this one stops. Retired: the mount, its socket and its connection
+  // are the successor's now.
+  if (!retired) control_server.value()->unpublish();
   stopping = true;
   signal_thread.join();
   // The pager first: a long prewarm on the control thread then fails fast.
   fs.stop();
   pager.value()->request_shutdown();
+  if (retired) control_server.value()->keep_socket_file();
   control_server.value()->stop();
-  fuse_session_unmount(se);
+  if (!retired) fuse_session_unmount(se);
   fuse_session_destroy(se);
-  log->info("stopped");
-  return rc == 0 ? 0 : 1;
+  log->info(retired ? "retired" : "stopped");
+  return rc == 0 || retired ? 0 : 1;
 }
 
 }  // namespace pagerfs

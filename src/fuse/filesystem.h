@@ -133,8 +133,13 @@ class Filesystem {
   // this); before start().
   void set_takeover(TakeoverJournal* journal, uint32_t generation) {
     view_.set_journal(journal);
+    journal_ = journal;
+    generation_ = generation;
     next_fh_ = (uint64_t{generation} << 40) + 1;
   }
+  // Asks the supervisor to replace this server by one running `binary`
+  // (absolute; empty: the installed pagerfs); an error if not supervised.
+  Result<void> request_upgrade(const std::string& binary);
   // A successor's first step: the images and blob inodes its predecessors
   // handed to the kernel (logged); before start().
   void restore(const TakeoverJournal::Contents& contents);
@@ -227,6 +232,8 @@ class Filesystem {
   std::unordered_map<uint64_t, std::unique_ptr<BlobDirStream>> dir_streams_ GUARDED_BY(handles_mu_);
   std::atomic<uint64_t> next_fh_{1};
   std::atomic<uint64_t> inherited_handles_{0};  // opened again after a takeover
+  TakeoverJournal* journal_ = nullptr;  // set before start(); none: not supervised
+  uint32_t generation_ = 0;
 
   // Blob geometry from blob headers, the most recently used few: memory
   // stays bounded however many blobs are looked up.

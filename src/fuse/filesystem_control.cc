@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "fuse/filesystem.h"
+
+#include <unistd.h>
 #include "pagerfs/remote/remote_layer.h"
 
 namespace pagerfs {
@@ -119,7 +121,13 @@ nlohmann::json Filesystem::stats_json() const {
           {"fuse", fuse},
           {"pager", pager},
           {"prefetch", prefetch},
-          {"layers", layers}};
+          {"layers", layers},
+          {"takeover", {{"supervised", journal_ != nullptr},
+                        {"generation", generation_},
+                        {"pid", ::getpid()},
+                        {"inherited_handles", inherited_handles_.load()},
+                        {"journal_write_errors", journal_ ? journal_->write_errors() : 0},
+                        {"upgrades_failed", journal_ ? TakeoverJournal::failed_upgrades(journal_->fd()) : 0}}}};
 }
 
 std::string Filesystem::dump() const {

@@ -1,6 +1,8 @@
 #include "fuse/session_io.h"
 
 #include <linux/fuse.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@ struct SessionIo {
   std::shared_ptr<spdlog::logger> log;
   std::vector<std::byte> init;  // successor: the INIT to replay
   uint64_t init_unique = 0;
+  int retire_fd = -1;  // an eventfd: readable once the server retires
 
   Mutex mu;
   CondVar init_answered_cv;
@@ -61,6 +64,17 @@ ssize_t io_read(int fd, void* buf, size_t len, void*) {
     }
     // Nothing before INIT has been answered: libfuse would fail it.
     io.init_answered_cv.wait(io.mu, [&io]() REQUIRES(io.mu) { return io.init_answered; });
+  }
+  // A retiring server reads no more requests: every worker's read ends as if
+  // the connection had (ENODEV), and the session loop returns; what is left
+  // unanswered is resent to the successor.
+  pollfd fds[2] = {{fd, POLLIN, 0}, {io.retire_fd, POLLIN, 0}};
+  while (::poll(fds, 2, -1) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  if ((fds[1].revents & POLLIN) != 0) {
+    errno = ENODEV;
+    return -1;
   }
   const ssize_t n = ::read(fd, buf, len);
   if (io.mode == SessionMode::first && n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
@@ -131,6 +145,8 @@ Result<void> install_session_io(fuse_session* se, int fd, SessionMode mode, Take
     }
     io->init_unique = in.unique;
   }
+  io->retire_fd = ::eventfd(0, EFD_CLOEXEC);
+  if (io->retire_fd < 0) return Error::from_errno(errno, "session io: eventfd");
   fuse_custom_io callbacks{};
   callbacks.read = io_read;
   callbacks.writev = io_writev;
@@ -139,6 +155,12 @@ Result<void> install_session_io(fuse_session* se, int fd, SessionMode mode, Take
     return Error::from_errno(-rc, "fuse_session_custom_io");
   }
   return ok();
+}
+
+void retire_session_io() noexcept {
+  if (g_io == nullptr) return;
+  const uint64_t one = 1;
+  (void)!::write(g_io->retire_fd, &one, sizeof one);
 }
 
 }  // namespace pagerfs

@@ -1,6 +1,7 @@
 // The daemon's side of /dev/fuse, through fuse_session_custom_io(): the one
 // place that sees the FUSE protocol below libfuse, for what libfuse 3.14
-// cannot do itself. Today: taking over a live connection.
+// cannot do itself. Today: taking over a live connection, and handing it
+// over (retire_session_io).
 //
 // A server that mounts (Mode::first) reads and writes the device as libfuse
 // would, and records the INIT request the kernel sends first in the
@@ -44,5 +45,11 @@ enum class SessionMode { first, successor };
 // session. successor: the journal must hold an INIT.
 Result<void> install_session_io(fuse_session* se, int fd, SessionMode mode, TakeoverJournal& journal,
                                 std::shared_ptr<spdlog::logger> log);
+
+// Retires this server (a live upgrade: supervisor.h): from now on no worker
+// reads a request, and the session loop returns once the requests being
+// served are answered; the connection stays up for the successor.
+// Async-signal-safe.
+void retire_session_io() noexcept;
 
 }  // namespace pagerfs

@@ -6,12 +6,15 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <string_view>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -19,11 +22,16 @@
 
 #include "fuse/kernel_mount.h"
 #include "fuse/takeover_journal.h"
+#include "util/unique_fd.h"
 
 namespace pagerfs {
 namespace {
 
 constexpr const char* kTakeoverVariable = "PAGERFS_TAKEOVER";
+constexpr const char* kHandoffVariable = "PAGERFS_TAKEOVER_HANDOFF";
+constexpr int kHandoffFd = 6;
+constexpr std::chrono::seconds kReadyTimeout{60};   // a new server opening its store and caches
+constexpr std::chrono::seconds kRetireTimeout{10};  // the old one answering what it has
 constexpr const char* kCommand = "--supervise";
 constexpr int kCrashLoopRestarts = 5;
 constexpr std::chrono::milliseconds kTick{20};
@@ -81,8 +89,8 @@ class Supervisor {
       const int sig = ::sigtimedwait(&signals, nullptr, &tick);
       if ((sig == SIGTERM || sig == SIGINT) && server_ > 0) {
         ::kill(server_, sig);
-      } else if (sig == SIGHUP) {
-        log_->info("SIGHUP ignored");
+      } else if (sig == SIGHUP && server_ > 0 && !server_gone_) {
+        upgrade();
       }
       reap();
       if (!server_gone_ && !main_thread_exited(server_)) continue;
@@ -133,25 +141,9 @@ class Supervisor {
       return false;
     }
     const std::string died = server_gone_ ? describe(server_status_) : "lost its main thread";
+    const pid_t pid = start_server(binary_, generation_ + 1, -1);
+    if (pid < 0) return false;
     ++generation_;
-    const std::string takeover = std::to_string(generation_) + ":" + mountpoint_;
-    std::vector<char*> argv;
-    for (auto& a : arguments_) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      log_->error("cannot start a server: fork: {}", std::strerror(errno));
-      return false;
-    }
-    if (pid == 0) {
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (::chdir(directory_.c_str()) != 0) (void)::chdir("/");
-      ::setenv(kTakeoverVariable, takeover.c_str(), 1);
-      ::execv("/proc/self/exe", argv.data());
-      ::_exit(127);
-    }
     log_->warn("server pid {} {}; server pid {} takes the mount over", server_, died, pid);
     server_ = pid;
     server_gone_ = false;
@@ -159,10 +151,121 @@ class Supervisor {
     return true;
   }
 
+  // Starts `binary` as server number `generation`; with `handoff` (>= 0), it
+  // gets that socket as descriptor 6 for a live upgrade. -1 on failure (logged).
+  pid_t start_server(const std::string& binary, uint32_t generation, int handoff) {
+    const std::string takeover = std::to_string(generation) + ":" + mountpoint_;
+    std::vector<char*> argv;
+    for (auto& a : arguments_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      log_->error("cannot start a server: fork: {}", std::strerror(errno));
+      return -1;
+    }
+    if (pid == 0) {
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (::chdir(directory_.c_str()) != 0) (void)::chdir("/");
+      ::setenv(kTakeoverVariable, takeover.c_str(), 1);
+      if (handoff >= 0) {
+        ::dup2(handoff, kHandoffFd);  // clears close-on-exec
+        ::setenv(kHandoffVariable, std::to_string(kHandoffFd).c_str(), 1);
+      }
+      ::execv(binary.c_str(), argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
+
+  // A live upgrade (see the header). The old server serves until the new
+  // one is ready; any failure before that leaves it serving.
+  void upgrade() {
+    std::string binary = TakeoverJournal::take_upgrade_request(kSupervisedJournalFd);
+    if (binary.empty()) binary = installed_binary();
+    log_->info("upgrade: starting {}", binary);
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+      log_->error("upgrade: socketpair: {}", std::strerror(errno));
+      return;
+    }
+    UniqueFd ours(pair[0]);
+    const pid_t next = start_server(binary, generation_ + 1, pair[1]);
+    ::close(pair[1]);
+    if (next < 0) {
+      TakeoverJournal::count_failed_upgrade(kSupervisedJournalFd);
+      return;
+    }
+    if (!wait_line(ours.get(), "ready", kReadyTimeout)) {
+      log_->error("upgrade: the new server (pid {}) did not get ready; the old one goes on", next);
+      TakeoverJournal::count_failed_upgrade(kSupervisedJournalFd);
+      ::kill(next, SIGKILL);
+      ::waitpid(next, nullptr, 0);
+      return;
+    }
+    // The old server stops reading requests, answers those it has, exits.
+    const auto retire_start = std::chrono::steady_clock::now();
+    ::kill(server_, SIGUSR2);
+    int status = 0;
+    bool exited = false;
+    while (std::chrono::steady_clock::now() - retire_start < kRetireTimeout) {
+      if (::waitpid(server_, &status, WNOHANG) == server_) {
+        exited = true;
+        break;
+      }
+      ::usleep(2'000);
+    }
+    if (!exited) {
+      log_->warn("upgrade: server pid {} did not retire within {} s: killed", server_, kRetireTimeout.count());
+      ::kill(server_, SIGKILL);
+      while (!main_thread_exited(server_)) ::usleep(2'000);
+    }
+    const pid_t old = server_;
+    (void)!::write(ours.get(), "go\n", 3);
+    ++generation_;
+    binary_ = binary;
+    server_ = next;
+    server_gone_ = false;
+    server_status_ = 0;
+    log_->info("upgrade: server pid {} retired ({}); server pid {} serves the mount", old,
+               exited ? describe(status) : "killed", next);
+  }
+
+  // Waits for `word` and a newline on `fd`; false on EOF, timeout or anything else.
+  static bool wait_line(int fd, const std::string& word, std::chrono::seconds timeout) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.size() <= word.size()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char c = 0;
+      if (::read(fd, &c, 1) != 1) return false;
+      if (c == '\n') break;
+      got += c;
+    }
+    return got == word;
+  }
+
+  // The pagerfs installed where this one was started from (a package
+  // upgrade replaces the file: its path names the new binary).
+  static std::string installed_binary() {
+    char path[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return "/proc/self/exe";
+    std::string binary(path, static_cast<size_t>(n));
+    constexpr std::string_view kDeleted = " (deleted)";
+    if (binary.ends_with(kDeleted)) binary.resize(binary.size() - kDeleted.size());
+    return binary;
+  }
+
   pid_t server_;
   bool server_gone_ = false;
   int server_status_ = 0;
   uint32_t generation_ = 0;
+  std::string binary_ = "/proc/self/exe";  // what a successor runs: this binary, or the one upgraded to
   int failed_starts_ = 0;  // servers in a row that died before serving
   const std::string mountpoint_;
   const std::string directory_;
@@ -188,7 +291,26 @@ Result<std::optional<Takeover>> takeover_from_environment() {
   }
   t.generation = static_cast<uint32_t>(generation);
   t.mountpoint = text.substr(colon + 1);
+  if (const char* handoff = std::getenv(kHandoffVariable)) {
+    t.handoff_fd = std::atoi(handoff) == kHandoffFd ? kHandoffFd : -1;
+    ::unsetenv(kHandoffVariable);
+  }
   return std::optional<Takeover>(std::move(t));
+}
+
+Result<void> wait_for_handoff(int fd) {
+  UniqueFd socket(fd);
+  if (::write(socket.get(), "ready\n", 6) != 6) return Error::from_errno(errno, "upgrade: tell the supervisor");
+  std::string got;
+  for (char c = 0; got.size() < 3;) {
+    const ssize_t n = ::read(socket.get(), &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 1) return Error(errc::invalid_argument, "upgrade called off by the supervisor");
+    if (c == '\n') break;
+    got += c;
+  }
+  if (got != "go") return Error(errc::invalid_argument, "upgrade: unexpected word from the supervisor");
+  return ok();
 }
 
 Result<void> split_off_supervisor(const SupervisorSetup& setup) {

@@ -18,6 +18,15 @@
 // never finishes exiting; the supervisor sees its main thread gone and
 // starts the successor anyway: answering that READ frees the stuck thread.
 //
+// A live upgrade (SIGHUP to the supervisor, or `pagerfsctl upgrade`, which
+// names the binary through the journal): the new server starts, opens and
+// checks everything, and says it is ready on a socket; only then is the old
+// one retired (SIGUSR2: it reads no more requests, answers those it has, and
+// exits without unmounting); once it has exited, the new one is told to go:
+// it reads the journal again, replays INIT and serves. A new server that
+// fails to get ready is stopped, and the old one goes on. The successors
+// started after a crash run the upgraded binary from then on.
+//
 // SIGTERM and SIGINT to the supervisor are passed to the server (which
 // unmounts lazily, as without a supervisor); the supervisor exits, with the
 // server's status, once the server is gone and the connection has ended.
@@ -45,6 +54,9 @@ inline constexpr int kSupervisedControlFd = 5;
 struct Takeover {
   uint32_t generation = 0;  // 1 for the first successor, then 2, ...
   std::string mountpoint;   // absolute: the live mount it serves
+  // A live upgrade: the socket on which the successor says it is ready and
+  // waits to be told to go (-1: the predecessor is dead; go at once).
+  int handoff_fd = -1;
 };
 // The takeover this process was started for, if any (from the environment,
 // which is then cleared so that children do not inherit it).
@@ -63,6 +75,10 @@ struct SupervisorSetup {
 // the foreground): returns in the child, which serves; the parent becomes
 // the supervisor and never returns. An error if it could not fork.
 Result<void> split_off_supervisor(const SupervisorSetup& setup);
+
+// A live upgrade's successor, ready to serve: tells its supervisor and waits
+// until the old server has retired. An error if the upgrade was called off.
+Result<void> wait_for_handoff(int fd);
 
 // True when argv asks for the supervisor (`pagerfs --supervise ...`).
 bool is_supervisor_command(int argc, char** argv);

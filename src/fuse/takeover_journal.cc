@@ -13,7 +13,10 @@ constexpr char kMagic[8] = {'P', 'G', 'F', 'S', 'T', 'K', 'O', 'V'};
 constexpr uint32_t kVersion = 1;
 constexpr uint64_t kHeaderSize = 4096;
 constexpr uint64_t kServingOffset = kHeaderSize - 4;
-constexpr uint64_t kMaxInit = kServingOffset - 16;
+constexpr uint64_t kFailedUpgradesOffset = kHeaderSize - 8;
+constexpr uint64_t kUpgradeOffset = 2048;  // u32 length, then the path
+constexpr uint64_t kMaxUpgradePath = kFailedUpgradesOffset - kUpgradeOffset - 4;
+constexpr uint64_t kMaxInit = kUpgradeOffset - 16;
 constexpr uint32_t kImage = 1;
 constexpr uint32_t kBlob = 2;
 constexpr uint32_t kMaxPayload = 1024;
@@ -207,6 +210,47 @@ Result<void> TakeoverJournal::record_init(std::span<const std::byte> request) {
   PAGERFS_TRYV(pwrite_all(fd_.get(), request.data(), request.size(), 16));
   const uint32_t length = static_cast<uint32_t>(request.size());
   return pwrite_all(fd_.get(), &length, sizeof length, 12);
+}
+
+Result<void> TakeoverJournal::request_upgrade(int fd, std::string_view binary) {
+  if (binary.size() > kMaxUpgradePath) {
+    return Error(errc::invalid_argument, "upgrade: binary path longer than " + std::to_string(kMaxUpgradePath));
+  }
+  PAGERFS_TRYV(pwrite_all(fd, binary.data(), binary.size(), kUpgradeOffset + 4));
+  const uint32_t length = static_cast<uint32_t>(binary.size());
+  return pwrite_all(fd, &length, sizeof length, kUpgradeOffset);
+}
+
+std::string TakeoverJournal::take_upgrade_request(int fd) {
+  uint32_t length = 0;
+  if (::pread(fd, &length, sizeof length, kUpgradeOffset) != sizeof length || length == 0 ||
+      length > kMaxUpgradePath) {
+    return {};
+  }
+  std::string binary(length, '\0');
+  if (::pread(fd, binary.data(), length, kUpgradeOffset + 4) != static_cast<ssize_t>(length)) return {};
+  const uint32_t none = 0;
+  (void)pwrite_all(fd, &none, sizeof none, kUpgradeOffset);
+  return binary;
+}
+
+uint32_t TakeoverJournal::failed_upgrades(int fd) noexcept {
+  uint32_t n = 0;
+  if (::pread(fd, &n, sizeof n, kFailedUpgradesOffset) != sizeof n) return 0;
+  return n;
+}
+
+void TakeoverJournal::count_failed_upgrade(int fd) noexcept {
+  const uint32_t n = failed_upgrades(fd) + 1;
+  (void)pwrite_all(fd, &n, sizeof n, kFailedUpgradesOffset);
+}
+
+Result<void> TakeoverJournal::reload() {
+  PAGERFS_TRY(contents, read(fd_.get()));
+  MutexLock lock(mu_);
+  end_ = contents.end;
+  inherited_ = std::move(contents);
+  return ok();
 }
 
 void TakeoverJournal::mark_serving(uint32_t generation) noexcept {

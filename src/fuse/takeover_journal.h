@@ -15,8 +15,9 @@
 //
 // Layout (host byte order: the file never leaves this machine or this
 // mount): bytes [0, 4096) a header, "PGFSTKOV", u32 version, u32 INIT
-// length, the INIT bytes, and at 4092 the u32 generation of the last server
-// that started serving; from 4096 on, records appended one after the
+// length, the INIT bytes; at 2048 a u32 length and the path of the binary a
+// live upgrade was asked for; at 4088 the u32 count of failed upgrades; at
+// 4092 the u32 generation of the last server that started serving. From 4096 on, records appended one after the
 // other: u32 type, u32 payload length, the payload, u64 XXH3-64 of the
 // three. A record is written before the reply that hands its inode to the
 // kernel, so a record torn by a crash names nothing the kernel holds: the
@@ -83,6 +84,17 @@ class TakeoverJournal {
   void mark_serving(uint32_t generation) noexcept;
   // The last generation that marked itself serving, read from `fd`.
   static uint32_t serving_generation(int fd) noexcept;
+  // A live upgrade to `binary` asked for (by a control command, for the
+  // supervisor), and taken by the supervisor (empty: none asked for).
+  static Result<void> request_upgrade(int fd, std::string_view binary);
+  static std::string take_upgrade_request(int fd);
+  // Upgrades that failed (the new server did not get ready; the old one
+  // went on), counted by the supervisor, for `pagerfsctl upgrade` to know.
+  static void count_failed_upgrade(int fd) noexcept;
+  static uint32_t failed_upgrades(int fd) noexcept;
+  // Reads the records again (a successor that waited for its predecessor
+  // to retire: what it handed out meanwhile); one thread, before serving.
+  Result<void> reload() EXCLUDES(mu_);
   void record_image(const ImageRecord& image) EXCLUDES(mu_);
   void record_blob(const BlobRecord& blob) EXCLUDES(mu_);
 

@@ -195,6 +195,15 @@ int main_impl(int argc, char** argv) {
   record_cmd->add_option("--control", target.socket, control_help);
   record_cmd->footer("Record on a fresh mount: what the page cache already holds is not read again, and is left out. "
                      "Exits with the command's status.");
+  std::string upgrade_binary;
+  auto* upgrade_cmd = app.add_subcommand("upgrade", "Replace a mount's server by a new one, with no reader seeing an error");
+  upgrade_cmd->add_option("mountpoint", target.mountpoint, "Where the store is mounted (a supervised mount)")->required();
+  upgrade_cmd->add_option("--binary", upgrade_binary, "The new pagerfs (absolute path; default: the installed one)");
+  upgrade_cmd->add_option("--control", target.socket, control_help);
+  upgrade_cmd->footer("The new server starts and gets ready while the old one serves; then the old one stops reading\n"
+                      "requests, answers those it has and exits, and the new one takes the connection over.\n"
+                      "Prints 'upgraded: server pid PID (generation N)'. Exit status: 0 upgraded; 1 failed (the old\n"
+                      "server goes on); 2 usage error.");
   for (CLI::App* cmd : {stats_cmd, dump_cmd, prewarm_cmd, drop_cmd}) {
     cmd->add_option("--timeout", target.timeout_s,
                     "Seconds to wait for the answer (0: no limit; default 30, prewarm: no limit)")
@@ -246,6 +255,7 @@ int main_impl(int argc, char** argv) {
   if (dump_cmd->parsed()) return run_control(target, control::make_request("dump"));
   if (drop_cmd->parsed()) return run_control(target, control::make_request("drop-caches"));
   if (prewarm_cmd->parsed()) return run_prewarm(target, prewarm_items);
+  if (upgrade_cmd->parsed()) return run_upgrade(target, upgrade_binary);
   if (record_cmd->parsed()) return run_record(target, record_image, record_output, record_command);
   return kExitUsage;
 }

@@ -119,6 +119,9 @@ struct ControlTarget {
 // Sends `request` and prints the daemon's answer as it is.
 int run_control(const ControlTarget& target, const control::Request& request);
 int run_stats(const ControlTarget& target, bool json);
+// Asks the mount's supervisor for a live upgrade to `binary` (empty: the
+// installed pagerfs) and waits until the new server serves.
+int run_upgrade(const ControlTarget& target, const std::string& binary);
 // `items`: FILE or FILE:OFFSET:LENGTH, FILE under the mount point or relative to it.
 int run_prewarm(const ControlTarget& target, const std::vector<std::string>& items);
 // Records the reads of image `image` while `command` runs: a prefetch

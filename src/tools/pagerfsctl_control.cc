@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "pagerfs/control/control.h"
 #include "pagerfs/util/units.h"
@@ -40,6 +42,52 @@ int run_control(const ControlTarget& target, const control::Request& request) {
   if (!answer) return print_error(answer.error().message()), kExitFailure;
   std::fputs(answer.value().c_str(), stdout);
   return kExitOk;
+}
+
+int run_upgrade(const ControlTarget& target, const std::string& binary) {
+  std::string absolute = binary;
+  if (!binary.empty() && binary[0] != '/') {
+    char resolved[PATH_MAX];
+    if (::realpath(binary.c_str(), resolved) == nullptr) {
+      return print_error("--binary '" + binary + "': " + std::strerror(errno)), kExitUsage;
+    }
+    absolute = resolved;
+  }
+  struct Serving {
+    uint64_t generation = 0;
+    long long pid = 0;
+    uint64_t failed = 0;  // upgrades that failed so far
+  };
+  const auto serving_now = [&]() -> std::optional<Serving> {
+    auto answer = ask(target, control::make_request("stats"));
+    if (!answer) return std::nullopt;
+    const auto s = nlohmann::json::parse(answer.value(), nullptr, false);
+    if (s.is_discarded() || !s.contains("takeover")) return std::nullopt;
+    const auto& t = s["takeover"];
+    return Serving{t.value("generation", uint64_t{0}), t.value("pid", 0ll), t.value("upgrades_failed", uint64_t{0})};
+  };
+  const auto before = serving_now();
+  control::Request request = control::make_request("upgrade");
+  request.binary = absolute;
+  if (auto asked = ask(target, request); !asked) return print_error(asked.error().message()), kExitFailure;
+  // The supervisor gives a new server 60 s to get ready, then retires the
+  // old one; whoever answers stats now tells which one serves.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(75);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto now = serving_now();
+    if (now && before && now->generation > before->generation) {
+      std::printf("upgraded: server pid %lld (generation %llu)\n", now->pid,
+                  static_cast<unsigned long long>(now->generation));
+      return kExitOk;
+    }
+    if (now && before && now->failed > before->failed) {
+      return print_error("upgrade failed: the new server did not get ready; the old one goes on (see the mount's "
+                         "log)"),
+             kExitFailure;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return print_error("upgrade: the mount is still served by the old server (see its log)"), kExitFailure;
 }
 
 int run_stats(const ControlTarget& target, bool json) {

@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <sys/stat.h>
 #include <random>
 #include <thread>
 
@@ -57,6 +59,9 @@ class TakeoverTest : public MountTest {
     for (const auto& blob : blobs_) out.push_back({"blobs/sha256/" + blob.hex, blob.content});
     return out;
   }
+
+  using Disrupt = std::function<pid_t(const testing::MountedStore& mount, pid_t server)>;
+  void readers_survive(int events, const std::string& what, const Disrupt& disrupt);
 
   std::vector<SourceFile> image_files_;
 };
@@ -139,8 +144,9 @@ void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& total
   }
 }
 
-TEST_F(TakeoverTest, ReadersSeeNoErrorWhileTheServerIsKilledAgainAndAgain) {
-  const int kills = std::getenv("PAGERFS_TAKEOVER_KILLS") ? std::atoi(std::getenv("PAGERFS_TAKEOVER_KILLS")) : 10;
+// Runs 8 readers over every file while `disrupt` is called `events` times
+// (it returns the new server's pid, or -1), and checks what they saw.
+void TakeoverTest::readers_survive(int events, const std::string& what, const Disrupt& disrupt) {
   auto mount = this->mount({"supervise"});
   const std::vector<SourceFile> files = sources();
   ReaderTotals totals;
@@ -191,10 +197,9 @@ TEST_F(TakeoverTest, ReadersSeeNoErrorWhileTheServerIsKilledAgainAndAgain) {
   pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
   ASSERT_GT(server, 0) << "no server under the supervisor\n" << mount->log();
   int done = 0;
-  for (; done < kills; ++done) {
+  for (; done < events; ++done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
-    ASSERT_EQ(::kill(server, SIGKILL), 0) << std::strerror(errno);
-    const pid_t next = wait_for_server(*mount, server, std::chrono::seconds(10));
+    const pid_t next = disrupt(*mount, server);
     if (next <= 0) break;
     server = next;
   }
@@ -204,15 +209,55 @@ TEST_F(TakeoverTest, ReadersSeeNoErrorWhileTheServerIsKilledAgainAndAgain) {
   ::munmap(held_map, held.content.size());
   ::close(held_fd);
 
-  EXPECT_EQ(done, kills) << "no successor after kill " << done + 1 << "\n" << mount->log();
+  EXPECT_EQ(done, events) << "no successor after " << what << " " << done + 1 << "\n" << mount->log();
   EXPECT_EQ(totals.errors.load(), 0u) << totals.first_problem;
   EXPECT_EQ(totals.wrong.load(), 0u) << totals.first_problem;
-  EXPECT_GT(totals.files.load(), static_cast<uint64_t>(kills)) << "the readers made no progress";
-  std::printf("%d kills: %llu files, %.1f MiB checked; the longest read waited %.3f s\n", kills,
+  EXPECT_GT(totals.files.load(), static_cast<uint64_t>(events)) << "the readers made no progress";
+  std::printf("%d %s: %llu files, %.1f MiB checked; the longest read waited %.3f s\n", events, what.c_str(),
               static_cast<unsigned long long>(totals.files.load()), static_cast<double>(totals.bytes.load()) / (1 << 20),
               static_cast<double>(totals.longest_us.load()) / 1e6);
   // Generous for a loaded CI machine; scripts/bench measures it quietly.
   EXPECT_LT(totals.longest_us.load(), 5'000'000) << mount->log();
+}
+
+TEST_F(TakeoverTest, ReadersSeeNoErrorWhileTheServerIsKilledAgainAndAgain) {
+  const char* env = std::getenv("PAGERFS_TAKEOVER_KILLS");
+  readers_survive(env ? std::atoi(env) : 10, "kills", [](const testing::MountedStore& mount, pid_t server) {
+    EXPECT_EQ(::kill(server, SIGKILL), 0) << std::strerror(errno);
+    return wait_for_server(mount, server, std::chrono::seconds(10));
+  });
+}
+
+TEST_F(TakeoverTest, ReadersSeeNoErrorThroughLiveUpgrades) {
+  const char* env = std::getenv("PAGERFS_TAKEOVER_UPGRADES");
+  readers_survive(env ? std::atoi(env) : 5, "upgrades", [](const testing::MountedStore& mount, pid_t server) {
+    const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "upgrade", mount.path(), "--binary",
+                                 testing::binary_from_env("PAGERFS")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("upgraded: server pid"), std::string::npos) << r.out;
+    if (r.exit_code != 0) return pid_t{-1};
+    // The old server has exited (retired): the supervisor's one child is the new one.
+    return wait_for_server(mount, server, std::chrono::seconds(10));
+  });
+}
+
+TEST_F(TakeoverTest, AnUpgradeToABinaryThatCannotStartLeavesTheOldServerServing) {
+  auto mount = this->mount({"supervise"});
+  const pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
+  ASSERT_GT(server, 0);
+  const std::string broken = dir_ / "broken-pagerfs";
+  testing::write_file(broken, "#!/bin/sh\nexit 3\n");
+  ASSERT_EQ(::chmod(broken.c_str(), 0755), 0);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "upgrade", mount->path(), "--binary", broken});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10)) << "the failure took long to tell";
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("upgrade failed"), std::string::npos) << r.err;
+  EXPECT_EQ(::kill(server, 0), 0) << "the old server is gone";
+  const std::vector<SourceFile> files = sources();
+  const SourceFile& file = files.front();
+  EXPECT_EQ(testing::read_file(mount->path() + "/" + file.path), testing::to_string(file.content));
+  EXPECT_NE(mount->log().find("did not get ready"), std::string::npos) << mount->log();
 }
 
 TEST_F(TakeoverTest, SigtermStopsTheSupervisorAndTheServer) {

@@ -59,10 +59,11 @@ struct PrewarmItem {
 };
 
 struct Request {
-  std::string command;             // stats, dump, prewarm, drop-caches, record-start, record-stop
+  std::string command;             // stats, dump, prewarm, drop-caches, record-start, record-stop, upgrade
   std::vector<PrewarmItem> items;  // prewarm only
   std::string image;               // record-stop: the image the profile is of
   bool save = false;               // record-stop: also write it into the mount's store
+  std::string binary;              // upgrade: the new server's binary (empty: the installed one)
 };
 
 // A request with no items, image or save.
