@@ -15,7 +15,6 @@
 #include <regex>
 #include <thread>
 
-#include "pagerfs/store/prefetch_profile.h"
 #include "pagerfs/store/store.h"
 #include "pagerfs/util/digest.h"
 #include "remote/http_client.h"
@@ -311,17 +310,15 @@ TEST_F(RegistryTest, AHostMountsAnImageStraightFromTheRegistry) {
   expect_mounted_image(again, files_);
 }
 
-// A profile recorded for the image (here: text.txt and small/f3 read)
-// written into the source store, as `pagerfsctl record` leaves one.
-std::string write_profile(const std::string& store_dir, const std::map<std::string, std::string>& files) {
-  auto store = Store::open(store_dir);
-  EXPECT_TRUE(store);
-  profile::Profile p;
-  for (const char* name : {"text.txt", "small/f3"}) {
-    const std::string& data = files.at(name);
-    p.items.push_back({Sha256::of(std::as_bytes(std::span(data.data(), data.size()))), 0, data.size()});
-  }
-  EXPECT_TRUE(store.value().write_profile("demo", p));
+// Records the image's profile into the source store as `pagerfsctl record`
+// does on a publishing host (a run that reads text.txt and small/f3); the
+// SHA-256 of the profile file, or "" (a failure is recorded).
+std::string record_profile(const std::string& store_dir, const std::string& mnt) {
+  testing::MountedStore m(store_dir, mnt);
+  const std::string files = m.path() + "/images/demo/text.txt " + m.path() + "/images/demo/small/f3";
+  const auto r = ctl({"record", m.path(), "demo", "--", "sh", "-c", "cat " + files + " >/dev/null"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << m.log();
+  if (!fs::exists(store_dir + "/profiles/demo")) return "";
   return digest_hex(testing::read_file(store_dir + "/profiles/demo"));
 }
 
@@ -331,7 +328,9 @@ std::string write_profile(const std::string& store_dir, const std::map<std::stri
 // with the registry down (what the cache disk holds reads; the rest fails
 // with EIO, within the remote timeout).
 TEST_F(RegistryTest, AProfileTravelsInTheArtifactAndARegistryMountWorksOffline) {
-  const std::string profile_hex = write_profile(dir_ / "src", files_);
+  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse: no profile is recorded";
+  const std::string profile_hex = record_profile(dir_ / "src", dir_ / "mnt");
+  ASSERT_FALSE(profile_hex.empty());
   RegistryServer registry;
   const auto push = ctl({"push", dir_ / "src", registry.oci("team/demo"), "demo"});
   ASSERT_EQ(push.exit_code, 0) << push.err << registry.output();
@@ -352,7 +351,6 @@ TEST_F(RegistryTest, AProfileTravelsInTheArtifactAndARegistryMountWorksOffline) 
   ASSERT_TRUE(fs::exists(dir_ / "dst/profiles/demo"));
   expect_same_store(dir_ / "dst");
 
-  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse: not mounted";
   const std::string text_hex = digest_hex(files_["text.txt"]);
   {
     // Replayed when the image is first looked up; every byte right.
@@ -407,7 +405,9 @@ TEST_F(RegistryTest, AProfileTravelsInTheArtifactAndARegistryMountWorksOffline) 
 // the artifact names: the profile is a hint, so the mount works without it
 // (one line in its log) and a pull leaves it out with a warning.
 TEST_F(RegistryTest, AProfileThatDoesNotMatchItsDigestIsIgnored) {
-  const std::string profile_hex = write_profile(dir_ / "src", files_);
+  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse: no profile is recorded";
+  const std::string profile_hex = record_profile(dir_ / "src", dir_ / "mnt");
+  ASSERT_FALSE(profile_hex.empty());
   RegistryServer registry;
   const auto push = ctl({"push", dir_ / "src", registry.oci("demo"), "demo"});
   ASSERT_EQ(push.exit_code, 0) << push.err;
@@ -422,7 +422,6 @@ TEST_F(RegistryTest, AProfileThatDoesNotMatchItsDigestIsIgnored) {
   EXPECT_FALSE(fs::exists(dir_ / "dst/profiles/demo"));
   EXPECT_EQ(ctl({"verify", dir_ / "dst"}).exit_code, 0);
 
-  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse: not mounted";
   testing::MountedStore m(through, dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "cache"});
   expect_mounted_image(m, files_);
   EXPECT_EQ(stats(m.path())["prefetch"]["images"].get<uint64_t>(), 0u);
