@@ -125,7 +125,11 @@ int run_daemon(int argc, char** argv) {
     if (!credentials) return fail(credentials.error().message());
     auto client = std::make_shared<remote::RegistryClient>(location.value(), credentials.value());
     auto blobs = std::make_shared<remote::RegistryBlobs>(client);
-    if (auto fetched = remote::fetch_registry_images(*client, c.images, store.value(), *blobs); !fetched) {
+    FetchImagesOptions fetch;
+    fetch.manifest_cache_dir = private_store ? private_store->manifest_cache_dir() : "";
+    fetch.fetch_profiles = c.prefetch == PrefetchMode::profile;
+    fetch.warn = [&log](const std::string& message) { log->warn("{}", message); };
+    if (auto fetched = remote::fetch_registry_images(*client, c.images, store.value(), *blobs, fetch); !fetched) {
       return fail(fetched.error().message());
     }
     remote_options.locator = blobs;

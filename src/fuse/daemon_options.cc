@@ -188,7 +188,12 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     }
   }
   for (const std::string& text : raw.images) {
-    PAGERFS_TRY(ref, parse_image_ref(text));
+    PAGERFS_TRY(parsed, parse_image_reference(text));
+    if (!parsed.digest) {
+      return Error(errc::invalid_argument,
+                   "-o image: '" + parsed.name + "' needs the digest that pins it: NAME@sha256:HEX");
+    }
+    ImageRef ref{parsed.name, *parsed.digest};
     for (const ImageRef& other : c.images) {
       if (other.name == ref.name) return Error(errc::invalid_argument, "-o image: '" + ref.name + "' is named twice");
     }

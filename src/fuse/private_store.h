@@ -3,9 +3,9 @@
 // command line names (verified by their digests, remote_images.h), with no
 // blobs, over which the remote serves everything else.
 //
-// It lives in the cache directory when there is one (the manifests are then
-// linked from its manifest cache, DIR/manifests/sha256/HEX, and a later
-// mount needs no request for them), else in $TMPDIR (or /tmp); either way in
+// It lives in the cache directory when there is one (what was verified is
+// then kept in its manifest cache, DIR/manifests/sha256/HEX, remote/
+// manifest_cache.h, and a later mount needs no request for it), else in $TMPDIR (or /tmp); either way in
 // a directory of its own, mode 0700, removed when the daemon stops. A daemon
 // killed by SIGKILL leaves it behind: a few manifests (named mount-XXXXXX).
 //

@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "pagerfs/format/blob_reader.h"
+#include "pagerfs/remote/remote_images.h"
 #include "pagerfs/store/image_manifest.h"
+#include "pagerfs/store/prefetch_profile.h"
 #include "pagerfs/store/verify.h"
 #include "store/temp_blob.h"
 #include "util/unique_fd.h"
@@ -41,10 +43,10 @@ class RegistrySource final : public PullSource {
   explicit RegistrySource(RegistryClient& client) : client_(client) {}
 
   Result<Image> image(const ImageReference& ref) override {
-    const std::string reference = ref.name + (ref.digest ? "@" + ref.digest->str() : "");
-    PAGERFS_TRY(fetched, fetch_registry_image(client_, reference));
+    PAGERFS_TRY(fetched, fetch_registry_image(client_, ref, RegistryFetchOptions{.cache = nullptr, .profile = true}));
     files_ = fetched.blob_files();
-    return Image{std::move(fetched.manifest), std::move(fetched.config), fetched.oci_digest};
+    return Image{std::move(fetched.manifest), std::move(fetched.config), std::move(fetched.profile),
+                 std::move(fetched.profile_error), fetched.oci_digest};
   }
 
   Result<void> download(const image::BlobRecord& record, int fd) override {
@@ -66,24 +68,33 @@ class RegistrySource final : public PullSource {
 
 class HttpSource final : public PullSource {
  public:
-  HttpSource(std::string base_url, HttpClientOptions options) : base_(std::move(base_url)), http_(options) {}
+  HttpSource(std::string base_url, HttpClientOptions options)
+      : base_(std::move(base_url)), options_(options), http_(options) {}
 
   Result<Image> image(const ImageReference& ref) override {
+    // The same fetch as a mount's (remote_images.h), from this one URL with
+    // a pull's patience.
+    RemoteLayerOptions remote;
+    remote.urls = {base_};
+    remote.connect_timeout = options_.connect_timeout;
+    remote.attempt_timeout = std::chrono::minutes(10);
+    remote.deadline = std::chrono::minutes(30);
     Image image;
-    PAGERFS_TRY(manifest, get_small("/images/" + ref.name, kMaxPagerfsManifestBytes));
-    if (!manifest) {
-      return Error(std::make_error_code(std::errc::no_such_file_or_directory),
-                   describe() + ": no image '" + ref.name + "' (HTTP 404)");
-    }
-    image.manifest = std::move(*manifest);
+    auto manifest = fetch_manifest(remote, ref.name, ref.digest, kMaxPagerfsManifestBytes);
+    if (!manifest) return manifest.error().with_context(describe());
+    image.manifest = std::move(manifest).value();
     image.digest = Sha256::of(image.manifest);
-    if (ref.digest && image.digest != *ref.digest) {
-      return Error(errc::digest_mismatch, describe() + ": image " + ref.name + " is " + image.digest.str() +
-                                              ", not the " + ref.digest->str() + " asked for");
-    }
     if (!ref.digest) {
       PAGERFS_TRY(config, get_small("/configs/" + ref.name, Store::kMaxImageConfigBytes));
       image.config = std::move(config);
+    }
+    // The profile published beside it (STORE/profiles/NAME), as a mount
+    // takes it: a hint, never anchored by the digest.
+    auto published = get_small("/profiles/" + ref.name, profile::kMaxProfileBytes);
+    if (published) {
+      image.profile = std::move(published).value();
+    } else {
+      image.profile_error = published.error().message();
     }
     return image;
   }
@@ -146,6 +157,7 @@ class HttpSource final : public PullSource {
   }
 
   std::string base_;
+  HttpClientOptions options_;
   HttpClient http_;
 };
 
@@ -264,6 +276,24 @@ Result<PullResult> pull_image(const Store& store, PullSource& source, const Imag
     result.config = true;
   } else {
     PAGERFS_TRYV(store.remove_image_config(ref.name));
+  }
+  // The profile of the image as pulled, or none (a hint: one that does not
+  // parse is left out with a warning).
+  std::optional<profile::Profile> hint;
+  result.profile_warning = pulled.profile_error;
+  if (pulled.profile) {
+    auto parsed = profile::parse(*pulled.profile);
+    if (parsed) {
+      hint = std::move(parsed).value();
+    } else {
+      result.profile_warning = parsed.error().message();
+    }
+  }
+  if (hint) {
+    PAGERFS_TRYV(store.write_profile(ref.name, *hint));
+    result.profile = true;
+  } else {
+    PAGERFS_TRYV(store.remove_profile(ref.name));
   }
   PAGERFS_TRYV(store.write_image(ref.name, pulled.manifest));
   return result;

@@ -8,7 +8,9 @@
 // against its name; then its table digest and size against what the image
 // manifest records) and only then renamed into place. The image manifest,
 // checked whole before the first download, is written last (Store::
-// write_image, atomic), after the config. A blob the store already holds
+// write_image, atomic), after the config and the prefetch profile (from a
+// registry; a hint: one that cannot be had or parsed is left out with a
+// warning in PullResult, never an older image's kept). A blob the store already holds
 // whole with the recorded table digest is not downloaded again. On any
 // failure the temporary files are removed and no image is written; blobs
 // already verified and renamed stay (they are valid blobs by their names).
@@ -39,6 +41,11 @@ class PullSource {
   struct Image {
     std::vector<std::byte> manifest;               // the pagerfs manifest file
     std::optional<std::vector<std::byte>> config;  // the OCI image config JSON
+    // The prefetch profile's bytes, verified against its digest in the
+    // artifact (registry); a hint, so one that cannot be had leaves this
+    // empty and says why in profile_error.
+    std::optional<std::vector<std::byte>> profile;
+    std::string profile_error;
     // What NAME@sha256:... pins: the OCI manifest's digest (registry), the
     // manifest file's (published store).
     Digest digest;
@@ -79,6 +86,8 @@ struct PullResult {
   size_t present = 0;        // blobs the store had
   uint64_t bytes = 0;        // downloaded
   bool config = false;       // a config was written
+  bool profile = false;      // a prefetch profile was written
+  std::string profile_warning;  // why the image's profile was not (one line), or empty
 };
 
 Result<PullResult> pull_image(const Store& store, PullSource& source, const ImageReference& ref,

@@ -50,6 +50,20 @@ Result<PushResult> push_image(const Store& store, RegistryClient& client, std::s
       uploads.back().bytes = std::move(config_bytes);
     }
   }
+  if (artifact.profile) {
+    const size_t before = uploads.size();
+    PAGERFS_TRYV(plan(*artifact.profile, ""));
+    if (uploads.size() > before) {
+      // Read (and checked to parse) again: the registry refuses bytes that
+      // changed since they were hashed, so the artifact never names others.
+      PAGERFS_TRY(profile_bytes, load_profile_file(store, name));
+      if (!profile_bytes || Sha256::of(*profile_bytes) != artifact.profile->digest) {
+        return Error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                     image + ": its prefetch profile changed while it was pushed; push again");
+      }
+      uploads.back().bytes = std::move(*profile_bytes);
+    }
+  }
 
   uint64_t total = 0;
   for (const Upload& u : uploads) total += u.blob.size;

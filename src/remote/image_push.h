@@ -5,7 +5,8 @@
 // every blob the image names, whole, then the image against them): a damaged
 // local blob is refused, never published. Then every blob file the registry
 // lacks is uploaded (a HEAD first; streamed from the file), then the pagerfs
-// manifest and the config, and last the OCI manifest under the image's name
+// manifest, the config and the prefetch profile (STORE/profiles/NAME, if the
+// image has one; a malformed one is refused), and last the OCI manifest under the image's name
 // as its tag: a reader never sees a tag whose blobs are not all there.
 //
 // Thread safety: push_image() runs on the caller's thread; distinct calls
@@ -31,7 +32,7 @@ struct PushOptions {
 
 struct PushResult {
   Digest digest;           // of the OCI manifest: what NAME@sha256:... pins
-  size_t uploaded = 0;     // blobs uploaded (pagerfs manifest and config included)
+  size_t uploaded = 0;     // blobs uploaded (pagerfs manifest, config and profile included)
   size_t present = 0;      // blobs the registry had
   uint64_t bytes = 0;      // uploaded
 };

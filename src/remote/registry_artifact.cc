@@ -93,6 +93,29 @@ Json descriptor_json(std::string_view media_type, const RegistryBlob& blob) {
 
 }  // namespace
 
+Result<std::optional<std::vector<std::byte>>> load_profile_file(const Store& store, std::string_view name) {
+  const std::string path = store.profile_path(name);
+  auto fd = open_regular_file(path, O_RDONLY);
+  if (!fd) {
+    if (fd.error().code() == std::errc::no_such_file_or_directory) return std::optional<std::vector<std::byte>>();
+    return fd.error();
+  }
+  std::vector<std::byte> bytes;
+  std::vector<std::byte> buffer(1 << 16);
+  for (;;) {
+    PAGERFS_TRY(n, pread_some(fd.value().get(), buffer, bytes.size(), path));
+    if (n == 0) break;
+    if (bytes.size() + n > profile::kMaxProfileBytes) {
+      return Error(errc::corrupt_blob, "the prefetch profile of image '" + std::string(name) + "' is too large");
+    }
+    bytes.insert(bytes.end(), buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  if (auto parsed = profile::parse(bytes); !parsed) {
+    return parsed.error().with_context("the prefetch profile of image '" + std::string(name) + "' (" + path + ")");
+  }
+  return std::optional<std::vector<std::byte>>(std::move(bytes));
+}
+
 bool is_valid_tag(std::string_view tag) noexcept {
   if (tag.empty() || tag.size() > 128) return false;
   auto word = [](char c) {
@@ -136,6 +159,8 @@ Result<ImageArtifact> describe_image(const Store& store, std::string_view name) 
   } else if (config.error().code() != std::errc::no_such_file_or_directory) {
     return config.error();
   }
+  PAGERFS_TRY(profile, load_profile_file(store, name));
+  if (profile) artifact.profile = RegistryBlob{Sha256::of(*profile), profile->size()};
   return artifact;
 }
 
@@ -151,6 +176,7 @@ std::string encode_artifact(const ImageArtifact& artifact) {
     layer["annotations"] = {{kConfigAnnotation, "true"}};
     layers.push_back(std::move(layer));
   }
+  if (artifact.profile) layers.push_back(descriptor_json(kPagerfsProfileMediaType, *artifact.profile));
   const Json manifest = {{"schemaVersion", 2},
                          {"mediaType", kOciManifestMediaType},
                          {"config", descriptor_json(kPagerfsManifestMediaType, artifact.manifest)},
@@ -215,6 +241,12 @@ Result<ImageArtifact> parse_artifact(std::span<const std::byte> bytes) {
       if (artifact.config) return malformed(where + " is a second image config");
       if (layer.blob.size > Store::kMaxImageConfigBytes) return malformed(where + ": the image config is too large");
       artifact.config = layer.blob;
+      continue;
+    }
+    if (layer.media_type == kPagerfsProfileMediaType) {
+      if (artifact.profile) return malformed(where + " is a second prefetch profile");
+      if (layer.blob.size > profile::kMaxProfileBytes) return malformed(where + ": the prefetch profile is too large");
+      artifact.profile = layer.blob;
       continue;
     }
     if (layer.media_type != kPagerfsBlobMediaType) return malformed(where + " has an unknown mediaType");

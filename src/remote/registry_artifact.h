@@ -8,7 +8,16 @@
 //            bytes, annotation kBlobDigestAnnotation = the content digest
 //            that names it in a store), then the image's OCI config JSON, if
 //            it has one (kOciConfigMediaType, annotation kConfigAnnotation),
+//            then its prefetch profile, if it has one (kPagerfsProfileMediaType:
+//            the STORE/profiles/NAME file, prefetch_profile.h),
 //   annotations hold kImageNameAnnotation = the image's name.
+//
+// The OCI manifest's digest (what NAME@sha256:HEX pins) covers everything:
+// the pagerfs manifest, every blob file, the config and the profile, each by
+// the digest of its bytes. A new profile is a new artifact with a new
+// digest. The profile stays a hint (prefetch_profile.h): a reader that
+// cannot have it, or finds it malformed, mounts without it. An artifact
+// without a profile (pushed before profiles travelled) is as valid as ever.
 //
 // Two digests per blob: the registry knows a blob by the SHA-256 of the bytes
 // it stores (the compressed file), a store by the SHA-256 of the decoded
@@ -30,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagerfs/store/prefetch_profile.h"
 #include "pagerfs/store/store.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/error.h"
@@ -39,6 +49,7 @@ namespace pagerfs::remote {
 inline constexpr std::string_view kOciManifestMediaType = "application/vnd.oci.image.manifest.v1+json";
 inline constexpr std::string_view kPagerfsManifestMediaType = "application/vnd.pagerfs.image.manifest.v2";
 inline constexpr std::string_view kPagerfsBlobMediaType = "application/vnd.pagerfs.blob.v2";
+inline constexpr std::string_view kPagerfsProfileMediaType = "application/vnd.pagerfs.profile.v1";
 inline constexpr std::string_view kOciConfigMediaType = "application/vnd.oci.image.config.v1+json";
 inline constexpr std::string_view kBlobDigestAnnotation = "org.pagerfs.blob.digest";
 inline constexpr std::string_view kConfigAnnotation = "org.pagerfs.image.config";
@@ -68,6 +79,7 @@ struct ImageArtifact {
   RegistryBlob manifest;              // the pagerfs image manifest file
   std::vector<ArtifactBlob> blobs;    // sorted by content digest, unique
   std::optional<RegistryBlob> config;  // the OCI image config JSON
+  std::optional<RegistryBlob> profile;  // the prefetch profile (at most profile::kMaxProfileBytes)
   bool operator==(const ImageArtifact&) const = default;
 };
 
@@ -78,10 +90,16 @@ bool is_valid_tag(std::string_view tag) noexcept;
 Result<Digest> parse_canonical_digest(std::string_view text, std::string_view what);
 
 // The artifact of image `name` of `store`: hashes the manifest file, every
-// blob file it names and the config. A name that is not a valid tag is
+// blob file it names, the config and the prefetch profile (which must parse:
+// a malformed one is errc::corrupt_blob naming it). A name that is not a valid tag is
 // errc::invalid_argument; a blob the store lacks is ENOENT naming it. It
 // does not verify the blobs (see verify_blob).
 Result<ImageArtifact> describe_image(const Store& store, std::string_view name);
+
+// The bytes of image `name`'s prefetch profile file (STORE/profiles/NAME),
+// checked to parse (errc::corrupt_blob naming it if not); nullopt if it has
+// none. What push uploads, byte for byte.
+Result<std::optional<std::vector<std::byte>>> load_profile_file(const Store& store, std::string_view name);
 
 // The OCI image manifest JSON of `artifact` (what is PUT under its tag).
 std::string encode_artifact(const ImageArtifact& artifact);

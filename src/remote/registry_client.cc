@@ -594,32 +594,42 @@ BlobAccess RegistryClient::pull_access(const Digest& digest) {
   return access;
 }
 
-Result<ImageReference> parse_image_reference(std::string_view reference) {
-  ImageReference out;
-  const size_t at = reference.find('@');
-  out.name = std::string(reference.substr(0, at));
-  if (!is_valid_tag(out.name)) {
-    return Error(errc::invalid_argument, "'" + std::string(reference.substr(0, 200)) +
-                                             "': the image name is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})");
-  }
-  if (at != std::string_view::npos) {
-    PAGERFS_TRY(digest, parse_canonical_digest(reference.substr(at + 1), "'" + std::string(reference.substr(0, 200)) + "'"));
-    out.digest = std::move(digest);
-  }
-  return out;
-}
-
 Result<RegistryImage> fetch_registry_image(RegistryClient& client, std::string_view reference) {
   PAGERFS_TRY(ref, parse_image_reference(reference));
+  return fetch_registry_image(client, ref);
+}
+
+Result<RegistryImage> fetch_registry_image(RegistryClient& client, const ImageReference& ref,
+                                           const RegistryFetchOptions& options) {
+  if (!is_valid_tag(ref.name)) {
+    return Error(errc::invalid_argument, "image '" + ref.name +
+                                             "': a registry tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}");
+  }
   const std::string where = client.location().str() + " image " + ref.name;
-  PAGERFS_TRY(oci, client.get_manifest(ref.name, ref.digest));
-  auto artifact = parse_artifact(oci.bytes);
+  const ManifestCache* cache = options.cache;
+  // A file of the artifact, by its digest: from the cache if it holds it
+  // intact, else from the registry (which checks size and digest).
+  auto file = [&](const RegistryBlob& blob, uint64_t max_size) -> Result<std::vector<std::byte>> {
+    if (cache != nullptr) {
+      if (auto cached = cache->get(blob.digest, max_size); cached && cached->size() == blob.size) return *cached;
+    }
+    return client.get_blob(blob, max_size);
+  };
+  std::optional<RegistryClient::Manifest> oci;
+  if (cache != nullptr && ref.digest) {
+    if (auto cached = cache->get(*ref.digest, kMaxArtifactBytes)) oci = RegistryClient::Manifest{std::move(*cached), *ref.digest};
+  }
+  if (!oci) {
+    PAGERFS_TRY(fetched, client.get_manifest(ref.name, ref.digest));
+    oci = std::move(fetched);
+  }
+  auto artifact = parse_artifact(oci->bytes);
   if (!artifact) return artifact.error().with_context(where);
   if (artifact.value().name != ref.name) {
     return Error(errc::corrupt_blob, where + ": the registry's manifest is of image '" + artifact.value().name + "'");
   }
-  RegistryImage image{std::move(artifact).value(), oci.digest, {}, std::nullopt};
-  PAGERFS_TRY(manifest_bytes, client.get_blob(image.artifact.manifest, kMaxPagerfsManifestBytes));
+  RegistryImage image{std::move(artifact).value(), oci->digest, {}, std::nullopt, std::nullopt, {}};
+  PAGERFS_TRY(manifest_bytes, file(image.artifact.manifest, kMaxPagerfsManifestBytes));
   image.manifest = std::move(manifest_bytes);
   // The pagerfs manifest, checked whole, must name exactly the blobs the
   // artifact lists: no blob missing, none to download for nothing.
@@ -637,8 +647,24 @@ Result<RegistryImage> fetch_registry_image(RegistryClient& client, std::string_v
     return Error(errc::corrupt_blob, where + ": the layers do not list exactly the blobs the image names");
   }
   if (image.artifact.config) {
-    PAGERFS_TRY(config_bytes, client.get_blob(*image.artifact.config, Store::kMaxImageConfigBytes));
+    PAGERFS_TRY(config_bytes, file(*image.artifact.config, Store::kMaxImageConfigBytes));
     image.config = std::move(config_bytes);
+  }
+  if (options.profile && image.artifact.profile) {
+    auto hint = file(*image.artifact.profile, profile::kMaxProfileBytes);
+    if (hint) {
+      image.profile = std::move(hint).value();
+    } else {
+      image.profile_error = hint.error().message();
+    }
+  }
+  // All verified: kept for a mount with the registry down (a cache that
+  // cannot keep them costs a later mount its requests, nothing else).
+  if (cache != nullptr) {
+    (void)cache->put(image.artifact.manifest.digest, image.manifest);
+    if (image.config) (void)cache->put(image.artifact.config->digest, *image.config);
+    if (image.profile) (void)cache->put(image.artifact.profile->digest, *image.profile);
+    (void)cache->put(image.oci_digest, oci->bytes);
   }
   return image;
 }

@@ -33,9 +33,11 @@
 #include <string_view>
 #include <vector>
 
+#include "pagerfs/remote/remote_images.h"
 #include "pagerfs/util/digest.h"
 #include "pagerfs/util/error.h"
 #include "remote/http_client.h"
+#include "remote/manifest_cache.h"
 #include "remote/registry_artifact.h"
 #include "util/mutex.h"
 
@@ -168,12 +170,23 @@ class RegistryClient {
   std::map<std::string, Token> tokens_ GUARDED_BY(mu_);  // by scope
 };
 
-// The pagerfs image `reference` ("NAME" or "NAME@sha256:HEX") of the
-// repository, verified: the OCI manifest (by tag, or by the pinned digest),
-// the pagerfs manifest it names (hashing to its config digest, parsed and
-// checked whole), the image config (if any), and the blobs the artifact
-// lists, which must be exactly those the pagerfs manifest names. What a
-// reader of an oci:// remote needs before it reads a blob.
+using pagerfs::ImageReference;
+using pagerfs::parse_image_reference;
+
+// The pagerfs image `ref` ("NAME" or "NAME@sha256:HEX", NAME a valid tag) of
+// the repository, verified: the OCI manifest (by tag, or by the pinned
+// digest), the pagerfs manifest it names (hashing to its config digest,
+// parsed and checked whole), the image config (if any), and the blobs the
+// artifact lists, which must be exactly those the pagerfs manifest names.
+// What a reader of an oci:// remote needs before it reads a blob.
+//
+// With a cache (and a pinned digest for the OCI manifest), what it holds
+// intact is taken from it without a request, and what was fetched and
+// verified is kept in it: a pinned image whose files are all cached is had
+// with the registry down. The prefetch profile is fetched only if asked
+// for, and is a hint: one that cannot be had (absent from the registry and
+// the cache, bytes that do not hash to its digest) leaves `profile` empty
+// and says why in `profile_error`.
 //
 //   auto location = RegistryLocation::parse("oci://registry.example.com/team/images");
 //   RegistryClient client(location.value(), load_credentials(std::nullopt).value());
@@ -184,7 +197,9 @@ struct RegistryImage {
   ImageArtifact artifact;              // content digest -> registry digest and size: artifact.blobs
   Digest oci_digest;                   // of the OCI manifest: what NAME@sha256:... pins
   std::vector<std::byte> manifest;     // the pagerfs image manifest file
-  std::optional<std::vector<std::byte>> config;  // the OCI image config JSON
+  std::optional<std::vector<std::byte>> config;   // the OCI image config JSON
+  std::optional<std::vector<std::byte>> profile;  // the prefetch profile's bytes (not parsed)
+  std::string profile_error;           // why the artifact's profile is not in `profile`
 
   // Content digest (the blob's name in a store) -> its file in the registry.
   std::map<Digest, RegistryBlob> blob_files() const {
@@ -193,14 +208,13 @@ struct RegistryImage {
     return files;
   }
 };
-Result<RegistryImage> fetch_registry_image(RegistryClient& client, std::string_view reference);
-
-// Splits "NAME" or "NAME@sha256:HEX"; errc::invalid_argument if NAME is not
-// a valid tag or the digest is not canonical.
-struct ImageReference {
-  std::string name;
-  std::optional<Digest> digest;
+struct RegistryFetchOptions {
+  const ManifestCache* cache = nullptr;
+  bool profile = false;
 };
-Result<ImageReference> parse_image_reference(std::string_view reference);
+Result<RegistryImage> fetch_registry_image(RegistryClient& client, const ImageReference& ref,
+                                           const RegistryFetchOptions& options = {});
+// The same, `reference` parsed first (parse_image_reference).
+Result<RegistryImage> fetch_registry_image(RegistryClient& client, std::string_view reference);
 
 }  // namespace pagerfs::remote

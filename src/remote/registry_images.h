@@ -39,8 +39,13 @@ class RegistryBlobs final : public BlobLocator {
 // Writes each image's pagerfs manifest (and its OCI image config, if it has
 // one) into `store`, from the registry, pinned by the digest of its OCI
 // manifest (what `pagerfsctl push` prints), and tells `blobs` where their
-// blob files are. One line naming the image for anything that fails.
+// blob files are. With options.manifest_cache_dir, what was verified is kept
+// there by digest and taken from there (checked again) by a later mount,
+// which then needs no registry. With options.fetch_profiles, the profile the
+// artifact names is written too (a hint: one that cannot be had or parsed
+// is one line to options.warn, and left out). One line naming the image for
+// anything that fails.
 Result<void> fetch_registry_images(RegistryClient& client, const std::vector<ImageRef>& images, const Store& store,
-                                   RegistryBlobs& blobs);
+                                   RegistryBlobs& blobs, const FetchImagesOptions& options = {});
 
 }  // namespace pagerfs::remote

@@ -2,18 +2,17 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <thread>
 
 #include "pagerfs/store/image_manifest.h"
 #include "remote/http_client.h"
+#include "remote/manifest_cache.h"
+#include "remote/registry_artifact.h"
 #include "util/posix_io.h"
 #include "util/quoted.h"
 #include "util/safe_open.h"
-#include "util/unique_fd.h"
 
 namespace pagerfs {
 namespace {
@@ -21,11 +20,6 @@ namespace {
 // The store's own bound on a manifest file (store.cc): a larger answer is
 // not a manifest, whatever the server says.
 constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
-
-Result<void> make_private_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Error::from_errno(errno, "create " + quoted(path));
-  return ok();
-}
 
 // The SHA-256 of the whole file open at `fd`.
 Result<Digest> hash_file(int fd, const std::string& path) {
@@ -40,123 +34,36 @@ Result<Digest> hash_file(int fd, const std::string& path) {
   return hash.finish();
 }
 
-// A temporary file in `dir`, removed unless kept.
-class TempFile {
- public:
-  static Result<TempFile> create(const std::string& dir) {
-    std::string path = dir + "/.fetch-XXXXXX";
-    const int fd = ::mkostemp(path.data(), O_CLOEXEC);
-    if (fd < 0) return Error::from_errno(errno, "create a temporary file in " + quoted(dir));
-    return TempFile(UniqueFd(fd), std::move(path));
-  }
-  TempFile(TempFile&&) = default;
-  ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
-  }
-  int fd() const { return fd_.get(); }
-  const std::string& path() const { return path_; }
-  // Renames it to `target`; it is then no longer removed.
-  Result<void> keep_as(const std::string& target) {
-    if (::rename(path_.c_str(), target.c_str()) != 0) return Error::from_errno(errno, "rename to " + quoted(target));
-    path_.clear();
-    return ok();
-  }
-
- private:
-  TempFile(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
-  UniqueFd fd_;
-  std::string path_;
-};
-
-// One GET of URL into `file` (truncated first), hashing what it writes.
+// One GET of URL, its answer (if 200) into `bytes`, at most `max_bytes`.
 // Returns the HTTP status, or the transport error.
-Result<long> get_into(remote::HttpClient& client, const std::string& url, const TempFile& file,
-                      std::chrono::milliseconds timeout, uint64_t max_bytes, Digest* digest) {
-  if (::ftruncate(file.fd(), 0) != 0) return Error::from_errno(errno, "truncate " + quoted(file.path()));
-  Sha256 hash;
-  uint64_t written = 0;
+Result<long> get_bytes(remote::HttpClient& client, const std::string& url, std::chrono::milliseconds timeout,
+                       uint64_t max_bytes, std::vector<std::byte>& bytes) {
+  bytes.clear();
   std::optional<Error> failed;
   auto body = [&](const remote::HttpResponse& r, std::span<const std::byte> data) {
     if (r.status != 200) return true;  // an error page: drained, judged by its status
-    if (written + data.size() > max_bytes) {
+    if (bytes.size() + data.size() > max_bytes) {
       failed = Error(errc::corrupt_blob, "GET " + remote::redact_url(url) + ": more than " +
                                              std::to_string(max_bytes) + " bytes");
       return false;
     }
-    if (auto w = pwrite_all(file.fd(), data, written, file.path()); !w) {
-      failed = w.error();
-      return false;
-    }
-    hash.update(data);
-    written += data.size();
+    bytes.insert(bytes.end(), data.begin(), data.end());
     return true;
   };
-  PAGERFS_TRY(response, client.perform(remote::HttpRequest{url, remote::HttpRequest::Method::get, std::nullopt, timeout}, body));
+  PAGERFS_TRY(response,
+              client.perform(remote::HttpRequest{url, remote::HttpRequest::Method::get, std::nullopt, timeout}, body));
   if (failed) return *failed;
-  if (response.status == 200) {
-    if (response.content_length && *response.content_length != written) {
-      return Error(std::make_error_code(std::errc::io_error),
-                   "GET " + remote::redact_url(url) + ": the answer ended after " + std::to_string(written) + " of " +
-                       std::to_string(*response.content_length) + " bytes");
-    }
-    *digest = hash.finish();
+  if (response.status == 200 && response.content_length && *response.content_length != bytes.size()) {
+    return Error(std::make_error_code(std::errc::io_error),
+                 "GET " + remote::redact_url(url) + ": the answer ended after " + std::to_string(bytes.size()) +
+                     " of " + std::to_string(*response.content_length) + " bytes");
   }
   return response.status;
 }
 
-// Fetches image `ref` from the mirrors into `file`, verified. Mirrors are
-// tried in order, each failure followed by a backoff, within the remote's
-// attempts and deadline; a 404 moves on to the next mirror.
-Result<void> fetch_verified(const RemoteLayerOptions& remote, const ImageRef& ref, const TempFile& file) {
-  using Clock = std::chrono::steady_clock;
-  remote::HttpClient client(remote::HttpClientOptions{remote.connect_timeout, std::chrono::seconds(5), 4});
-  const Clock::time_point deadline = Clock::now() + remote.deadline;
-  std::chrono::milliseconds backoff = remote.backoff;
-  std::vector<bool> absent(remote.urls.size(), false);
-  std::optional<Error> last_error;
-  unsigned failures = 0;
-  for (size_t m = 0; failures < remote.attempts; m = (m + 1) % remote.urls.size()) {
-    if (std::find(absent.begin(), absent.end(), false) == absent.end()) {
-      return Error::from_errno(ENOENT, "image '" + ref.name + "' is on no remote (images/" + ref.name + ")");
-    }
-    if (absent[m]) continue;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) break;
-    std::string base = remote.urls[m];
-    while (base.ends_with('/')) base.pop_back();
-    const std::string url = base + "/images/" + ref.name;
-    Digest got;
-    auto status = get_into(client, url, file, std::min(left, remote.attempt_timeout), kMaxManifestBytes, &got);
-    if (status && status.value() == 200) {
-      if (got == ref.manifest_digest) return ok();
-      // A server that lies is not asked again: another mirror may not.
-      last_error = Error(errc::corrupt_blob, "image '" + ref.name + "' from " + remote::redact_url(base) +
-                                                 ": its manifest is " + got.str() + ", not the " +
-                                                 ref.manifest_digest.str() + " asked for");
-      absent[m] = true;
-      if (std::find(absent.begin(), absent.end(), false) == absent.end()) return *last_error;
-      continue;
-    }
-    if (status && (status.value() == 404 || status.value() == 410)) {
-      absent[m] = true;
-      continue;
-    }
-    if (status && (status.value() == 401 || status.value() == 403)) {
-      last_error = Error::from_errno(EACCES, "GET " + remote::redact_url(url) + ": HTTP " + std::to_string(status.value()));
-      absent[m] = true;
-      continue;
-    }
-    last_error = status ? Error(std::make_error_code(std::errc::io_error),
-                                "GET " + remote::redact_url(url) + ": HTTP " + std::to_string(status.value()))
-                        : status.error();
-    ++failures;
-    const Clock::time_point resume = Clock::now() + backoff;
-    backoff *= 2;
-    if (resume >= deadline) break;
-    std::this_thread::sleep_until(resume);
-  }
-  if (last_error) return Error(last_error->code(), "image '" + ref.name + "': " + last_error->message());
-  return Error(std::make_error_code(std::errc::io_error), "image '" + ref.name + "': no remote answered");
+std::string trimmed(std::string url) {
+  while (url.ends_with('/')) url.pop_back();
+  return url;
 }
 
 // Fetches image `ref`'s prefetch profile, if a mirror has one, into the
@@ -169,20 +76,14 @@ void fetch_profile(const RemoteLayerOptions& remote, const ImageRef& ref, const 
     if (options.warn) options.warn("image '" + ref.name + "': prefetch profile: " + message);
   };
   remote::HttpClient client(remote::HttpClientOptions{remote.connect_timeout, std::chrono::seconds(5), 1});
-  auto file = TempFile::create(store.root());
-  if (!file) return warn(file.error().message());
+  std::vector<std::byte> bytes;
   for (const std::string& mirror : remote.urls) {
-    std::string base = mirror;
-    while (base.ends_with('/')) base.pop_back();
-    Digest ignored;
-    auto status = get_into(client, base + "/profiles/" + ref.name, file.value(), remote.attempt_timeout,
-                           profile::kMaxProfileBytes, &ignored);
+    const std::string base = trimmed(mirror);
+    auto status = get_bytes(client, base + "/profiles/" + ref.name, remote.attempt_timeout, profile::kMaxProfileBytes,
+                            bytes);
     if (!status) return warn(status.error().message());
     if (status.value() == 404 || status.value() == 410) continue;
     if (status.value() != 200) return warn(remote::redact_url(base) + ": HTTP " + std::to_string(status.value()));
-    std::vector<std::byte> bytes(static_cast<size_t>(::lseek(file.value().fd(), 0, SEEK_END)));
-    auto read = pread_some(file.value().fd(), bytes, 0, file.value().path());
-    if (!read || read.value() != bytes.size()) return warn("cannot read it back");
     auto parsed = profile::parse(bytes);
     if (!parsed) return warn(remote::redact_url(base) + ": " + parsed.error().message());
     if (auto written = store.write_profile(ref.name, parsed.value()); !written) warn(written.error().message());
@@ -190,37 +91,18 @@ void fetch_profile(const RemoteLayerOptions& remote, const ImageRef& ref, const 
   }
 }
 
-// Places the cached manifest `digest` at `target` if the cache holds it
-// intact; a damaged copy is removed.
-bool take_from_cache(const std::string& cached, const Digest& digest, const std::string& target) {
-  auto fd = open_regular_file(cached, O_RDONLY);
-  if (!fd) return false;
-  auto got = hash_file(fd.value().get(), cached);
-  if (!got || got.value() != digest) {
-    ::unlink(cached.c_str());
-    return false;
-  }
-  ::unlink(target.c_str());
-  return ::link(cached.c_str(), target.c_str()) == 0;
-}
-
 }  // namespace
 
-Result<ImageRef> parse_image_ref(std::string_view text) {
-  const size_t at = text.rfind('@');
-  if (at == std::string_view::npos) {
-    return Error(errc::invalid_argument, "image " + quoted(text) + " is not NAME@sha256:HEX (the digest of its manifest)");
-  }
-  ImageRef ref;
+Result<ImageReference> parse_image_reference(std::string_view text) {
+  const std::string shown = quoted(text.substr(0, 300));
+  const size_t at = text.find('@');
+  ImageReference ref;
   ref.name = std::string(text.substr(0, at));
-  if (auto valid = image::validate_image_name(ref.name); !valid) return valid.error().with_context("image " + quoted(text));
-  const std::string_view digest = text.substr(at + 1);
-  if (!digest.starts_with("sha256:")) {
-    return Error(errc::invalid_argument, "image " + quoted(text) + ": the digest must be sha256:HEX");
+  if (auto valid = image::validate_image_name(ref.name); !valid) return valid.error().with_context("image " + shown);
+  if (at != std::string_view::npos) {
+    PAGERFS_TRY(digest, remote::parse_canonical_digest(text.substr(at + 1), "the digest of image " + shown));
+    ref.digest = digest;
   }
-  auto parsed = Digest::parse(digest);
-  if (!parsed) return parsed.error().with_context("image " + quoted(text));
-  ref.manifest_digest = parsed.value();
   return ref;
 }
 
@@ -231,29 +113,89 @@ Result<Digest> manifest_digest(const Store& store, std::string_view name) {
   return hash_file(fd.get(), path);
 }
 
+Result<std::vector<std::byte>> fetch_manifest(const RemoteLayerOptions& remote, std::string_view name,
+                                              const std::optional<Digest>& pinned, uint64_t max_bytes) {
+  using Clock = std::chrono::steady_clock;
+  const std::string image = "image '" + std::string(name) + "'";
+  if (remote.urls.empty()) return Error(errc::invalid_argument, image + ": no remote to fetch it from");
+  remote::HttpClient client(remote::HttpClientOptions{remote.connect_timeout, std::chrono::seconds(5), 4});
+  const Clock::time_point deadline = Clock::now() + remote.deadline;
+  std::chrono::milliseconds backoff = remote.backoff;
+  std::vector<bool> absent(remote.urls.size(), false);
+  std::optional<Error> last_error;
+  unsigned failures = 0;
+  std::vector<std::byte> bytes;
+  for (size_t m = 0; failures < remote.attempts; m = (m + 1) % remote.urls.size()) {
+    if (std::find(absent.begin(), absent.end(), false) == absent.end()) {
+      if (last_error) break;
+      return Error::from_errno(ENOENT, image + " is on no remote (images/" + std::string(name) + ")");
+    }
+    if (absent[m]) continue;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    const std::string base = trimmed(remote.urls[m]);
+    const std::string url = base + "/images/" + std::string(name);
+    auto status = get_bytes(client, url, std::min(left, remote.attempt_timeout), max_bytes, bytes);
+    if (status && status.value() == 200) {
+      if (!pinned) return bytes;
+      const Digest got = Sha256::of(bytes);
+      if (got == *pinned) return bytes;
+      // A server that lies is not asked again: another mirror may not.
+      last_error = Error(errc::corrupt_blob, image + " from " + remote::redact_url(base) + ": its manifest is " +
+                                                 got.str() + ", not the " + pinned->str() + " asked for");
+      absent[m] = true;
+      continue;
+    }
+    if (status && (status.value() == 404 || status.value() == 410)) {
+      absent[m] = true;
+      continue;
+    }
+    if (status && (status.value() == 401 || status.value() == 403)) {
+      last_error = Error::from_errno(EACCES, "GET " + remote::redact_url(url) + ": HTTP " + std::to_string(status.value()) +
+                                                 " (access denied)");
+      absent[m] = true;
+      continue;
+    }
+    last_error = status ? Error(std::make_error_code(std::errc::io_error),
+                                "GET " + remote::redact_url(url) + ": HTTP " + std::to_string(status.value()))
+                        : status.error();
+    ++failures;
+    const Clock::time_point resume = Clock::now() + backoff;
+    backoff *= 2;
+    if (resume >= deadline) break;
+    std::this_thread::sleep_until(resume);
+  }
+  if (last_error) {
+    if (last_error->code() == make_error_code(errc::corrupt_blob)) return *last_error;
+    return Error(last_error->code(), image + ": " + last_error->message());
+  }
+  return Error(std::make_error_code(std::errc::io_error), image + ": no remote answered");
+}
+
 Result<void> fetch_images(const RemoteLayerOptions& remote, const std::vector<ImageRef>& images, const Store& store,
                           const FetchImagesOptions& options) {
   if (images.empty()) return ok();
   PAGERFS_TRYV(validate(remote));
-  PAGERFS_TRYV(make_private_dir(store.images_dir()));
-  std::string cache_dir;
+  std::optional<ManifestCache> cache;
   if (!options.manifest_cache_dir.empty()) {
-    PAGERFS_TRYV(make_private_dir(options.manifest_cache_dir));
-    cache_dir = options.manifest_cache_dir + "/sha256";
-    PAGERFS_TRYV(make_private_dir(cache_dir));
+    PAGERFS_TRY(opened, ManifestCache::open(options.manifest_cache_dir));
+    cache.emplace(std::move(opened));
   }
   for (const ImageRef& ref : images) {
-    const std::string target = store.image_path(ref.name);
-    const std::string cached = cache_dir.empty() ? "" : cache_dir + "/" + ref.manifest_digest.hex();
     if (options.fetch_profiles) fetch_profile(remote, ref, store, options);
-    if (!cached.empty() && take_from_cache(cached, ref.manifest_digest, target)) continue;
-    PAGERFS_TRY(file, TempFile::create(store.root()));
-    PAGERFS_TRYV(fetch_verified(remote, ref, file));
-    // Kept by digest for the next mount (a different file system: not kept).
-    if (!cached.empty() && ::link(file.path().c_str(), cached.c_str()) != 0 && errno != EEXIST && errno != EXDEV) {
-      return Error::from_errno(errno, "keep the manifest of image '" + ref.name + "' in " + quoted(cache_dir));
+    std::optional<std::vector<std::byte>> manifest;
+    if (cache) manifest = cache->get(ref.manifest_digest, kMaxManifestBytes);
+    if (!manifest) {
+      PAGERFS_TRY(fetched, fetch_manifest(remote, ref.name, ref.manifest_digest, kMaxManifestBytes));
+      // Kept by digest for the next mount.
+      if (cache) {
+        if (auto kept = cache->put(ref.manifest_digest, fetched); !kept && options.warn) {
+          options.warn("image '" + ref.name + "': not kept in the manifest cache: " + kept.error().message());
+        }
+      }
+      manifest = std::move(fetched);
     }
-    PAGERFS_TRYV(file.keep_as(target));
+    PAGERFS_TRYV(store.write_image(ref.name, *manifest));
   }
   return ok();
 }

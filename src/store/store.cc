@@ -228,6 +228,16 @@ Result<std::optional<profile::Profile>> Store::load_profile(std::string_view nam
   return std::optional<profile::Profile>(std::move(parsed).value());
 }
 
+Result<void> Store::remove_profile(std::string_view name) const {
+  PAGERFS_TRYV(image::validate_image_name(name));
+  const std::string path = profile_path(name);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return ok();
+    return Error::from_errno(errno, "remove " + quoted(path));
+  }
+  return fsync_dir(profiles_dir());
+}
+
 Result<void> Store::write_profile(std::string_view name, const profile::Profile& profile) const {
   PAGERFS_TRYV(image::validate_image_name(name));
   const std::string text = profile::encode(profile);

@@ -61,6 +61,10 @@ int run_pull(const PullArgs& args) {
   if (args.source.starts_with("oci://")) {
     auto location = remote::RegistryLocation::parse(args.source, args.plain_http);
     if (!location) return print_error(location.error().message()), kExitUsage;
+    if (!remote::is_valid_tag(ref.value().name)) {
+      return print_error("image '" + ref.value().name + "': a registry tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}"),
+             kExitUsage;
+    }
     auto credentials = remote::load_credentials(args.credentials);
     if (!credentials) return print_error(credentials.error().message()), kExitUsage;
     client.emplace(location.value(), std::move(credentials).value(),
@@ -85,6 +89,10 @@ int run_pull(const PullArgs& args) {
   auto pulled = remote::pull_image(store.value(), *source, ref.value(), options);
   if (!pulled) return print_error(pulled.error().message()), kExitFailure;
   const remote::PullResult& r = pulled.value();
+  if (!r.profile_warning.empty()) {
+    std::fprintf(stderr, "pagerfsctl: warning: image %s: prefetch profile left out: %s\n", ref.value().name.c_str(),
+                 r.profile_warning.c_str());
+  }
   if (!ref.value().digest) {
     std::fprintf(stderr,
                  "pagerfsctl: warning: image %s was trusted on first use (no @sha256 digest given); "

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -20,6 +21,7 @@
 #include "remote/registry_client.h"
 #include "support/blob_forgery.h"
 #include "support/fault_proxy.h"
+#include "support/file_reads.h"
 #include "support/http_client.h"
 #include "support/http_server.h"
 #include "support/mount_fixture.h"
@@ -255,6 +257,29 @@ TEST_F(RegistryTest, BearerTokensFromATokenServer) {
   expect_same_store(dir_ / "dst");
 }
 
+// The mount's stats (pagerfsctl stats --json), or null.
+nlohmann::json stats(const std::string& mnt) {
+  const auto r = ctl({"stats", "--json", mnt});
+  if (r.exit_code != 0) return {};
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+// Waits until the mount's prefetcher has loaded a profile and has nothing
+// queued (or 20 s passed); its stats then.
+nlohmann::json wait_for_prefetch(const std::string& mnt) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    const nlohmann::json p = stats(mnt)["prefetch"];
+    if (Clock::now() > deadline || (p["images"].get<uint64_t>() > 0 && p["ranges_queued"].get<uint64_t>() == 0 &&
+                                    p["ranges_done"].get<uint64_t>() + p["ranges_failed"].get<uint64_t>() > 0)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last ranges may be in flight
+      return stats(mnt)["prefetch"];
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 // Every file of the mounted image equals its source, by read() and mmap
 // (the same bytes as read_file's).
 void expect_mounted_image(const testing::MountedStore& m, const std::map<std::string, std::string>& files) {
@@ -278,11 +303,136 @@ TEST_F(RegistryTest, AHostMountsAnImageStraightFromTheRegistry) {
     EXPECT_TRUE(testing::read_file(m.blob(text_hex)) == files_["text.txt"]);
     EXPECT_FALSE(fs::exists(m.blob(std::string(64, 'e'))));
   }
-  // A second mount: the manifests are fetched again (a registry mount keeps
-  // no manifest cache yet), the blobs come from the cache disk.
+  // A second mount: the manifests from the mount's cache (checked again),
+  // the blobs from the cache disk.
   testing::MountedStore again(registry.oci("team/demo"), dir_ / "mnt",
                               {"image=demo@" + digest, "registry_credentials=" + dir_ / "auth", "cache=" + dir_ / "cache"});
   expect_mounted_image(again, files_);
+}
+
+// Records the image's profile into the source store as `pagerfsctl record`
+// does on a publishing host (a run that reads text.txt and small/f3); the
+// SHA-256 of the profile file, or "" (a failure is recorded).
+std::string record_profile(const std::string& store_dir, const std::string& mnt) {
+  testing::MountedStore m(store_dir, mnt);
+  const std::string files = m.path() + "/images/demo/text.txt " + m.path() + "/images/demo/small/f3";
+  const auto r = ctl({"record", m.path(), "demo", "--", "sh", "-c", "cat " + files + " >/dev/null"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << m.log();
+  if (!fs::exists(store_dir + "/profiles/demo")) return "";
+  return digest_hex(testing::read_file(store_dir + "/profiles/demo"));
+}
+
+// The profile travels in the artifact: pushed as a layer of its own, pulled
+// back byte for byte, replayed by a mount straight from the registry, and
+// kept in the mount's cache with the manifests, so a second mount works
+// with the registry down (what the cache disk holds reads; the rest fails
+// with EIO, within the remote timeout).
+TEST_F(RegistryTest, AProfileTravelsInTheArtifactAndARegistryMountWorksOffline) {
+  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse: no profile is recorded";
+  const std::string profile_hex = record_profile(dir_ / "src", dir_ / "mnt");
+  ASSERT_FALSE(profile_hex.empty());
+  RegistryServer registry;
+  const auto push = ctl({"push", dir_ / "src", registry.oci("team/demo"), "demo"});
+  ASSERT_EQ(push.exit_code, 0) << push.err << registry.output();
+  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  ASSERT_FALSE(digest.empty()) << push.out;
+  const testing::HttpResponse oci = testing::http_fetch(
+      registry.url() + "/v2/team/demo/manifests/demo", {.headers = {"Accept: application/vnd.oci.image.manifest.v1+json"}});
+  ASSERT_EQ(oci.status, 200) << oci.describe();
+  const nlohmann::json layers = nlohmann::json::parse(oci.body)["layers"];
+  ASSERT_FALSE(layers.empty());
+  EXPECT_EQ(layers.back()["mediaType"], "application/vnd.pagerfs.profile.v1") << layers.dump();
+  EXPECT_EQ(layers.back()["digest"], "sha256:" + profile_hex) << layers.dump();
+
+  // Pulled: the store equals the source, its profile included.
+  const auto pull = ctl({"pull", registry.oci("team/demo"), "demo@" + digest, dir_ / "dst"});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_EQ(pull.err.find("warning"), std::string::npos) << pull.err;
+  ASSERT_TRUE(fs::exists(dir_ / "dst/profiles/demo"));
+  expect_same_store(dir_ / "dst");
+
+  const std::string text_hex = digest_hex(files_["text.txt"]);
+  {
+    // Replayed when the image is first looked up; every byte right.
+    testing::MountedStore m(registry.oci("team/demo"), dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "c1"});
+    struct stat st {};
+    ASSERT_EQ(::stat((m.path() + "/images/demo").c_str(), &st), 0);
+    const nlohmann::json p = wait_for_prefetch(m.path());
+    EXPECT_EQ(p["mode"], "profile") << p.dump();
+    EXPECT_EQ(p["images"].get<uint64_t>(), 1u) << p.dump() << m.log();
+    EXPECT_GE(p["ranges_done"].get<uint64_t>(), 2u) << p.dump() << m.log();
+    EXPECT_EQ(p["ranges_failed"].get<uint64_t>(), 0u) << p.dump();
+    expect_mounted_image(m, files_);
+  }
+  // What the mount verified is in its cache by digest: the OCI manifest,
+  // the pagerfs manifest, the config and the profile.
+  for (const std::string& hex : {digest.substr(7), digest_hex(testing::read_file(dir_ / "src/images/demo")),
+                                 digest_hex(config_), profile_hex}) {
+    EXPECT_TRUE(fs::exists(dir_ / ("c1/manifests/sha256/" + hex))) << hex;
+  }
+  {
+    // A mount that reads text.txt only (the profile adds small/f3).
+    testing::MountedStore m(registry.oci("team/demo"), dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "c2"});
+    EXPECT_TRUE(testing::read_file(m.path() + "/images/demo/text.txt") == files_["text.txt"]) << m.log();
+    wait_for_prefetch(m.path());
+  }
+
+  registry.stop();
+  {
+    // Everything was read through c1: the whole image, offline.
+    testing::MountedStore m(registry.oci("team/demo"), dir_ / "mnt",
+                            {"image=demo@" + digest, "cache=" + dir_ / "c1", "remote_timeout=1"});
+    expect_mounted_image(m, files_);
+    EXPECT_TRUE(testing::read_file(m.blob(text_hex)) == files_["text.txt"]);
+  }
+  // c2 holds text.txt and what the profile named; big was never read.
+  testing::MountedStore m(registry.oci("team/demo"), dir_ / "mnt",
+                          {"image=demo@" + digest, "cache=" + dir_ / "c2", "remote_timeout=1"});
+  EXPECT_EQ(testing::read_all(m.path() + "/images/demo/text.txt").data, files_["text.txt"]) << m.log();
+  EXPECT_EQ(testing::read_all(m.path() + "/images/demo/small/f3").data, files_["small/f3"]) << m.log();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(testing::read_all(m.path() + "/images/demo/big").error, EIO) << m.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << "a read waited beyond the timeout";
+  // An image the cache does not hold needs the registry: refused at mount.
+  const auto other = testing::run({testing::binary_from_env("PAGERFS"), registry.oci("team/demo"), dir_ / "mnt2",
+                                   "-f", "-o", "image=demo@sha256:" + digest_hex("x"), "-o", "cache=" + dir_ / "c2",
+                                   "-o", "remote_timeout=1"});
+  EXPECT_EQ(other.exit_code, 1) << other.err;
+  EXPECT_EQ(std::count(other.err.begin(), other.err.end(), '\n'), 1) << other.err;
+}
+
+// A registry that serves a profile whose bytes do not hash to the digest
+// the artifact names: the profile is a hint, so the mount works without it
+// (one line in its log) and a pull leaves it out with a warning.
+TEST_F(RegistryTest, AProfileThatDoesNotMatchItsDigestIsIgnored) {
+  if (!testing::fuse_available()) GTEST_SKIP() << "no /dev/fuse: no profile is recorded";
+  const std::string profile_hex = record_profile(dir_ / "src", dir_ / "mnt");
+  ASSERT_FALSE(profile_hex.empty());
+  RegistryServer registry;
+  const auto push = ctl({"push", dir_ / "src", registry.oci("demo"), "demo"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string digest = printed_digest(push.out, "pushed", "demo");
+  FaultProxy proxy(registry.url());
+  const std::string through = "oci://127.0.0.1:" + proxy.url().substr(proxy.url().rfind(':') + 1) + "/demo";
+  proxy.set_rules({{.path = "/blobs/sha256:" + profile_hex, .action = "corrupt", .count = -1, .method = "GET"}});
+
+  const auto pull = ctl({"pull", through, "demo@" + digest, dir_ / "dst"});
+  ASSERT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_NE(pull.err.find("prefetch profile left out"), std::string::npos) << pull.err;
+  EXPECT_FALSE(fs::exists(dir_ / "dst/profiles/demo"));
+  EXPECT_EQ(ctl({"verify", dir_ / "dst"}).exit_code, 0);
+
+  testing::MountedStore m(through, dir_ / "mnt", {"image=demo@" + digest, "cache=" + dir_ / "cache"});
+  expect_mounted_image(m, files_);
+  EXPECT_EQ(stats(m.path())["prefetch"]["images"].get<uint64_t>(), 0u);
+  const std::string log = m.log();
+  size_t lines = 0;
+  for (size_t at = log.find("prefetch profile"); at != std::string::npos; at = log.find("prefetch profile", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << log;
+  EXPECT_NE(log.find("do not hash to it"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir_ / ("cache/manifests/sha256/" + profile_hex))) << "a wrong profile was kept";
 }
 
 TEST_F(RegistryTest, ARegistryMountRefusesWhatIsNotPinnedOrAllowed) {

@@ -24,13 +24,14 @@ Digest digest_of(const std::string& text) {
   return Sha256::of(std::as_bytes(std::span(text.data(), text.size())));
 }
 
-ImageArtifact sample(bool with_config = true) {
+ImageArtifact sample(bool with_config = true, bool with_profile = true) {
   ImageArtifact a;
   a.name = "demo-1.0";
   a.manifest = {digest_of("manifest"), 4096};
   a.blobs = {{digest_of("a"), {digest_of("file a"), 100}}, {digest_of("b"), {digest_of("file b"), 200}}};
   std::sort(a.blobs.begin(), a.blobs.end(), [](const auto& x, const auto& y) { return x.content < y.content; });
   if (with_config) a.config = remote::RegistryBlob{digest_of("config"), 77};
+  if (with_profile) a.profile = remote::RegistryBlob{digest_of("profile"), 150};
   return a;
 }
 
@@ -47,21 +48,38 @@ TEST(RegistryArtifact, EncodesWhatTheLayoutSays) {
   EXPECT_EQ(j["config"]["mediaType"], "application/vnd.pagerfs.image.manifest.v2");
   EXPECT_EQ(j["config"]["digest"], digest_of("manifest").str());
   EXPECT_EQ(j["config"]["size"], 4096);
-  ASSERT_EQ(j["layers"].size(), 3u);
+  ASSERT_EQ(j["layers"].size(), 4u);
   EXPECT_EQ(j["layers"][0]["mediaType"], "application/vnd.pagerfs.blob.v2");
   EXPECT_EQ(j["layers"][0]["annotations"]["org.pagerfs.blob.digest"], sample().blobs[0].content.str());
   EXPECT_EQ(j["layers"][0]["digest"], sample().blobs[0].file.digest.str());
   EXPECT_EQ(j["layers"][2]["mediaType"], "application/vnd.oci.image.config.v1+json");
   EXPECT_EQ(j["layers"][2]["annotations"]["org.pagerfs.image.config"], "true");
+  EXPECT_EQ(j["layers"][3]["mediaType"], "application/vnd.pagerfs.profile.v1");
+  EXPECT_EQ(j["layers"][3]["digest"], digest_of("profile").str());
+  EXPECT_EQ(j["layers"][3]["size"], 150);
   EXPECT_EQ(j["annotations"]["org.pagerfs.image.name"], "demo-1.0");
 }
 
 TEST(RegistryArtifact, RoundTrips) {
   for (bool config : {true, false}) {
-    auto parsed = parse_text(remote::encode_artifact(sample(config)));
-    ASSERT_TRUE(parsed) << parsed.error().message();
-    EXPECT_EQ(parsed.value(), sample(config));
+    for (bool profile : {true, false}) {
+      auto parsed = parse_text(remote::encode_artifact(sample(config, profile)));
+      ASSERT_TRUE(parsed) << parsed.error().message();
+      EXPECT_EQ(parsed.value(), sample(config, profile));
+    }
   }
+  // An artifact pushed before profiles travelled (no profile layer) parses
+  // as one without a profile; the profile layer may come anywhere.
+  Json j = sample_json();
+  j["layers"].erase(3);
+  auto old = parse_text(j.dump());
+  ASSERT_TRUE(old) << old.error().message();
+  EXPECT_FALSE(old.value().profile);
+  j = sample_json();
+  std::swap(j["layers"][0], j["layers"][3]);
+  auto moved = parse_text(j.dump());
+  ASSERT_TRUE(moved) << moved.error().message();
+  EXPECT_EQ(moved.value(), sample());
 }
 
 TEST(RegistryArtifact, RefusesEveryMalformedManifest) {
@@ -91,6 +109,10 @@ TEST(RegistryArtifact, RefusesEveryMalformedManifest) {
       {"blob twice", [](Json& j) { j["layers"][1]["annotations"] = j["layers"][0]["annotations"]; }},
       {"config twice", [](Json& j) { j["layers"].push_back(j["layers"][2]); }},
       {"config unmarked", [](Json& j) { j["layers"][2].erase("annotations"); }},
+      {"profile twice", [](Json& j) { j["layers"].push_back(j["layers"][3]); }},
+      {"profile too large", [](Json& j) { j["layers"][3]["size"] = (32u << 20) + 1; }},
+      {"profile bad digest", [](Json& j) { j["layers"][3]["digest"] = "sha256:../../profile"; }},
+      {"profile size missing", [](Json& j) { j["layers"][3].erase("size"); }},
       {"no name", [](Json& j) { j.erase("annotations"); }},
       {"name not a tag", [](Json& j) { j["annotations"]["org.pagerfs.image.name"] = "../evil"; }},
       {"name empty", [](Json& j) { j["annotations"]["org.pagerfs.image.name"] = ""; }},
@@ -132,7 +154,13 @@ TEST(RegistryReferences, SplitNameAndDigest) {
   auto pinned = remote::parse_image_reference("demo@" + d);
   ASSERT_TRUE(pinned);
   EXPECT_EQ(pinned.value().digest->str(), d);
-  for (const std::string& bad : std::vector<std::string>{"demo@", "demo@sha256:abc", "@" + d, "../demo", "demo@" + d + "x"}) {
+  // One parser for every reference: a store's image names (a registry
+  // wants a tag, checked where one is needed), canonical digests only.
+  EXPECT_TRUE(remote::parse_image_reference("-x@" + d));
+  EXPECT_FALSE(remote::is_valid_tag("-x"));
+  for (const std::string& bad :
+       std::vector<std::string>{"demo@", "demo@sha256:abc", "@" + d, "../demo", "demo@" + d + "x", ".demo",
+                                "demo@sha256:" + d.substr(7, 63) + "A", "demo@" + d.substr(7), "a/b@" + d}) {
     EXPECT_FALSE(remote::parse_image_reference(bad)) << bad;
   }
 }

@@ -17,7 +17,10 @@
 // Thread safety: free functions without shared state.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,17 +32,28 @@
 
 namespace pagerfs {
 
-// NAME@sha256:HEX: an image and the digest of its manifest file.
+// NAME or NAME@sha256:HEX: an image, and the digest that pins it if given
+// (of its manifest file over http(s); of its OCI manifest in a registry).
+struct ImageReference {
+  std::string name;
+  std::optional<Digest> digest;
+
+  std::string str() const { return digest ? name + "@" + digest->str() : name; }
+};
+
+// The one parser of image references (mount options, pagerfsctl pull):
+// NAME a valid image name (image::validate_image_name; a registry further
+// wants a tag, remote/registry_artifact.h), the digest canonical
+// "sha256:<64 lowercase hex>". errc::invalid_argument with the reason.
+Result<ImageReference> parse_image_reference(std::string_view text);
+
+// A pinned image: NAME@sha256:HEX, what a remote-only mount names.
 struct ImageRef {
   std::string name;
   Digest manifest_digest;
 
   std::string str() const { return name + "@" + manifest_digest.str(); }
 };
-
-// Parses NAME@sha256:HEX (NAME a valid image name, HEX 64 hex digits);
-// errc::invalid_argument with the reason.
-Result<ImageRef> parse_image_ref(std::string_view text);
 
 // The SHA-256 of image `name`'s manifest file in `store`: the digest that
 // anchors it (NAME@sha256:HEX).
@@ -48,9 +62,11 @@ Result<Digest> manifest_digest(const Store& store, std::string_view name);
 struct FetchImagesOptions {
   // Where verified manifests are kept by digest (DIR/sha256/HEX); empty: none.
   std::string manifest_cache_dir;
-  // Also fetch each image's prefetch profile (URL/profiles/NAME), if the
-  // remote has one: a hint, not anchored (prefetch_profile.h), so a profile
-  // that cannot be had or parsed is passed to `warn` and left out.
+  // Also fetch each image's prefetch profile, if it has one: from a
+  // registry the one the artifact names (anchored by its digest, and cached
+  // with the manifests); over http(s) URL/profiles/NAME (not anchored,
+  // prefetch_profile.h). Either way a hint: a profile that cannot be had or
+  // parsed is passed to `warn` (one line) and left out.
   bool fetch_profiles = false;
   std::function<void(const std::string&)> warn;
 };
@@ -63,5 +79,14 @@ struct FetchImagesOptions {
 // image no mirror has is ENOENT; a remote that does not answer, EIO.
 Result<void> fetch_images(const RemoteLayerOptions& remote, const std::vector<ImageRef>& images, const Store& store,
                           const FetchImagesOptions& options = {});
+
+// The manifest file of image `name` from the mirrors of `remote`
+// (URL/images/NAME), tried in order, each failure followed by a backoff,
+// within the remote's attempts and deadline; a 404 moves on to the next
+// mirror. With `pinned`, only bytes that hash to it are taken (a mirror that
+// sends others is not asked again); without, the first mirror's answer
+// (trusted on first use: the caller says so). At most `max_bytes`.
+Result<std::vector<std::byte>> fetch_manifest(const RemoteLayerOptions& remote, std::string_view name,
+                                              const std::optional<Digest>& pinned, uint64_t max_bytes);
 
 }  // namespace pagerfs

@@ -92,8 +92,10 @@ class Store {
   std::string profiles_dir() const;
   std::string profile_path(std::string_view name) const;
   Result<std::optional<profile::Profile>> load_profile(std::string_view name) const;
-  // Writes (or atomically replaces) it, durably.
+  // Writes (or atomically replaces) it, durably; remove: none is left (a
+  // missing one is not an error).
   Result<void> write_profile(std::string_view name, const profile::Profile& profile) const;
+  Result<void> remove_profile(std::string_view name) const;
 
   // How a blob reaches the disk: `each` fsyncs every blob before publishing
   // it; `deferred` leaves that to one sync() by the caller (packing a tree of
