@@ -319,6 +319,9 @@ int run_daemon(int argc, char** argv) {
     rc = fuse_session_loop_mt(se, loop);
     fuse_loop_cfg_destroy(loop);
   }
+  // Retired: every request read is answered and the page cache supplier is
+  // stopped; the successor may take over while this one tears down.
+  if (retired) journal->mark_retired(successor ? successor->generation : 0);
   // Unmounted: the next daemon mounting here may bind the control socket
   // while this one stops. Retired: the mount, its socket and its connection
   // are the successor's now.

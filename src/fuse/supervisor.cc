@@ -209,14 +209,19 @@ class Supervisor {
     ::kill(server_, SIGUSR2);
     int status = 0;
     bool exited = false;
+    bool retired = false;
     while (std::chrono::steady_clock::now() - retire_start < kRetireTimeout) {
       if (::waitpid(server_, &status, WNOHANG) == server_) {
         exited = true;
         break;
       }
-      ::usleep(2'000);
+      if (TakeoverJournal::retired(kSupervisedJournalFd, generation_)) {
+        retired = true;  // it tears down now; reaped later
+        break;
+      }
+      ::usleep(1'000);
     }
-    if (!exited) {
+    if (!exited && !retired) {
       log_->warn("upgrade: server pid {} did not retire within {} s: killed", server_, kRetireTimeout.count());
       ::kill(server_, SIGKILL);
       while (!main_thread_exited(server_)) ::usleep(2'000);
@@ -229,7 +234,7 @@ class Supervisor {
     server_gone_ = false;
     server_status_ = 0;
     log_->info("upgrade: server pid {} retired ({}); server pid {} serves the mount", old,
-               exited ? describe(status) : "killed", next);
+               exited ? describe(status) : (retired ? "tearing down" : "killed"), next);
   }
 
   // Waits for `word` and a newline on `fd`; false on EOF, timeout or anything else.

@@ -14,8 +14,9 @@ constexpr uint32_t kVersion = 1;
 constexpr uint64_t kHeaderSize = 4096;
 constexpr uint64_t kServingOffset = kHeaderSize - 4;
 constexpr uint64_t kFailedUpgradesOffset = kHeaderSize - 8;
+constexpr uint64_t kRetiredOffset = kHeaderSize - 12;
 constexpr uint64_t kUpgradeOffset = 2048;  // u32 length, then the path
-constexpr uint64_t kMaxUpgradePath = kFailedUpgradesOffset - kUpgradeOffset - 4;
+constexpr uint64_t kMaxUpgradePath = kRetiredOffset - kUpgradeOffset - 4;
 constexpr uint64_t kMaxInit = kUpgradeOffset - 16;
 constexpr uint32_t kImage = 1;
 constexpr uint32_t kBlob = 2;
@@ -255,6 +256,16 @@ Result<void> TakeoverJournal::reload() {
 
 void TakeoverJournal::mark_serving(uint32_t generation) noexcept {
   (void)pwrite_all(fd_.get(), &generation, sizeof generation, kServingOffset);
+}
+
+void TakeoverJournal::mark_retired(uint32_t generation) noexcept {
+  const uint32_t mark = generation + 1;  // 0: none yet
+  (void)pwrite_all(fd_.get(), &mark, sizeof mark, kRetiredOffset);
+}
+
+bool TakeoverJournal::retired(int fd, uint32_t generation) noexcept {
+  uint32_t mark = 0;
+  return ::pread(fd, &mark, sizeof mark, kRetiredOffset) == sizeof mark && mark == generation + 1;
 }
 
 uint32_t TakeoverJournal::serving_generation(int fd) noexcept {

@@ -16,7 +16,8 @@
 // Layout (host byte order: the file never leaves this machine or this
 // mount): bytes [0, 4096) a header, "PGFSTKOV", u32 version, u32 INIT
 // length, the INIT bytes; at 2048 a u32 length and the path of the binary a
-// live upgrade was asked for; at 4088 the u32 count of failed upgrades; at
+// live upgrade was asked for; at 4084 the u32 generation + 1 of the last
+// server that retired; at 4088 the u32 count of failed upgrades; at
 // 4092 the u32 generation of the last server that started serving. From 4096 on, records appended one after the
 // other: u32 type, u32 payload length, the payload, u64 XXH3-64 of the
 // three. A record is written before the reply that hands its inode to the
@@ -82,6 +83,11 @@ class TakeoverJournal {
   // supervisor tells a crash loop (servers that die starting) from servers
   // killed while serving.
   void mark_serving(uint32_t generation) noexcept;
+  // Server number `generation` has stopped reading requests and answered
+  // those it had (a live upgrade): its successor may take over while it
+  // tears down.
+  void mark_retired(uint32_t generation) noexcept;
+  static bool retired(int fd, uint32_t generation) noexcept;
   // The last generation that marked itself serving, read from `fd`.
   static uint32_t serving_generation(int fd) noexcept;
   // A live upgrade to `binary` asked for (by a control command, for the

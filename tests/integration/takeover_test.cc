@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -87,7 +88,17 @@ struct ReaderTotals {
     std::lock_guard lock(mu);
     if (first_problem.empty()) first_problem = what;
   }
-  void waited(Clock::duration d) {
+  // Reads slower than this are kept, to tell each takeover's stall.
+  static constexpr Clock::duration kSlow = std::chrono::milliseconds(5);
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> slow;  // guarded by mu
+
+  void waited(Clock::time_point start) {
+    const Clock::time_point end = Clock::now();
+    const Clock::duration d = end - start;
+    if (d > kSlow) {
+      std::lock_guard lock(mu);
+      slow.emplace_back(start, end);
+    }
     const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
     int64_t seen = longest_us.load();
     while (us > seen && !longest_us.compare_exchange_weak(seen, us)) {
@@ -112,7 +123,7 @@ void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& total
       const size_t n = std::min(kStep, size - at);
       const auto start = Clock::now();
       const bool same = std::memcmp(static_cast<const std::byte*>(map) + at, file.content.data() + at, n) == 0;
-      totals.waited(Clock::now() - start);
+      totals.waited(start);
       if (!same) {
         ++totals.wrong;
         totals.problem("wrong bytes in " + file.path + " (mmap) at " + std::to_string(at));
@@ -126,7 +137,7 @@ void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& total
   for (size_t at = 0;; at += kStep) {
     const auto start = Clock::now();
     const ssize_t n = ::pread(fd, buf.data(), kStep, static_cast<off_t>(at));
-    totals.waited(Clock::now() - start);
+    totals.waited(start);
     if (n < 0) {
       ++totals.errors;
       totals.problem("read " + file.path + ": " + std::strerror(errno));
@@ -172,7 +183,7 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
           ::posix_fadvise(held_fd, 0, 0, POSIX_FADV_DONTNEED);
           const auto start = Clock::now();
           const bool same = std::memcmp(held_map, held.content.data(), held.content.size()) == 0;
-          totals.waited(Clock::now() - start);
+          totals.waited(start);
           if (!same) {
             ++totals.wrong;
             totals.problem("wrong bytes in the held mapping of " + held.path);
@@ -197,8 +208,10 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
   pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
   ASSERT_GT(server, 0) << "no server under the supervisor\n" << mount->log();
   int done = 0;
+  std::vector<Clock::time_point> times;
   for (; done < events; ++done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
+    times.push_back(Clock::now());
     const pid_t next = disrupt(*mount, server);
     if (next <= 0) break;
     server = next;
@@ -206,6 +219,19 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last successor serves too
   stop = true;
   for (auto& t : readers) t.join();
+  times.push_back(Clock::now());
+  // Each event's stall: the longest read that was waiting at some point
+  // between it and the next event.
+  std::vector<double> stalls;
+  for (size_t k = 0; k + 1 < times.size(); ++k) {
+    double longest = 0;
+    for (const auto& [start, end] : totals.slow) {
+      if (end > times[k] && start < times[k + 1]) longest = std::max(longest, std::chrono::duration<double>(end - start).count());
+    }
+    stalls.push_back(longest);
+  }
+  std::sort(stalls.begin(), stalls.end());
+  const auto quantile = [&](double q) { return stalls.empty() ? 0.0 : stalls[static_cast<size_t>(q * (stalls.size() - 1))]; };
   ::munmap(held_map, held.content.size());
   ::close(held_fd);
 
@@ -213,6 +239,8 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
   EXPECT_EQ(totals.errors.load(), 0u) << totals.first_problem;
   EXPECT_EQ(totals.wrong.load(), 0u) << totals.first_problem;
   EXPECT_GT(totals.files.load(), static_cast<uint64_t>(events)) << "the readers made no progress";
+  std::printf("%d %s: stall per event p50 %.3f s, p99 %.3f s, max %.3f s (reads under 5 ms not counted)\n", events,
+              what.c_str(), quantile(0.5), quantile(0.99), stalls.empty() ? 0.0 : stalls.back());
   std::printf("%d %s: %llu files, %.1f MiB checked; the longest read waited %.3f s\n", events, what.c_str(),
               static_cast<unsigned long long>(totals.files.load()), static_cast<double>(totals.bytes.load()) / (1 << 20),
               static_cast<double>(totals.longest_us.load()) / 1e6);
