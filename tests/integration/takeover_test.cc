@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <setjmp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,8 @@
 #include <sys/stat.h>
 #include <random>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "integration/mount_store_fixture.h"
 #include "support/subprocess.h"
@@ -67,6 +70,26 @@ class TakeoverTest : public MountTest {
   std::vector<SourceFile> image_files_;
 };
 
+// The server that answers the mount's control socket (the one serving), or -1.
+pid_t serving_pid(const testing::MountedStore& mount) {
+  const auto r = testing::run({testing::binary_from_env("PAGERFSCTL"), "stats", "--json", mount.path()});
+  if (r.exit_code != 0) return -1;
+  const auto s = nlohmann::json::parse(r.out, nullptr, false);
+  if (s.is_discarded() || !s.contains("takeover")) return -1;
+  return static_cast<pid_t>(s["takeover"].value("pid", -1));
+}
+
+// Waits until `server` serves (a successor starts slowly under a sanitizer:
+// the kills are of the serving process, not of one starting).
+bool wait_serving(const testing::MountedStore& mount, pid_t server, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (serving_pid(mount) == server) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 pid_t wait_for_server(const testing::MountedStore& mount, pid_t not_this, std::chrono::seconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
@@ -76,6 +99,26 @@ pid_t wait_for_server(const testing::MountedStore& mount, pid_t not_this, std::c
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return -1;
+}
+
+// A mapped read that fails raises SIGBUS: it is caught and counted, so that
+// a failing test still unmounts (the fixture's destructor runs).
+thread_local sigjmp_buf* bus_jump = nullptr;
+void on_sigbus(int) {
+  if (bus_jump != nullptr) siglongjmp(*bus_jump, 1);
+  std::_Exit(135);
+}
+// memcmp of a mapping: 0 equal, 1 different, -1 the mapping could not be read.
+int compare_mapped(const void* map, const std::byte* expected, size_t n) {
+  sigjmp_buf jump;
+  if (sigsetjmp(jump, 1) != 0) {
+    bus_jump = nullptr;
+    return -1;
+  }
+  bus_jump = &jump;
+  const int different = std::memcmp(map, expected, n) != 0 ? 1 : 0;
+  bus_jump = nullptr;
+  return different;
 }
 
 struct ReaderTotals {
@@ -122,9 +165,14 @@ void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& total
     for (size_t at = 0; at < size; at += kStep) {
       const size_t n = std::min(kStep, size - at);
       const auto start = Clock::now();
-      const bool same = std::memcmp(static_cast<const std::byte*>(map) + at, file.content.data() + at, n) == 0;
+      const int compared = compare_mapped(static_cast<const std::byte*>(map) + at, file.content.data() + at, n);
       totals.waited(start);
-      if (!same) {
+      if (compared < 0) {
+        ++totals.errors;
+        totals.problem("SIGBUS reading " + file.path + " (mmap) at " + std::to_string(at));
+        break;
+      }
+      if (compared != 0) {
         ++totals.wrong;
         totals.problem("wrong bytes in " + file.path + " (mmap) at " + std::to_string(at));
       }
@@ -170,6 +218,10 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
   void* held_map = ::mmap(nullptr, held.content.size(), PROT_READ, MAP_SHARED, held_fd, 0);
   ASSERT_NE(held_map, MAP_FAILED);
 
+  struct sigaction bus {};
+  bus.sa_handler = on_sigbus;
+  sigemptyset(&bus.sa_mask);
+  ASSERT_EQ(::sigaction(SIGBUS, &bus, nullptr), 0);
   std::vector<std::thread> readers;
   for (int r = 0; r < 8; ++r) {
     readers.emplace_back([&, r] {
@@ -182,9 +234,12 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
           ::madvise(held_map, held.content.size(), MADV_DONTNEED);
           ::posix_fadvise(held_fd, 0, 0, POSIX_FADV_DONTNEED);
           const auto start = Clock::now();
-          const bool same = std::memcmp(held_map, held.content.data(), held.content.size()) == 0;
+          const int compared = compare_mapped(held_map, held.content.data(), held.content.size());
           totals.waited(start);
-          if (!same) {
+          if (compared < 0) {
+            ++totals.errors;
+            totals.problem("SIGBUS reading the held mapping of " + held.path);
+          } else if (compared != 0) {
             ++totals.wrong;
             totals.problem("wrong bytes in the held mapping of " + held.path);
           }
@@ -207,13 +262,14 @@ void TakeoverTest::readers_survive(int events, const std::string& what, const Di
   std::mt19937 rng(42);
   pid_t server = wait_for_server(*mount, -1, std::chrono::seconds(5));
   ASSERT_GT(server, 0) << "no server under the supervisor\n" << mount->log();
+  ASSERT_TRUE(wait_serving(*mount, server, std::chrono::seconds(30))) << mount->log();
   int done = 0;
   std::vector<Clock::time_point> times;
   for (; done < events; ++done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
     times.push_back(Clock::now());
     const pid_t next = disrupt(*mount, server);
-    if (next <= 0) break;
+    if (next <= 0 || !wait_serving(*mount, next, std::chrono::seconds(30))) break;
     server = next;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the last successor serves too
