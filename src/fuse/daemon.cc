@@ -3,6 +3,7 @@
 #include <fuse_lowlevel.h>
 #include <malloc.h>
 #include <signal.h>
+#include <syslog.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
@@ -40,12 +41,15 @@ int run_daemon(int argc, char** argv) {
   // resident in several arenas. One arena per core cut the daemon's peak RSS
   // under scripts/bench's load from ~155 to ~110 MiB at equal throughput.
   ::mallopt(M_ARENA_MAX, static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
-  auto fail = [](const std::string& message) {
-    std::fprintf(stderr, "pagerfs: %s\n", message.c_str());
-    return 1;
-  };
   // A successor on a live connection (supervisor.h), if the supervisor started us.
   auto takeover = takeover_from_environment();
+  const bool started_by_supervisor = !takeover || takeover.value().has_value();
+  auto fail = [started_by_supervisor](const std::string& message) {
+    std::fprintf(stderr, "pagerfs: %s\n", message.c_str());
+    // A successor's standard error may be /dev/null (a daemon's): syslog too.
+    if (started_by_supervisor) ::syslog(LOG_DAEMON | LOG_ERR, "pagerfs: %s", message.c_str());
+    return 1;
+  };
   if (!takeover) return fail(takeover.error().message());
   const std::optional<Takeover>& successor = takeover.value();
   // Relative arguments are resolved here; a successor is started here too.
