@@ -192,8 +192,9 @@ void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& total
       return;
     }
     const size_t expected = at >= size ? 0 : std::min(kStep, size - at);
+    // (No memcmp of nothing: an empty file's content has no data pointer.)
     if (static_cast<size_t>(n) != expected ||
-        std::memcmp(buf.data(), file.content.data() + at, static_cast<size_t>(n)) != 0) {
+        (n > 0 && std::memcmp(buf.data(), file.content.data() + at, static_cast<size_t>(n)) != 0)) {
       ++totals.wrong;
       totals.problem("wrong bytes in " + file.path + " at " + std::to_string(at));
       return;
