@@ -113,8 +113,10 @@ dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlo
   return dev;
 }
 
-bool connection_alive(fuse_session* se) {
-  pollfd p{fuse_session_fd(se), POLLIN, 0};
+bool connection_alive(fuse_session* se) { return connection_alive(fuse_session_fd(se)); }
+
+bool connection_alive(int fuse_fd) {
+  pollfd p{fuse_fd, POLLIN, 0};
   return ::poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLNVAL)) == 0;
 }
 

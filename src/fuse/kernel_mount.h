@@ -43,6 +43,8 @@ dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlo
 // connection (its /dev/fuse fd then polls POLLERR) before it frees the
 // mount's device number, so while this is true the number is still ours.
 bool connection_alive(fuse_session* se);
+// The same for a descriptor of the connection (a supervisor's).
+bool connection_alive(int fuse_fd);
 
 // Ends the FUSE connection at once (root only): every waiting request fails
 // with ENOTCONN and the session loop returns. The connection is named by the

@@ -36,13 +36,6 @@ constexpr const char* kCommand = "--supervise";
 constexpr int kCrashLoopRestarts = 5;
 constexpr std::chrono::milliseconds kTick{20};
 
-// The connection lives until the kernel ends it (unmounted and no file
-// open, or aborted): then its descriptor polls POLLERR.
-bool connection_alive(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLNVAL)) == 0;
-}
-
 // Whether `pid`'s main thread has exited: a process killed while one of its
 // threads is stuck in the kernel stays a zombie leader ('Z') that cannot be
 // reaped until that thread returns.
