@@ -92,16 +92,9 @@ Result<std::vector<std::byte>> pread_some(int fd, size_t size, uint64_t offset) 
   return out;
 }
 
-uint64_t record_checksum(uint32_t type, std::span<const std::byte> payload) {
-  XXH3_state_t* state = XXH3_createState();
-  XXH3_64bits_reset(state);
-  const uint32_t length = static_cast<uint32_t>(payload.size());
-  XXH3_64bits_update(state, &type, sizeof type);
-  XXH3_64bits_update(state, &length, sizeof length);
-  XXH3_64bits_update(state, payload.data(), payload.size());
-  const uint64_t sum = XXH3_64bits_digest(state);
-  XXH3_freeState(state);
-  return sum;
+// Over the record's type, length and payload, which lie one after the other.
+uint64_t record_checksum(std::span<const std::byte> head_and_payload) {
+  return XXH3_64bits(head_and_payload.data(), head_and_payload.size());
 }
 
 std::optional<TakeoverJournal::BlobRecord> decode_blob(std::span<const std::byte> payload) {
@@ -176,12 +169,12 @@ Result<TakeoverJournal::Contents> TakeoverJournal::read(int fd) {
     std::memcpy(&type, head.data(), 4);
     std::memcpy(&length, head.data() + 4, 4);
     if (type == 0 || length > kMaxPayload) break;  // the end, or a torn record
-    PAGERFS_TRY(body, pread_some(fd, length + 8u, at + 8));
-    if (body.size() < length + 8u) break;
-    const std::span<const std::byte> payload(body.data(), length);
+    PAGERFS_TRY(record, pread_some(fd, 8 + length + 8u, at));
+    if (record.size() < 8 + length + 8u) break;
+    const std::span<const std::byte> payload(record.data() + 8, length);
     uint64_t sum = 0;
-    std::memcpy(&sum, body.data() + length, 8);
-    if (sum != record_checksum(type, payload)) break;
+    std::memcpy(&sum, record.data() + 8 + length, 8);
+    if (sum != record_checksum({record.data(), 8 + length})) break;
     if (type == kImage) {
       auto image = decode_image(payload);
       if (!image) break;
@@ -301,7 +294,7 @@ void TakeoverJournal::append(uint32_t type, std::span<const std::byte> payload) 
   w.put(type);
   w.put(static_cast<uint32_t>(payload.size()));
   w.bytes.insert(w.bytes.end(), payload.begin(), payload.end());
-  w.put(record_checksum(type, payload));
+  w.put(record_checksum(w.bytes));
   MutexLock lock(mu_);
   if (!pwrite_all(fd_.get(), w.bytes.data(), w.bytes.size(), end_)) {
     write_errors_.fetch_add(1, std::memory_order_relaxed);
