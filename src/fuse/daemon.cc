@@ -207,11 +207,16 @@ int run_daemon(int argc, char** argv) {
   if (successor) {
     // The connection is live: no mount, no INIT from the kernel (replayed),
     // and we were started as a daemon already.
-    if (auto io = install_session_io(se, kSupervisedFuseFd, SessionMode::successor, *journal, log); !io) {
+    const SessionIoOptions io_options{SessionMode::successor, &*journal, 0};
+    if (auto io = install_session_io(se, kSupervisedFuseFd, io_options, log); !io) {
       fuse_session_destroy(se);
       return fail(io.error().message());
     }
   } else {
+    if (auto cleaned = clean_dead_mount(c.mountpoint, *log); !cleaned) {
+      fuse_session_destroy(se);
+      return fail(cleaned.error().message());
+    }
     if (fuse_session_mount(se, c.mountpoint.c_str()) != 0) {
       fuse_session_destroy(se);
       return fail("cannot mount at '" + c.mountpoint + "'");
@@ -221,13 +226,19 @@ int run_daemon(int argc, char** argv) {
       fuse_session_destroy(se);
       return fail("cannot daemonize");
     }
+    // The INIT the kernel sends goes into the journal, for successors, and
+    // its reply gets the request timeout.
+    const int fd = fuse_session_fd(se);
+    const SessionIoOptions io_options{SessionMode::first, journal ? &*journal : nullptr, c.request_timeout};
+    if (auto io = install_session_io(se, fd, io_options, log); !io) {
+      fuse_session_unmount(se);
+      fuse_session_destroy(se);
+      return fail(io.error().message());
+    }
     if (journal) {
-      // The INIT the kernel sends goes into the journal, for successors.
-      const int fd = fuse_session_fd(se);
-      auto io = install_session_io(se, fd, SessionMode::first, *journal, log);
       SupervisorSetup setup{fd, journal->fd(), control_server.value()->listen_fd(), c.mountpoint, directory,
                             c.foreground, arguments};
-      if (auto split = io ? split_off_supervisor(setup) : Result<void>(io.error()); !split) {
+      if (auto split = split_off_supervisor(setup); !split) {
         fuse_session_unmount(se);
         fuse_session_destroy(se);
         return fail(split.error().message());

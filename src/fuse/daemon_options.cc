@@ -33,6 +33,7 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("control", control),
     PAGERFS_OPT("verify", verify),
     PAGERFS_OPT("remote_timeout", remote_timeout),
+    PAGERFS_OPT("request_timeout", request_timeout),
     PAGERFS_OPT("prefetch", prefetch),
     PAGERFS_OPT("prefetch_rate", prefetch_rate),
     PAGERFS_OPT("registry_credentials", registry_credentials),
@@ -122,6 +123,10 @@ void print_usage() {
       "    -o registry_credentials=FILE  USER:PASSWORD for the registry (a file only you\n"
       "                           may read; default: $PAGERFS_REGISTRY_AUTH, or none)\n"
       "    -o remote_timeout=SECONDS  a remote read that takes longer fails with EIO (default 20)\n"
+      "    -o request_timeout=SECONDS  the kernel ends the mount (ENOTCONN) when a request\n"
+      "                           waits longer for its answer: readers never hang on a dead\n"
+      "                           daemon (default 30, or 3x remote_timeout over a remote;\n"
+      "                           0: never; at least 15)\n"
       "    -o prefetch=WHAT       what to fetch of an image when it is first used, in the\n"
       "                           background: profile (its recorded profile, `pagerfsctl\n"
       "                           record`; the default with a remote), all (the whole image,\n"
@@ -154,13 +159,24 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     c.mountpoint = raw.takeover_mountpoint;  // resolved by the first server
   } else {
     char resolved[PATH_MAX];
-    if (::realpath(cmd.mountpoint, resolved) == nullptr) {
+    if (::realpath(cmd.mountpoint, resolved) != nullptr) {
+      c.mountpoint = resolved;
+      struct stat st {};
+      if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
+      }
+    } else if (errno == ENOTCONN) {
+      // A mount whose daemon died is there: the daemon unmounts it before
+      // mounting (clean_dead_mount), if it is a pagerfs mount. Its parent
+      // names it.
+      const std::filesystem::path given(cmd.mountpoint);
+      const std::string parent = given.parent_path().empty() ? "." : given.parent_path().string();
+      if (given.filename().empty() || ::realpath(parent.c_str(), resolved) == nullptr) {
+        return Error::from_errno(ENOTCONN, std::string("mount point '") + cmd.mountpoint + "'");
+      }
+      c.mountpoint = (std::filesystem::path(resolved) / given.filename()).string();
+    } else {
       return Error::from_errno(errno, std::string("mount point '") + cmd.mountpoint + "'");
-    }
-    c.mountpoint = resolved;
-    struct stat st {};
-    if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return Error::from_errno(ENOTDIR, std::string("mount point '") + cmd.mountpoint + "'");
     }
   }
   // Absolute paths: fuse_daemonize() changes the directory to / (even with -f).
@@ -257,6 +273,20 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     c.remote.connect_timeout = std::min(c.remote.connect_timeout, c.remote.deadline);
   }
   if (remote_only) c.remote.urls.push_back(raw.store);
+  // Over a remote a request may wait a remote_timeout for its own bytes and
+  // one more behind another's: the kernel must not end the mount first.
+  const bool remote = remote_only || !raw.remotes.empty();
+  const auto remote_wait = std::chrono::duration_cast<std::chrono::seconds>(3 * c.remote.deadline).count();
+  c.request_timeout = static_cast<uint16_t>(remote ? std::clamp<int64_t>(remote_wait, 30, 3600) : 30);
+  if (raw.request_timeout) {
+    char* end = nullptr;
+    const unsigned long seconds = std::strtoul(raw.request_timeout, &end, 10);
+    if (*raw.request_timeout == '\0' || *end != '\0' || (seconds != 0 && (seconds < 15 || seconds > 3600))) {
+      return Error(errc::invalid_argument, std::string("-o request_timeout: '") + raw.request_timeout +
+                                               "' is not 0 or a number of seconds from 15 to 3600");
+    }
+    c.request_timeout = static_cast<uint16_t>(seconds);
+  }
   c.remote.urls.insert(c.remote.urls.end(), raw.remotes.begin(), raw.remotes.end());
   if (!c.remote.urls.empty() && !c.registry) {  // a registry's URL was checked above
     if (auto valid = validate(c.remote); !valid) return valid.error().with_context("-o remote");

@@ -31,6 +31,7 @@ struct RawOptions {
   char* control = nullptr;
   char* verify = nullptr;
   char* remote_timeout = nullptr;
+  char* request_timeout = nullptr;
   char* prefetch = nullptr;
   char* prefetch_rate = nullptr;
   char* registry_credentials = nullptr;
@@ -59,7 +60,7 @@ struct RawOptions {
   RawOptions& operator=(const RawOptions&) = delete;
   ~RawOptions() {  // fuse_opt_parse strdup()s every value
     for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify,
-                        remote_timeout, prefetch, prefetch_rate, registry_credentials}) {
+                        remote_timeout, request_timeout, prefetch, prefetch_rate, registry_credentials}) {
       std::free(value);
     }
   }
@@ -94,6 +95,9 @@ struct Config {
   // A supervisor process holds the connection and restarts the server
   // (supervisor.h); default when not in the foreground.
   bool supervise = false;
+  // Seconds a request may wait for its answer before the kernel aborts the
+  // connection (session_io.h); 0: no limit.
+  uint16_t request_timeout = 0;
   bool debug = false;
   bool single_thread = false;
   bool clone_fd = false;

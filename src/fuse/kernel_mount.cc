@@ -5,12 +5,14 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 extern char** environ;
 
@@ -61,19 +63,28 @@ std::string unescape_mount_path(std::string_view field) {
 
 }  // namespace
 
-dev_t mount_device_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint) {
+namespace {
+
+struct MountLine {
+  dev_t dev = 0;
+  std::string type;
+};
+
+// The newest line of `mountinfo` mounted at `mountpoint`.
+std::optional<MountLine> find_mount(std::string_view mountinfo, std::string_view mountpoint) {
   // Each line: ID PARENT MAJOR:MINOR ROOT MOUNTPOINT OPTIONS ... - TYPE SOURCE SUPER
-  dev_t found = 0;
+  std::optional<MountLine> found;
   while (!mountinfo.empty()) {
     const size_t eol = mountinfo.find('\n');
     std::string_view line = mountinfo.substr(0, eol);
     mountinfo = eol == std::string_view::npos ? std::string_view{} : mountinfo.substr(eol + 1);
     std::string_view fields[5];
     size_t n = 0;
-    while (n < 5 && !line.empty()) {
-      const size_t sp = line.find(' ');
-      fields[n++] = line.substr(0, sp);
-      line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    std::string_view rest = line;
+    while (n < 5 && !rest.empty()) {
+      const size_t sp = rest.find(' ');
+      fields[n++] = rest.substr(0, sp);
+      rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
     }
     if (n < 5 || unescape_mount_path(fields[4]) != mountpoint) continue;
     const std::string_view numbers = fields[2];
@@ -90,15 +101,57 @@ dev_t mount_device_from_mountinfo(std::string_view mountinfo, std::string_view m
       return true;
     };
     if (!parse(numbers.substr(0, colon), maj) || !parse(numbers.substr(colon + 1), min)) continue;
-    found = makedev(maj, min);  // later lines are newer mounts on top
+    MountLine mount{makedev(maj, min), {}};
+    if (const size_t dash = rest.find(" - "); dash != std::string_view::npos) {
+      const std::string_view after = rest.substr(dash + 3);
+      mount.type = std::string(after.substr(0, after.find(' ')));
+    }
+    found = std::move(mount);  // later lines are newer mounts on top
   }
   return found;
 }
 
-dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog::logger& log) {
+std::string read_mountinfo() {
   std::ifstream in("/proc/self/mountinfo");
-  const std::string mountinfo((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const dev_t dev = mount_device_from_mountinfo(mountinfo, mountpoint);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+dev_t mount_device_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint) {
+  const auto mount = find_mount(mountinfo, mountpoint);
+  return mount ? mount->dev : 0;
+}
+
+std::string mount_type_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint) {
+  const auto mount = find_mount(mountinfo, mountpoint);
+  return mount ? mount->type : std::string();
+}
+
+Result<void> clean_dead_mount(const std::string& mountpoint, spdlog::logger& log) {
+  const std::string type = mount_type_from_mountinfo(read_mountinfo(), mountpoint);
+  if (!type.starts_with("fuse")) return ok();
+  // A stat may be answered from the kernel's cache; a statfs always asks
+  // the daemon, and a dead connection answers ENOTCONN at once.
+  struct statfs fs {};
+  if (::statfs(mountpoint.c_str(), &fs) == 0 || (errno != ENOTCONN && errno != ECONNABORTED)) return ok();
+  if (type != "fuse.pagerfs") {
+    return Error(std::make_error_code(std::errc::not_connected),
+                 "mount point '" + mountpoint + "' is a dead mount of " + type +
+                     " (Transport endpoint is not connected): unmount it first (fusermount3 -u -z)");
+  }
+  log.warn("{}: the pagerfs mount there is dead (its daemon is gone): unmounting it", mountpoint);
+  lazy_unmount(mountpoint, log);
+  struct stat st {};
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    return Error::from_errno(errno, "mount point '" + mountpoint + "', after unmounting the dead mount");
+  }
+  if (!S_ISDIR(st.st_mode)) return Error::from_errno(ENOTDIR, "mount point '" + mountpoint + "'");
+  return ok();
+}
+
+dev_t set_bdi_readahead(const std::string& mountpoint, uint64_t readahead, spdlog::logger& log) {
+  const dev_t dev = mount_device_from_mountinfo(read_mountinfo(), mountpoint);
   if (dev == 0) return 0;
   const std::string path = "/sys/class/bdi/" + std::to_string(major(dev)) + ":" +
                            std::to_string(minor(dev)) + "/read_ahead_kb";

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "pagerfs/util/error.h"
+
 namespace spdlog {
 class logger;
 }
@@ -30,6 +32,14 @@ void lazy_unmount(const std::string& mountpoint, spdlog::logger& log);
 // line names it. Mount points are matched after undoing the kernel's octal
 // escapes (\040 for a space, ...).
 dev_t mount_device_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint);
+// The file system type of that mount ("fuse.pagerfs"); empty if none.
+std::string mount_type_from_mountinfo(std::string_view mountinfo, std::string_view mountpoint);
+
+// A pagerfs mount at `mountpoint` whose connection is dead (ENOTCONN: its
+// daemon died, or the kernel aborted it) is unmounted lazily, so that a new
+// mount takes its place. A live mount is left alone (a new one goes on top,
+// as before); another file system's dead mount is an error.
+Result<void> clean_dead_mount(const std::string& mountpoint, spdlog::logger& log);
 
 // Raises the mount's kernel read-ahead to ours (root only; best effort).
 // Returns the mount's device number (0 if unknown). The number comes from

@@ -7,7 +7,9 @@
 // then kept in its manifest cache, DIR/manifests/sha256/HEX, remote/
 // manifest_cache.h, and a later mount needs no request for it), else in $TMPDIR (or /tmp); either way in
 // a directory of its own, mode 0700, removed when the daemon stops. A daemon
-// killed by SIGKILL leaves it behind: a few manifests (named mount-XXXXXX).
+// killed by SIGKILL leaves it behind (a few manifests, in mount-XXXXXX); the
+// next daemon that makes one in the same place removes it (each directory is
+// locked by its daemon while it lives: flock, released by the kernel at death).
 //
 // Thread safety: created and destroyed by main; root() may be read anywhere.
 #pragma once
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "pagerfs/util/error.h"
+#include "util/unique_fd.h"
 
 namespace pagerfs {
 
@@ -33,10 +36,11 @@ class PrivateStore {
   const std::string& manifest_cache_dir() const noexcept { return manifest_cache_dir_; }
 
  private:
-  PrivateStore(std::string root, std::string manifest_cache_dir)
-      : root_(std::move(root)), manifest_cache_dir_(std::move(manifest_cache_dir)) {}
+  PrivateStore(std::string root, std::string manifest_cache_dir, UniqueFd lock)
+      : root_(std::move(root)), manifest_cache_dir_(std::move(manifest_cache_dir)), lock_(std::move(lock)) {}
   const std::string root_;
   const std::string manifest_cache_dir_;
+  const UniqueFd lock_;  // the directory, flock()ed while this daemon lives
 };
 
 }  // namespace pagerfs

@@ -7,7 +7,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "util/mutex.h"
@@ -15,16 +19,37 @@
 namespace pagerfs {
 namespace {
 
-// Not in bookworm's <linux/fuse.h> (kernel 6.1 headers); kernel 6.9+.
-constexpr int32_t kNotifyResend = 7;
+// Not in bookworm's <linux/fuse.h> (kernel 6.1 headers): protocol 7.43.
+constexpr int32_t kNotifyResend = 7;                       // kernel 6.9+
+constexpr uint32_t kFlags2RequestTimeout = 1u << (42 - 32);  // FUSE_REQUEST_TIMEOUT, kernel 6.14+
+
+// struct fuse_init_in and fuse_init_out as of protocol 7.43; the kernel
+// takes a shorter reply, and libfuse 3.14 sends all 64 bytes.
+struct InitIn {
+  uint32_t major, minor, max_readahead, flags, flags2;
+  uint32_t unused[11];
+};
+struct InitOut {
+  uint32_t major, minor, max_readahead, flags;
+  uint16_t max_background, congestion_threshold;
+  uint32_t max_write, time_gran;
+  uint16_t max_pages, map_alignment;
+  uint32_t flags2, max_stack_depth;
+  uint16_t request_timeout;
+  uint16_t unused[11];
+};
+static_assert(sizeof(InitIn) == 64 && sizeof(InitOut) == 64);
 
 struct SessionIo {
-  SessionMode mode = SessionMode::first;
-  TakeoverJournal* journal = nullptr;
+  SessionIoOptions options;
   std::shared_ptr<spdlog::logger> log;
   std::vector<std::byte> init;  // successor: the INIT to replay
-  uint64_t init_unique = 0;
-  int retire_fd = -1;  // an eventfd: readable once the server retires
+  uint64_t init_unique = 0;     // successor: its unique
+  int retire_fd = -1;           // an eventfd: readable once the server retires
+  // first: the INIT being answered (0: none), and whether the kernel offers
+  // a request timeout. Read on every reply: atomics, not the mutex.
+  std::atomic<uint64_t> pending_init_unique{0};
+  std::atomic<bool> kernel_offers_timeout{false};
 
   Mutex mu;
   CondVar init_answered_cv;
@@ -49,9 +74,51 @@ void send_resend(int fd) {
   }
 }
 
+// The kernel's INIT, read by the first server: recorded for successors, and
+// its reply marked for patching.
+void note_init(SessionIo& io, std::span<const std::byte> request, uint64_t unique) {
+  InitIn offer{};
+  std::memcpy(&offer, request.data() + sizeof(fuse_in_header),
+              std::min(sizeof offer, request.size() - sizeof(fuse_in_header)));
+  io.kernel_offers_timeout = (offer.flags & FUSE_INIT_EXT) != 0 && (offer.flags2 & kFlags2RequestTimeout) != 0;
+  io.pending_init_unique = unique;
+  if (io.options.journal == nullptr) return;
+  MutexLock lock(io.mu);
+  if (io.init_recorded) return;
+  io.init_recorded = true;
+  if (auto recorded = io.options.journal->record_init(request); !recorded) {
+    io.log->warn("takeover: {}: this mount cannot be taken over", recorded.error().message());
+  }
+}
+
+// Adds to libfuse's INIT reply what libfuse 3.14 does not know: the request
+// timeout, if the kernel offers it. iov[1] is the reply's fuse_init_out.
+ssize_t write_init_reply(SessionIo& io, int fd, iovec* iov, int count) {
+  io.pending_init_unique = 0;
+  fuse_out_header out{};
+  std::memcpy(&out, iov[0].iov_base, sizeof out);
+  const uint16_t timeout = io.options.request_timeout;
+  if (out.error != 0 || count != 2 || iov[1].iov_len < offsetof(InitOut, unused) || timeout == 0) {
+    return ::writev(fd, iov, count);
+  }
+  if (!io.kernel_offers_timeout) {
+    io.log->info("the kernel has no request timeout (6.14+): -o request_timeout={} is not enforced", timeout);
+    return ::writev(fd, iov, count);
+  }
+  InitOut reply{};
+  std::memcpy(&reply, iov[1].iov_base, std::min(sizeof reply, iov[1].iov_len));
+  reply.flags |= FUSE_INIT_EXT;
+  reply.flags2 |= kFlags2RequestTimeout;
+  reply.request_timeout = timeout;
+  iovec patched[2] = {iov[0], {&reply, iov[1].iov_len}};
+  const ssize_t n = ::writev(fd, patched, 2);
+  if (n >= 0) io.log->debug("request timeout: {} s", timeout);
+  return n;
+}
+
 ssize_t io_read(int fd, void* buf, size_t len, void*) {
   SessionIo& io = *g_io;
-  if (io.mode == SessionMode::successor) {
+  if (io.options.mode == SessionMode::successor) {
     MutexLock lock(io.mu);
     if (!io.init_handed) {
       io.init_handed = true;
@@ -77,19 +144,12 @@ ssize_t io_read(int fd, void* buf, size_t len, void*) {
     return -1;
   }
   const ssize_t n = ::read(fd, buf, len);
-  if (io.mode == SessionMode::first && n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
+  if (io.options.mode == SessionMode::first && n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
     fuse_in_header in{};
     std::memcpy(&in, buf, sizeof in);
     if (in.opcode == FUSE_INIT) {
       const int saved = errno;
-      MutexLock lock(io.mu);
-      if (!io.init_recorded) {
-        io.init_recorded = true;
-        if (auto recorded = io.journal->record_init({static_cast<const std::byte*>(buf), static_cast<size_t>(n)});
-            !recorded) {
-          io.log->warn("takeover: {}: this mount cannot be taken over", recorded.error().message());
-        }
-      }
+      note_init(io, {static_cast<const std::byte*>(buf), static_cast<size_t>(n)}, in.unique);
       errno = saved;
     }
   }
@@ -98,7 +158,13 @@ ssize_t io_read(int fd, void* buf, size_t len, void*) {
 
 ssize_t io_writev(int fd, iovec* iov, int count, void*) {
   SessionIo& io = *g_io;
-  if (io.mode == SessionMode::successor && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+  if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+    const uint64_t init = io.pending_init_unique.load();
+    if (init != 0 && init == static_cast<const fuse_out_header*>(iov[0].iov_base)->unique) {
+      return write_init_reply(io, fd, iov, count);
+    }
+  }
+  if (io.options.mode == SessionMode::successor && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
     fuse_out_header out{};
     std::memcpy(&out, iov[0].iov_base, sizeof out);
     bool swallow = false;
@@ -126,15 +192,15 @@ ssize_t io_writev(int fd, iovec* iov, int count, void*) {
 
 }  // namespace
 
-Result<void> install_session_io(fuse_session* se, int fd, SessionMode mode, TakeoverJournal& journal,
+Result<void> install_session_io(fuse_session* se, int fd, const SessionIoOptions& options,
                                 std::shared_ptr<spdlog::logger> log) {
   if (g_io != nullptr) return Error(errc::invalid_argument, "session io: installed twice");
   auto io = std::make_unique<SessionIo>();
-  io->mode = mode;
-  io->journal = &journal;
+  io->options = options;
   io->log = std::move(log);
-  if (mode == SessionMode::successor) {
-    io->init = journal.inherited().init;
+  if (options.mode == SessionMode::successor) {
+    if (options.journal == nullptr) return Error(errc::invalid_argument, "takeover: no journal");
+    io->init = options.journal->inherited().init;
     fuse_in_header in{};
     if (io->init.size() < sizeof in) {
       return Error(errc::corrupt_blob, "takeover: the journal holds no INIT request to replay");

@@ -1,7 +1,17 @@
 // The daemon's side of /dev/fuse, through fuse_session_custom_io(): the one
 // place that sees the FUSE protocol below libfuse, for what libfuse 3.14
-// cannot do itself. Today: taking over a live connection, and handing it
-// over (retire_session_io).
+// cannot do itself: kernel features newer than libfuse (a request timeout),
+// taking over a live connection, and handing it over (retire_session_io).
+//
+// Request timeout (kernel 6.14+): libfuse 3.14 knows nothing of
+// FUSE_REQUEST_TIMEOUT, so the first server adds it to the INIT reply it
+// sends: the kernel then aborts the connection (every reader gets ENOTCONN)
+// when a request waits longer than that for its answer. It is the only way
+// out when every process of the mount is gone but one killed server cannot
+// finish dying: a thread of it waits in the kernel for a page that a
+// reader's unanswered READ holds locked, so its descriptor of /dev/fuse is
+// never closed and the kernel never learns the connection is dead
+// (pagerfs(8), A MOUNT THAT OUTLIVES ITS DAEMON).
 //
 // A server that mounts (Mode::first) reads and writes the device as libfuse
 // would, and records the INIT request the kernel sends first in the
@@ -40,10 +50,22 @@ namespace pagerfs {
 
 enum class SessionMode { first, successor };
 
+struct SessionIoOptions {
+  SessionMode mode = SessionMode::first;
+  // Records the kernel's INIT for successors (first); holds the INIT to
+  // replay (successor). Null for a mount without supervisor (first only).
+  // Outlives the session.
+  TakeoverJournal* journal = nullptr;
+  // first: seconds a request may wait for its answer before the kernel
+  // aborts the connection (0: no limit; the kernel raises anything below 15
+  // to 15 and checks every 15 s). A successor inherits what the first server
+  // negotiated.
+  uint16_t request_timeout = 0;
+};
+
 // Routes the session's device I/O through this module, on `fd` (the session
-// keeps using it, and closes it when destroyed). `journal` outlives the
-// session. successor: the journal must hold an INIT.
-Result<void> install_session_io(fuse_session* se, int fd, SessionMode mode, TakeoverJournal& journal,
+// keeps using it, and closes it when destroyed).
+Result<void> install_session_io(fuse_session* se, int fd, const SessionIoOptions& options,
                                 std::shared_ptr<spdlog::logger> log);
 
 // Retires this server (a live upgrade: supervisor.h): from now on no worker

@@ -17,8 +17,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <random>
 #include <thread>
 
@@ -66,6 +69,7 @@ class TakeoverTest : public MountTest {
 
   using Disrupt = std::function<pid_t(const testing::MountedStore& mount, pid_t server)>;
   void readers_survive(int events, const std::string& what, const Disrupt& disrupt);
+  void readers_return_when_everything_dies(const std::vector<std::string>& options, int signal);
 
   std::vector<SourceFile> image_files_;
 };
@@ -103,7 +107,9 @@ pid_t wait_for_server(const testing::MountedStore& mount, pid_t not_this, std::c
 
 // A mapped read that fails raises SIGBUS: it is caught and counted, so that
 // a failing test still unmounts (the fixture's destructor runs).
-thread_local sigjmp_buf* bus_jump = nullptr;
+// volatile: the compiler must not drop the store before memcmp as dead (it
+// knows memcmp reads no variable of ours; the signal handler does).
+thread_local sigjmp_buf* volatile bus_jump = nullptr;
 void on_sigbus(int) {
   if (bus_jump != nullptr) siglongjmp(*bus_jump, 1);
   std::_Exit(135);
@@ -367,6 +373,113 @@ TEST_F(TakeoverTest, AServerThatCannotStartIsACrashLoopNotAHang) {
   std::filesystem::rename(store_path_ + ".gone", store_path_);
   EXPECT_EQ(status, 1) << mount->log();
   EXPECT_NE(mount->log().find("giving up"), std::string::npos) << mount->log();
+}
+
+// How many mounts the kernel has at `path` (a dead one under a new one counts).
+int mounts_at(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mnt;
+    fields >> id >> parent >> dev >> root >> mnt;
+    n += mnt == path ? 1 : 0;
+  }
+  return n;
+}
+
+// Every process of the mount is killed (or stopped: SIGSTOP) at once under
+// 8 readers (read and mmap): nothing will ever answer the requests they wait
+// on, and a killed server may not even finish dying (its page cache
+// supplier waits in the kernel for a page a reader's READ holds locked;
+// issue 17), which a stopped one stands for every time. The kernel's
+// request timeout must end the connection: every reader returns, with an
+// error, within the timeout + the kernel's 15 s check period. A new mount
+// at the same place then cleans the dead one and serves the right bytes.
+void TakeoverTest::readers_return_when_everything_dies(const std::vector<std::string>& options, int signal) {
+  std::vector<std::string> with_timeout = options;
+  with_timeout.push_back("request_timeout=15");
+  auto mount = this->mount(with_timeout);
+  const std::vector<SourceFile> files = sources();
+  struct sigaction bus {};
+  bus.sa_handler = on_sigbus;
+  sigemptyset(&bus.sa_mask);
+  ASSERT_EQ(::sigaction(SIGBUS, &bus, nullptr), 0);
+  ReaderTotals totals;
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 8; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937 pick(static_cast<unsigned>(r));
+      ++running;
+      while (!stop.load()) {
+        const SourceFile& file = files[pick() % files.size()];
+        const int fd = ::open((mount->path() + "/" + file.path).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;  // the mount is dead: errors are expected now
+        check_file(fd, file, r % 2 == 1, totals);
+        ::close(fd);
+        ++totals.files;
+      }
+      --running;
+    });
+  }
+  std::vector<pid_t> victims = mount->children();  // the server, under a supervisor
+  victims.push_back(mount->pid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const uint64_t files_before = totals.files.load();
+  const auto killed = Clock::now();
+  for (pid_t victim : victims) ::kill(victim, signal);
+  stop = true;
+  // The readers must come back on their own: nothing here can wake them.
+  while (running.load() > 0 && Clock::now() - killed < std::chrono::seconds(60)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double returned = std::chrono::duration<double>(Clock::now() - killed).count();
+  const bool all_back = running.load() == 0;
+  if (!all_back) {
+    // Free them before failing, or the test process never exits.
+    const auto info = testing::mount_info(mount->path());
+    if (info) {
+      std::ofstream("/sys/fs/fuse/connections/" + info->device.substr(info->device.find(':') + 1) + "/abort") << "1";
+    }
+  }
+  for (auto& t : readers) t.join();
+  ASSERT_TRUE(all_back) << "readers still blocked " << returned << " s after every process of the mount was killed";
+  for (pid_t victim : victims) ::kill(victim, SIGKILL);  // a stopped one too
+  std::printf("every reader returned %.1f s after signal %d (request_timeout=15)\n", returned, signal);
+  EXPECT_GT(files_before, 0u) << "the readers made no progress before the kill";
+  EXPECT_LT(returned, 45.0);
+  EXPECT_EQ(totals.wrong.load(), 0u) << totals.first_problem;  // errors, never wrong bytes
+  EXPECT_EQ(mount->wait_exit(std::chrono::seconds(5)), -SIGKILL);
+
+  // A new mount on the dead one's place: it unmounts the dead one first.
+  ASSERT_TRUE(testing::is_pagerfs_mount(mount->path()));
+  struct statfs fs {};
+  EXPECT_NE(::statfs(mount->path().c_str(), &fs), 0);
+  EXPECT_TRUE(errno == ENOTCONN || errno == ECONNABORTED) << std::strerror(errno);
+  auto again = this->mount(options);
+  EXPECT_EQ(mounts_at(again->path()), 1) << "the dead mount is still under the new one\n" << again->log();
+  EXPECT_NE(again->log().find("the pagerfs mount there is dead"), std::string::npos) << again->log();
+  for (const SourceFile& file : files) {
+    EXPECT_EQ(testing::read_file(again->path() + "/" + file.path), testing::to_string(file.content)) << file.path;
+  }
+  again.reset();
+}
+
+TEST_F(TakeoverTest, ReadersReturnWhenTheSupervisorAndTheServerAreKilledTogether) {
+  readers_return_when_everything_dies({"supervise"}, SIGKILL);
+}
+
+TEST_F(TakeoverTest, ReadersReturnWhenAnUnsupervisedDaemonIsKilled) {
+  readers_return_when_everything_dies({"nosupervise"}, SIGKILL);
+}
+
+// A process that holds the connection and never answers: only the kernel's
+// request timeout ends it (about 15-30 s).
+TEST_F(TakeoverTest, ReadersReturnWhenTheSupervisorAndTheServerHang) {
+  readers_return_when_everything_dies({"supervise"}, SIGSTOP);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +51,13 @@ MountedStore::MountedStore(const std::string& store, const std::string& mountpoi
                            const std::vector<std::string>& launcher)
     : mountpoint_(mountpoint), log_path_(mountpoint + ".log") {
   ::mkdir(mountpoint.c_str(), 0755);
+  // A mount already there (a dead one the daemon is to clean) is not ours:
+  // ours answers statfs (its device number may be the dead one's again).
+  const bool covered = is_pagerfs_mount(mountpoint);
+  const auto mounted = [&] {
+    struct statfs fs {};
+    return is_pagerfs_mount(mountpoint_) && (!covered || ::statfs(mountpoint_.c_str(), &fs) == 0);
+  };
   std::vector<std::string> argv = launcher;
   for (const std::string& a : {binary_from_env("PAGERFS"), store, mountpoint, std::string("-f")}) argv.push_back(a);
   for (const std::string& o : options) {
@@ -67,7 +75,7 @@ MountedStore::MountedStore(const std::string& store, const std::string& mountpoi
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("cannot start pagerfs");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!is_pagerfs_mount(mountpoint_)) {
+  while (!mounted()) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
