@@ -199,8 +199,15 @@ void check_file(int fd, const SourceFile& file, bool mapped, ReaderTotals& total
     }
     const size_t expected = at >= size ? 0 : std::min(kStep, size - at);
     // (No memcmp of nothing: an empty file's content has no data pointer.)
-    if (static_cast<size_t>(n) != expected ||
-        (n > 0 && std::memcmp(buf.data(), file.content.data() + at, static_cast<size_t>(n)) != 0)) {
+    const bool right = static_cast<size_t>(n) <= expected &&
+                       (n == 0 || std::memcmp(buf.data(), file.content.data() + at, static_cast<size_t>(n)) == 0);
+    if (right && static_cast<size_t>(n) < expected) {
+      // Right bytes, fewer than asked: the connection ended mid-read.
+      ++totals.errors;
+      totals.problem("short read of " + file.path + " at " + std::to_string(at));
+      return;
+    }
+    if (!right || static_cast<size_t>(n) != expected) {
       ++totals.wrong;
       totals.problem("wrong bytes in " + file.path + " at " + std::to_string(at));
       return;

@@ -58,7 +58,13 @@ MountedStore::MountedStore(const std::string& store, const std::string& mountpoi
     struct statfs fs {};
     return is_pagerfs_mount(mountpoint_) && (!covered || ::statfs(mountpoint_.c_str(), &fs) == 0);
   };
-  std::vector<std::string> argv = launcher;
+  // If this test process dies without running destructors (a sanitizer's
+  // abort), the daemon gets SIGTERM and unmounts: no mount, no supervisor
+  // and no server are left behind. (Its parent is this thread: mounts are
+  // made on the test's own thread.)
+  std::vector<std::string> argv;
+  if (::access("/usr/bin/setpriv", X_OK) == 0) argv = {"/usr/bin/setpriv", "--pdeathsig", "TERM", "--"};
+  argv.insert(argv.end(), launcher.begin(), launcher.end());
   for (const std::string& a : {binary_from_env("PAGERFS"), store, mountpoint, std::string("-f")}) argv.push_back(a);
   for (const std::string& o : options) {
     argv.push_back("-o");
