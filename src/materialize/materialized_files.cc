@@ -354,11 +354,17 @@ Result<std::optional<MaterializedFile>> MaterializedFilesImpl::lookup(const Dige
     const Error& error = opened.error();
     if (is_local_failure(error.code())) return error.with_context(context());
     struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) {
-      forget_if_gone(content);  // deleted (evicted, or by another process)
+    if (error.code() == std::errc::no_such_file_or_directory || ::lstat(path.c_str(), &st) != 0) {
+      // Deleted (evicted, or by another process); or not there yet, and
+      // then maybe renamed into place since the open: a miss either way,
+      // never damage.
+      forget_if_gone(content);
       return std::nullopt;
     }
-    discard(content, id_of(st), error.message());  // a FIFO, a directory, unreadable, ...
+    // A FIFO, a directory, a symbolic link, unreadable, ... unless a good
+    // file was renamed over it since the open (then: a miss this time).
+    if (error.code() == errc::not_a_regular_file && S_ISREG(st.st_mode)) return std::nullopt;
+    discard(content, id_of(st), error.message());
     return std::nullopt;
   }
   UniqueFd fd = std::move(opened).value();
