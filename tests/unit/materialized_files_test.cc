@@ -276,9 +276,16 @@ TEST_P(MaterializedFilesDamageTest, DamageBeforeTheFirstFindIsDeletedAndNotRetur
   EXPECT_EQ(files->stats().misses, 1u);
 }
 
+std::string damage_name(const ::testing::TestParamInfo<Damage>& info) {
+  static const char* const kNames[] = {"flip_byte", "truncate", "grow",
+                                       "directory", "symlink",  "fifo"};
+  return kNames[static_cast<int>(info.param)];
+}
+
 INSTANTIATE_TEST_SUITE_P(Kinds, MaterializedFilesDamageTest,
                          ::testing::Values(Damage::flip_byte, Damage::truncate, Damage::grow,
-                                           Damage::directory, Damage::symlink, Damage::fifo));
+                                           Damage::directory, Damage::symlink, Damage::fifo),
+                         damage_name);
 
 TEST_F(MaterializedFilesTest, AFileReplacedUnderItsNameIsVerifiedAgain) {
   auto files = open_files(1 << 20);
