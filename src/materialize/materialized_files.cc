@@ -472,10 +472,6 @@ Result<MaterializedFile> MaterializedFilesImpl::add_file(const Digest& content, 
     reservation->published();
     ++stats_.adds;
   }
-  if (::fsync(dir_fd_.get()) != 0) {
-    logger_->warn("{}: sync the directory after adding {}: {}", context(),
-                  pagerfs::quoted(content.hex()), std::strerror(errno));
-  }
   return MaterializedFile(read_only.release(), size);
 }
 
@@ -549,8 +545,9 @@ Result<void> MaterializedFilesImpl::write_content(TempFile& temp, const Digest& 
     return Error(errc::digest_mismatch,
                  "add " + pagerfs::quoted(path) + ": the content's SHA-256 is " + got.hex());
   }
-  if (::fsync(temp.fd.get()) != 0)
-    return Error::from_errno(errno, "sync " + pagerfs::quoted(temp.path));
+  // No fsync: a file torn by a power loss is caught by the next process's
+  // verification (find), and a sync per file would cost every open of a
+  // small file milliseconds.
   return ok();
 }
 

@@ -15,9 +15,10 @@
 // finds by mtime.
 //
 // Crash safety: a file is written under a temporary name, hashed while it is
-// written, compared with the digest it must have, fsync'd and only then
-// renamed to its name (and the directory fsync'd): a file visible under its
-// name is complete. Temporaries left by a crash are deleted by the next
+// written, compared with the digest it must have, and only then renamed to
+// its name: a file visible under its name was complete when it was named.
+// Nothing is fsync'd (a sync per file would cost milliseconds on the open
+// that materializes it): what a power loss tears is caught by verification. Temporaries left by a crash are deleted by the next
 // open() (unless their writer, another live process, still holds their
 // lock). Damage done while no daemon ran (a flipped byte, a truncation, a
 // directory or a FIFO in a file's place) is caught by verification: the
