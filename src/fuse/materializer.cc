@@ -81,12 +81,14 @@ void Materializer::run_background() {
       if (stopping_) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      ++stats_.making;
     }
     // Made by an open meanwhile, or by another daemon on the same directory.
     auto found = files_->find(job.first);
     const bool present = found && found.value();
     const bool made = present || materialize(job.first, job.second).has_value();
     MutexLock lock(mu_);
+    --stats_.making;
     queued_.erase(job.first);
     if (!present) ++(made ? stats_.materialized_in_background : stats_.failures);
   }

@@ -58,6 +58,7 @@ class Materializer {
     uint64_t failures = 0;               // materializations that failed (logged)
     uint64_t dropped = 0;                // whole reads not queued (queue full)
     uint64_t queued = 0;                 // waiting now
+    uint64_t making = 0;                 // being made in the background now
   };
 
   Materializer(std::unique_ptr<MaterializedFiles> files, std::shared_ptr<Pager> pager, Options options,
@@ -72,7 +73,8 @@ class Materializer {
   // file, or a failure (logged, counted: the open goes the pager's way).
   std::optional<MaterializedFile> backing_for_open(const Digest& content, const Source& source);
 
-  // A reader read every byte of the file: materialize it for its next opens.
+  // A reader read every byte of the file (or executed it): materialize it
+  // for its next opens.
   void read_whole(const Digest& content, const Source& source);
 
   Stats stats() const;
