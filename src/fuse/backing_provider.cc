@@ -11,8 +11,8 @@ class DirectoryBackingProvider final : public BackingProvider {
  public:
   explicit DirectoryBackingProvider(std::string dir) : dir_(std::move(dir)) {}
 
-  std::optional<UniqueFd> backing_for(fuse_ino_t, const MountView::Node& node) override {
-    auto fd = open_regular_file(dir_ + "/" + node.digest.hex(), O_RDONLY);
+  std::optional<UniqueFd> backing_for(const OpenFile& file) override {
+    auto fd = open_regular_file(dir_ + "/" + file.content.hex(), O_RDONLY);
     if (!fd) return std::nullopt;
     return std::move(fd).value();
   }

@@ -11,23 +11,34 @@
 #include <string>
 
 #include "fuse/mount_view.h"
+#include "pagerfs/pager/pager.h"
+#include "pagerfs/util/digest.h"
 #include "util/unique_fd.h"
 
 namespace pagerfs {
 
 class BackingProvider {
  public:
+  // The file being opened, and where the pager finds its bytes.
+  struct OpenFile {
+    fuse_ino_t ino = 0;
+    const MountView::Node* node = nullptr;  // a blob or an image file
+    Digest content;                         // the digest of the file's bytes
+    std::shared_ptr<PagedBlob> blob;        // they are [offset, offset + length) of it
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+
   virtual ~BackingProvider() = default;
-  // A descriptor of a regular file whose bytes are exactly those of `node`
-  // (a blob, or an image file: node.digest is its content's digest), for an
-  // open of inode `ino`; or nullopt: the open is served through the pager.
+  // A descriptor of a regular file whose bytes are exactly those of `file`,
+  // or nullopt: the open is served through the pager.
   // The file must be on a file system that stacks nothing (ext4, xfs, btrfs,
   // tmpfs; not FUSE, not overlayfs) and must not change while the kernel
   // holds it: it keeps its own reference from the first passthrough open of
   // the inode to the last close (or munmap), and reads it with the daemon's
   // credentials. The descriptor is closed as soon as it is registered.
   // Asked only when the inode has no passthrough open live.
-  virtual std::optional<UniqueFd> backing_for(fuse_ino_t ino, const MountView::Node& node) = 0;
+  virtual std::optional<UniqueFd> backing_for(const OpenFile& file) = 0;
 };
 
 // A TEST HOOK, not a cache: DIR/<content digest hex> if it is a regular

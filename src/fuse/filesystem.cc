@@ -285,7 +285,7 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = fh;
   fi->keep_cache = 1;
   fi->noflush = 1;
-  handle.value()->mode = begin_open(ino, node);
+  handle.value()->mode = begin_open(ino, node, *handle.value());
   const std::optional<PassthroughOpens::Mode> mode = handle.value()->mode;
   {
     MutexLock lock(handles_mu_);

@@ -237,7 +237,7 @@ class Filesystem {
   Handle* find_handle(fuse_ino_t ino, uint64_t fh) EXCLUDES(handles_mu_);
   // Decides how an open of `ino` is answered (passthrough_opens.h), if
   // passthrough is on; counted until end_open(). filesystem_passthrough.cc.
-  std::optional<PassthroughOpens::Mode> begin_open(fuse_ino_t ino, const MountView::Node& node);
+  std::optional<PassthroughOpens::Mode> begin_open(fuse_ino_t ino, const MountView::Node& node, const Handle& handle);
   void end_open(fuse_ino_t ino, std::optional<PassthroughOpens::Mode> mode);
   // Whether a predecessor on this connection handed `ino` to the kernel: it
   // may have opens live in a mode this server does not know.

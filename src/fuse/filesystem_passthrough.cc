@@ -48,13 +48,16 @@ bool Filesystem::inherited(fuse_ino_t ino) const {
   return image != 0 && image - 1 < inherited_images_;
 }
 
-std::optional<PassthroughOpens::Mode> Filesystem::begin_open(fuse_ino_t ino, const MountView::Node& node) {
+std::optional<PassthroughOpens::Mode> Filesystem::begin_open(fuse_ino_t ino, const MountView::Node& node,
+                                                             const Handle& handle) {
   if (!passthrough_ || !passthrough_negotiated()) return std::nullopt;
   PassthroughOpens::BackingSource source;
   if (inherited(ino)) {
     inherited_cached_opens_.fetch_add(1, std::memory_order_relaxed);
   } else if (!passthrough_off_.load(std::memory_order_relaxed)) {
-    source = [&]() { return backing_provider_->backing_for(ino, node); };
+    source = [&]() {
+      return backing_provider_->backing_for({ino, &node, node.digest, handle.blob, handle.offset, handle.length});
+    };
   }
   PassthroughOpens::Decision decision = passthrough_->begin(ino, source);
   if (decision.outcome == PassthroughOpens::Outcome::failed) {
