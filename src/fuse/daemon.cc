@@ -179,6 +179,13 @@ int run_daemon(int argc, char** argv) {
   // catalog finds it usable (a broken one is left out with a warning).
   Filesystem fs(store.value(), stack.value(), c.control_path, c.pager.readahead, log);
   fs.set_prefetch(c.prefetch, c.prefetch_options);
+  // Passthrough needs CAP_SYS_ADMIN for every backing file: without it the
+  // kernel is not even asked.
+  const bool passthrough = c.passthrough && ::geteuid() == 0;
+  if (c.passthrough && !passthrough) log->warn("passthrough needs root: files are served through the pager");
+  if (passthrough && !c.passthrough_test_dir.empty()) {
+    fs.set_passthrough(make_directory_backing_provider(c.passthrough_test_dir));
+  }
   if (private_store) fs.set_remote_only();
   char store_abs[PATH_MAX];
   if (!c.store_url.empty()) {
@@ -207,7 +214,7 @@ int run_daemon(int argc, char** argv) {
   if (successor) {
     // The connection is live: no mount, no INIT from the kernel (replayed),
     // and we were started as a daemon already.
-    const SessionIoOptions io_options{SessionMode::successor, &*journal, 0};
+    const SessionIoOptions io_options{SessionMode::successor, &*journal, 0, false};
     if (auto io = install_session_io(se, kSupervisedFuseFd, io_options, log); !io) {
       fuse_session_destroy(se);
       return fail(io.error().message());
@@ -229,7 +236,8 @@ int run_daemon(int argc, char** argv) {
     // The INIT the kernel sends goes into the journal, for successors, and
     // its reply gets the request timeout.
     const int fd = fuse_session_fd(se);
-    const SessionIoOptions io_options{SessionMode::first, journal ? &*journal : nullptr, c.request_timeout};
+    const SessionIoOptions io_options{SessionMode::first, journal ? &*journal : nullptr, c.request_timeout,
+                                      passthrough};
     if (auto io = install_session_io(se, fd, io_options, log); !io) {
       fuse_session_unmount(se);
       fuse_session_destroy(se);

@@ -37,6 +37,7 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("prefetch", prefetch),
     PAGERFS_OPT("prefetch_rate", prefetch_rate),
     PAGERFS_OPT("registry_credentials", registry_credentials),
+    PAGERFS_OPT("passthrough_test_dir", passthrough_test_dir),  // a test hook: not in --help
     FUSE_OPT_KEY("remote=", kKeyRemote),  // repeatable: collected by option_proc
     FUSE_OPT_KEY("image=", kKeyImage),    // repeatable too
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
@@ -216,6 +217,10 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     c.images.push_back(std::move(ref));
   }
   if (raw.cache) c.cache_dir = absolute(raw.cache);
+  if (raw.passthrough_test_dir) {
+    c.passthrough = true;
+    c.passthrough_test_dir = absolute(raw.passthrough_test_dir);
+  }
   if (raw.cache_size) {
     PAGERFS_TRY(v, size_opt("cache_size", raw.cache_size));
     if (!raw.cache) return Error(errc::invalid_argument, "-o cache_size needs -o cache=DIR");

@@ -9,6 +9,7 @@
 #include <cfloat>
 #include <cstring>
 
+#include "fuse/session_io.h"
 #include "util/safe_open.h"
 
 namespace pagerfs {
@@ -284,14 +285,29 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = fh;
   fi->keep_cache = 1;
   fi->noflush = 1;
+  handle.value()->mode = begin_open(ino, node, *handle.value());
+  const std::optional<PassthroughOpens::Mode> mode = handle.value()->mode;
   {
     MutexLock lock(handles_mu_);
     handles_.emplace(fh, std::move(handle).value());
   }
-  if (fuse_reply_open(req, fi) != 0) {
+  const int sent = mode && mode->passthrough() ? reply_open_passthrough(req, fi, mode->backing_id)
+                                               : fuse_reply_open(req, fi);
+  if (sent == 0) return;
+  std::unique_ptr<Handle> unsent;
+  {
     MutexLock lock(handles_mu_);
-    handles_.erase(fh);
+    auto it = handles_.find(fh);
+    if (sent > 0) {
+      // Sent, but without passthrough (logged): the kernel has a cached open
+      // this server cannot count as one.
+      it->second->mode.reset();
+    } else {
+      unsent = std::move(it->second);  // the kernel never got it
+      handles_.erase(it);
+    }
   }
+  end_open(ino, mode);
 }
 
 Result<std::unique_ptr<Filesystem::Handle>> Filesystem::open_handle(fuse_ino_t ino, const MountView::Node& node) {
@@ -328,7 +344,7 @@ Result<std::unique_ptr<Filesystem::Handle>> Filesystem::open_handle(fuse_ino_t i
     logger_->warn("open inode {}: {}", ino, blob.error().message());
     return blob.error();
   }
-  return std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length});
+  return std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length, std::nullopt});
 }
 
 Filesystem::Handle* Filesystem::find_handle(fuse_ino_t ino, uint64_t fh) {
@@ -351,7 +367,7 @@ Filesystem::Handle* Filesystem::find_handle(fuse_ino_t ino, uint64_t fh) {
   return handles_.try_emplace(fh, std::move(handle).value()).first->second.get();  // a racing thread's, if first
 }
 
-void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void Filesystem::release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::unique_ptr<Handle> handle;
   {
     MutexLock lock(handles_mu_);
@@ -360,6 +376,7 @@ void Filesystem::release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       handles_.erase(it);
     }
   }
+  if (handle) end_open(ino, handle->mode);
   handle.reset();  // outside the lock: the pager's state may take a while to free
   fuse_reply_err(req, 0);
 }

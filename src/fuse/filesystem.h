@@ -10,8 +10,9 @@
 //
 // The code is split by concept: the operations (filesystem.cc), extended
 // attributes (filesystem_xattr.cc), ioctls (filesystem_ioctl.cc), what
-// appears in the store after mounting (filesystem_late.cc) and the control
-// commands (filesystem_control.cc).
+// appears in the store after mounting (filesystem_late.cc), the control
+// commands (filesystem_control.cc) and which opens the kernel serves from a
+// backing file itself (filesystem_passthrough.cc).
 //
 // Thread safety: the operations run concurrently on the session's worker
 // threads, the control commands on the control socket's thread; every member
@@ -30,13 +31,16 @@
 #include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "fuse/backing_provider.h"
 #include "fuse/mount_view.h"
 #include "fuse/page_cache_supplier.h"
+#include "fuse/passthrough_opens.h"
 #include "fuse/prefetcher.h"
 #include "fuse/read_recorder.h"
 #include "fuse/reply_guard.h"
@@ -144,6 +148,12 @@ class Filesystem {
   // handed to the kernel (logged); before start().
   void restore(const TakeoverJournal::Contents& contents);
 
+  // Opens of files `provider` has a backing file for are answered with
+  // passthrough when the kernel allows it (session_io.h): the kernel then
+  // reads and maps that file itself, and no READ reaches us. Before start();
+  // none: every open is served through the pager.
+  void set_passthrough(std::shared_ptr<BackingProvider> provider);
+
   // The store is the mount's own directory of a remote-only store (nothing
   // written there outlives the mount); before start().
   void set_remote_only() { remote_only_ = true; }
@@ -210,16 +220,31 @@ class Filesystem {
 
   // An open file: the blob it reads and where in it the file's bytes are
   // (a whole blob: [0, byte_size); a packed file: its range of the pack).
+  // A passthrough open keeps one too: the kernel should send it no READ,
+  // but one that comes is served.
   struct Handle {
     std::shared_ptr<PagedBlob> blob;
     uint64_t offset = 0;
     uint64_t length = 0;
+    // How the open was answered, if passthrough_ counts it (not for a
+    // handle of a predecessor).
+    std::optional<PassthroughOpens::Mode> mode;
   };
   // Opens what `node` (a blob or an image file) reads; the failure logged.
   Result<std::unique_ptr<Handle>> open_handle(fuse_ino_t ino, const MountView::Node& node);
   // The handle numbered `fh` (fi->fh); one the kernel got from a predecessor
   // on this connection is opened again. Null if that fails (logged).
   Handle* find_handle(fuse_ino_t ino, uint64_t fh) EXCLUDES(handles_mu_);
+  // Decides how an open of `ino` is answered (passthrough_opens.h), if
+  // passthrough is on; counted until end_open(). filesystem_passthrough.cc.
+  std::optional<PassthroughOpens::Mode> begin_open(fuse_ino_t ino, const MountView::Node& node, const Handle& handle);
+  void end_open(fuse_ino_t ino, std::optional<PassthroughOpens::Mode> mode);
+  // Whether a predecessor on this connection handed `ino` to the kernel: it
+  // may have opens live in a mode this server does not know.
+  bool inherited(fuse_ino_t ino) const;
+  // restore()'s part for them: the inodes in passthrough mode.
+  void restore_passthrough(const TakeoverJournal::Contents& contents);
+  nlohmann::json passthrough_json() const;
   Result<std::unique_ptr<BlobDirStream>> open_blob_dir_stream();
   BlobDirStream* find_blob_dir_stream(uint64_t fh) EXCLUDES(handles_mu_);
 
@@ -234,6 +259,16 @@ class Filesystem {
   std::atomic<uint64_t> inherited_handles_{0};  // opened again after a takeover
   TakeoverJournal* journal_ = nullptr;  // set before start(); none: not supervised
   uint32_t generation_ = 0;
+  // What restore() found the predecessors handed out (inherited()).
+  std::unordered_set<fuse_ino_t> inherited_blobs_;
+  uint64_t inherited_images_ = 0;  // image numbers below this
+
+  // Passthrough: set before start(); none without.
+  std::shared_ptr<BackingProvider> backing_provider_;
+  std::unique_ptr<PassthroughOpens> passthrough_;
+  std::atomic<bool> passthrough_off_{false};  // the kernel refuses every registration
+  std::atomic<bool> passthrough_failure_logged_{false};
+  std::atomic<uint64_t> inherited_cached_opens_{0};  // served cached: inherited()
 
   // Blob geometry from blob headers, the most recently used few: memory
   // stays bounded however many blobs are looked up.

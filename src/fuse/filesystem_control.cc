@@ -121,6 +121,7 @@ nlohmann::json Filesystem::stats_json() const {
           {"fuse", fuse},
           {"pager", pager},
           {"prefetch", prefetch},
+          {"passthrough", passthrough_json()},
           {"layers", layers},
           {"takeover", {{"supervised", journal_ != nullptr},
                         {"generation", generation_},

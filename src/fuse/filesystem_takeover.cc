@@ -4,11 +4,18 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "fuse/filesystem.h"
 
 namespace pagerfs {
 
 void Filesystem::restore(const TakeoverJournal::Contents& contents) {
+  for (const auto& blob : contents.blobs) inherited_blobs_.insert(blob.ino);
+  for (const auto& image : contents.images) {
+    inherited_images_ = std::max<uint64_t>(inherited_images_, uint64_t{image.number} + 1);
+  }
+  restore_passthrough(contents);
   const MountView::Restored restored = view_.restore(contents, [this](std::string_view name) {
     return catalog_.load(name);
   });

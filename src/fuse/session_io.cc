@@ -3,6 +3,7 @@
 #include <linux/fuse.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "util/mutex.h"
@@ -22,6 +24,27 @@ namespace {
 // Not in bookworm's <linux/fuse.h> (kernel 6.1 headers): protocol 7.43.
 constexpr int32_t kNotifyResend = 7;                       // kernel 6.9+
 constexpr uint32_t kFlags2RequestTimeout = 1u << (42 - 32);  // FUSE_REQUEST_TIMEOUT, kernel 6.14+
+constexpr uint32_t kFlags2Passthrough = 1u << (37 - 32);      // FUSE_PASSTHROUGH, kernel 6.9+
+constexpr uint32_t kOpenPassthrough = 1u << 7;                // FOPEN_PASSTHROUGH
+// Backing files live on a plain file system: nothing stacks below them.
+constexpr uint32_t kMaxStackDepth = 1;
+
+// struct fuse_backing_map and its ioctls on /dev/fuse (protocol 7.40).
+struct BackingMap {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+constexpr unsigned long kBackingOpen = _IOW(229, 1, BackingMap);
+constexpr unsigned long kBackingClose = _IOW(229, 2, uint32_t);
+
+// struct fuse_open_out as of protocol 7.40 (bookworm's calls backing_id padding).
+struct OpenOut {
+  uint64_t fh;
+  uint32_t open_flags;
+  int32_t backing_id;
+};
+static_assert(sizeof(OpenOut) == 16 && sizeof(BackingMap) == 16);
 
 // struct fuse_init_in and fuse_init_out as of protocol 7.43; the kernel
 // takes a shorter reply, and libfuse 3.14 sends all 64 bytes.
@@ -46,10 +69,13 @@ struct SessionIo {
   std::vector<std::byte> init;  // successor: the INIT to replay
   uint64_t init_unique = 0;     // successor: its unique
   int retire_fd = -1;           // an eventfd: readable once the server retires
-  // first: the INIT being answered (0: none), and whether the kernel offers
-  // a request timeout. Read on every reply: atomics, not the mutex.
+  int device_fd = -1;           // the session's /dev/fuse descriptor (ioctls)
+  // first: the INIT being answered (0: none), and what the kernel offers of
+  // what libfuse does not know. Read on every reply: atomics, not the mutex.
   std::atomic<uint64_t> pending_init_unique{0};
   std::atomic<bool> kernel_offers_timeout{false};
+  std::atomic<bool> kernel_offers_passthrough{false};
+  std::atomic<bool> passthrough{false};  // negotiated (or inherited)
 
   Mutex mu;
   CondVar init_answered_cv;
@@ -59,6 +85,14 @@ struct SessionIo {
 };
 
 SessionIo* g_io = nullptr;  // set once by install_session_io, before the loop
+
+// Set by reply_open_passthrough() around its fuse_reply_open(), which writes
+// the reply on this thread: the backing id to put into it, and whether it was.
+struct PendingOpen {
+  int32_t backing_id = 0;  // 0: no OPEN reply to patch on this thread
+  bool patched = false;
+};
+thread_local PendingOpen t_open;
 
 void send_resend(int fd) {
   fuse_out_header out{};
@@ -80,7 +114,9 @@ void note_init(SessionIo& io, std::span<const std::byte> request, uint64_t uniqu
   InitIn offer{};
   std::memcpy(&offer, request.data() + sizeof(fuse_in_header),
               std::min(sizeof offer, request.size() - sizeof(fuse_in_header)));
-  io.kernel_offers_timeout = (offer.flags & FUSE_INIT_EXT) != 0 && (offer.flags2 & kFlags2RequestTimeout) != 0;
+  const bool ext = (offer.flags & FUSE_INIT_EXT) != 0;
+  io.kernel_offers_timeout = ext && (offer.flags2 & kFlags2RequestTimeout) != 0;
+  io.kernel_offers_passthrough = ext && (offer.flags2 & kFlags2Passthrough) != 0;
   io.pending_init_unique = unique;
   if (io.options.journal == nullptr) return;
   MutexLock lock(io.mu);
@@ -92,27 +128,81 @@ void note_init(SessionIo& io, std::span<const std::byte> request, uint64_t uniqu
 }
 
 // Adds to libfuse's INIT reply what libfuse 3.14 does not know: the request
-// timeout, if the kernel offers it. iov[1] is the reply's fuse_init_out.
+// timeout and passthrough, if asked for and the kernel offers them. iov[1]
+// is the reply's fuse_init_out.
 ssize_t write_init_reply(SessionIo& io, int fd, iovec* iov, int count) {
   io.pending_init_unique = 0;
   fuse_out_header out{};
   std::memcpy(&out, iov[0].iov_base, sizeof out);
   const uint16_t timeout = io.options.request_timeout;
-  if (out.error != 0 || count != 2 || iov[1].iov_len < offsetof(InitOut, unused) || timeout == 0) {
-    return ::writev(fd, iov, count);
-  }
-  if (!io.kernel_offers_timeout) {
-    io.log->info("the kernel has no request timeout (6.14+): -o request_timeout={} is not enforced", timeout);
+  const bool wanted = timeout != 0 || io.options.passthrough;
+  if (out.error != 0 || count != 2 || iov[1].iov_len < offsetof(InitOut, unused) || !wanted) {
     return ::writev(fd, iov, count);
   }
   InitOut reply{};
   std::memcpy(&reply, iov[1].iov_base, std::min(sizeof reply, iov[1].iov_len));
+  bool patched = false;
+  if (timeout != 0 && !io.kernel_offers_timeout) {
+    io.log->info("the kernel has no request timeout (6.14+): -o request_timeout={} is not enforced", timeout);
+  } else if (timeout != 0) {
+    reply.flags2 |= kFlags2RequestTimeout;
+    reply.request_timeout = timeout;
+    patched = true;
+  }
+  if (io.options.passthrough && !io.kernel_offers_passthrough) {
+    io.log->info("the kernel offers no passthrough (6.9+, CONFIG_FUSE_PASSTHROUGH): every file is served "
+                 "through the pager");
+  } else if (io.options.passthrough && (reply.flags & FUSE_WRITEBACK_CACHE) != 0) {
+    io.log->warn("passthrough not asked for: the writeback cache is on");
+  } else if (io.options.passthrough) {
+    reply.flags2 |= kFlags2Passthrough;
+    reply.max_stack_depth = kMaxStackDepth;
+    patched = true;
+    // Before the reply: once the kernel has it, a successor may be serving
+    // passthrough opens, and must know.
+    if (io.options.journal != nullptr) {
+      if (auto recorded = io.options.journal->record_passthrough(); !recorded) {
+        io.log->warn("takeover: {}: a successor would not know passthrough is on; not asked for",
+                     recorded.error().message());
+        reply.flags2 &= ~kFlags2Passthrough;
+        reply.max_stack_depth = 0;
+      }
+    }
+    io.passthrough = (reply.flags2 & kFlags2Passthrough) != 0;
+  }
+  if (!patched) return ::writev(fd, iov, count);
   reply.flags |= FUSE_INIT_EXT;
-  reply.flags2 |= kFlags2RequestTimeout;
-  reply.request_timeout = timeout;
-  iovec patched[2] = {iov[0], {&reply, iov[1].iov_len}};
+  iovec patched_iov[2] = {iov[0], {&reply, iov[1].iov_len}};
+  const ssize_t n = ::writev(fd, patched_iov, 2);
+  if (n < 0) {
+    io.passthrough = false;
+  } else {
+    if ((reply.flags2 & kFlags2RequestTimeout) != 0) io.log->debug("request timeout: {} s", timeout);
+    if (io.passthrough) io.log->info("passthrough: the kernel may read and map cached files itself");
+  }
+  return n;
+}
+
+// An OPEN reply of reply_open_passthrough(): FOPEN_PASSTHROUGH and the
+// backing id go into its fuse_open_out (iov[1]). Anything of another shape
+// is sent as it is.
+ssize_t write_open_reply(int fd, iovec* iov, int count) {
+  const int32_t backing_id = std::exchange(t_open.backing_id, 0);  // one reply per call
+  fuse_out_header out{};
+  std::memcpy(&out, iov[0].iov_base, sizeof out);
+  if (count != 2 || iov[0].iov_len != sizeof out || iov[1].iov_len != sizeof(OpenOut) || out.error != 0 ||
+      out.len != sizeof out + sizeof(OpenOut)) {
+    g_io->log->error("passthrough: an OPEN reply of an unexpected shape ({} pieces, {} bytes): sent without",
+                     count, static_cast<uint32_t>(out.len));
+    return ::writev(fd, iov, count);
+  }
+  OpenOut reply{};
+  std::memcpy(&reply, iov[1].iov_base, sizeof reply);
+  reply.open_flags |= kOpenPassthrough;
+  reply.backing_id = backing_id;
+  iovec patched[2] = {iov[0], {&reply, sizeof reply}};
   const ssize_t n = ::writev(fd, patched, 2);
-  if (n >= 0) io.log->debug("request timeout: {} s", timeout);
+  t_open.patched = n >= 0;
   return n;
 }
 
@@ -158,6 +248,9 @@ ssize_t io_read(int fd, void* buf, size_t len, void*) {
 
 ssize_t io_writev(int fd, iovec* iov, int count, void*) {
   SessionIo& io = *g_io;
+  if (t_open.backing_id != 0 && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+    return write_open_reply(fd, iov, count);
+  }
   if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
     const uint64_t init = io.pending_init_unique.load();
     if (init != 0 && init == static_cast<const fuse_out_header*>(iov[0].iov_base)->unique) {
@@ -210,7 +303,10 @@ Result<void> install_session_io(fuse_session* se, int fd, const SessionIoOptions
       return Error(errc::corrupt_blob, "takeover: the journal's INIT request is malformed");
     }
     io->init_unique = in.unique;
+    io->passthrough = options.journal->inherited().passthrough;
+    if (io->passthrough) io->log->info("takeover: passthrough is on (the first server negotiated it)");
   }
+  io->device_fd = fd;
   io->retire_fd = ::eventfd(0, EFD_CLOEXEC);
   if (io->retire_fd < 0) return Error::from_errno(errno, "session io: eventfd");
   fuse_custom_io callbacks{};
@@ -221,6 +317,43 @@ Result<void> install_session_io(fuse_session* se, int fd, const SessionIoOptions
     return Error::from_errno(-rc, "fuse_session_custom_io");
   }
   return ok();
+}
+
+bool passthrough_negotiated() noexcept { return g_io != nullptr && g_io->passthrough.load(); }
+
+Result<int32_t> open_backing(int fd) {
+  if (!passthrough_negotiated()) return Error(errc::invalid_argument, "passthrough is not on");
+  BackingMap map{fd, 0, 0};
+  const int id = ::ioctl(g_io->device_fd, kBackingOpen, &map);
+  if (id < 0) return Error::from_errno(errno, "FUSE_DEV_IOC_BACKING_OPEN");
+  return static_cast<int32_t>(id);
+}
+
+Result<void> close_backing(int32_t id) {
+  if (g_io == nullptr) return Error(errc::invalid_argument, "session io: not installed");
+  const uint32_t arg = static_cast<uint32_t>(id);
+  if (::ioctl(g_io->device_fd, kBackingClose, &arg) != 0) {
+    return Error::from_errno(errno, "FUSE_DEV_IOC_BACKING_CLOSE");
+  }
+  return ok();
+}
+
+int reply_open_passthrough(fuse_req_t req, const fuse_file_info* fi, int32_t backing_id) {
+  if (backing_id <= 0) {
+    const int rc = fuse_reply_open(req, fi);
+    return rc != 0 ? rc : 1;
+  }
+  // The kernel takes only FOPEN_NOFLUSH and the direct-io flags beside
+  // FOPEN_PASSTHROUGH (FOPEN_PASSTHROUGH_MASK): keep_cache would fail the
+  // open (EIO). The file's own page cache is not used by passthrough.
+  fuse_file_info passthrough = *fi;
+  passthrough.keep_cache = 0;
+  t_open = PendingOpen{backing_id, false};
+  const int rc = fuse_reply_open(req, &passthrough);
+  const bool patched = t_open.patched;
+  t_open = PendingOpen{};
+  if (rc != 0) return rc;
+  return patched ? 0 : 1;
 }
 
 void retire_session_io() noexcept {

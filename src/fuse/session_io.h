@@ -28,6 +28,16 @@
 // older kernel the notification fails; that is logged, and those readers
 // wait until the connection is aborted.
 //
+// Passthrough (kernel 6.9+, CONFIG_FUSE_PASSTHROUGH): libfuse 3.14 cannot
+// ask for it either. When asked (SessionIoOptions::passthrough) and the
+// kernel offers it, the first server adds FUSE_PASSTHROUGH and a stack depth
+// of 1 (backing files live on a plain file system) to the INIT reply, and
+// records in the takeover journal that it did: a successor never sees INIT.
+// Then open_backing() registers a file with the kernel, and
+// reply_open_passthrough() answers an OPEN so that the kernel reads and maps
+// that file itself, without a READ (passthrough_opens.h decides which opens
+// may).
+//
 // One session per process: libfuse passes the session's userdata (the
 // Filesystem) to the callbacks, not ours, hence the single instance.
 //
@@ -61,6 +71,9 @@ struct SessionIoOptions {
   // to 15 and checks every 15 s). A successor inherits what the first server
   // negotiated.
   uint16_t request_timeout = 0;
+  // first: ask the kernel for passthrough (if it offers it). A successor
+  // inherits what the first server negotiated.
+  bool passthrough = false;
 };
 
 // Routes the session's device I/O through this module, on `fd` (the session
@@ -73,5 +86,28 @@ Result<void> install_session_io(fuse_session* se, int fd, const SessionIoOptions
 // served are answered; the connection stays up for the successor.
 // Async-signal-safe.
 void retire_session_io() noexcept;
+
+// Whether the kernel serves passthrough opens on this connection: false
+// until the first server has answered INIT; a successor knows from the
+// journal. Any thread.
+bool passthrough_negotiated() noexcept;
+
+// Registers `fd` (a regular file on a file system that stacks nothing) as a
+// backing file of the connection (FUSE_DEV_IOC_BACKING_OPEN): its id (> 0)
+// for reply_open_passthrough(). The kernel holds its own reference: `fd` may
+// be closed at once. EPERM: not negotiated, or no CAP_SYS_ADMIN in the
+// initial user namespace; ELOOP: the file lives on a stacking file system.
+Result<int32_t> open_backing(int fd);
+// Drops the connection's reference to backing file `id`
+// (FUSE_DEV_IOC_BACKING_CLOSE); files opened with it keep theirs.
+Result<void> close_backing(int32_t id);
+
+// fuse_reply_open() with FOPEN_PASSTHROUGH and `backing_id` added to the
+// reply, and without keep_cache (the kernel fails a passthrough open with
+// any flag but noflush and the direct-io ones) (libfuse 3.14 sends the reply from the calling thread, through this
+// module). Returns fuse_reply_open()'s result (0: sent; negative: not
+// delivered, e.g. the open was interrupted), or 1 if the reply was sent but
+// without passthrough (it did not have the shape of an OPEN reply: logged).
+int reply_open_passthrough(fuse_req_t req, const fuse_file_info* fi, int32_t backing_id);
 
 }  // namespace pagerfs

@@ -15,11 +15,14 @@ constexpr uint64_t kHeaderSize = 4096;
 constexpr uint64_t kServingOffset = kHeaderSize - 4;
 constexpr uint64_t kFailedUpgradesOffset = kHeaderSize - 8;
 constexpr uint64_t kRetiredOffset = kHeaderSize - 12;
+constexpr uint64_t kNegotiatedOffset = kHeaderSize - 16;
+constexpr uint32_t kNegotiatedPassthrough = 1;
 constexpr uint64_t kUpgradeOffset = 2048;  // u32 length, then the path
-constexpr uint64_t kMaxUpgradePath = kRetiredOffset - kUpgradeOffset - 4;
+constexpr uint64_t kMaxUpgradePath = kNegotiatedOffset - kUpgradeOffset - 4;
 constexpr uint64_t kMaxInit = kUpgradeOffset - 16;
 constexpr uint32_t kImage = 1;
 constexpr uint32_t kBlob = 2;
+constexpr uint32_t kBacking = 3;
 constexpr uint32_t kMaxPayload = 1024;
 
 class Writer {
@@ -160,6 +163,11 @@ Result<TakeoverJournal::Contents> TakeoverJournal::read(int fd) {
     return Error(errc::corrupt_blob, "takeover journal: INIT of " + std::to_string(init_length) + " bytes");
   }
   contents.init.assign(header.begin() + 16, header.begin() + 16 + init_length);
+  uint32_t negotiated = 0;
+  if (header.size() >= kNegotiatedOffset + sizeof negotiated) {
+    std::memcpy(&negotiated, header.data() + kNegotiatedOffset, sizeof negotiated);
+  }
+  contents.passthrough = (negotiated & kNegotiatedPassthrough) != 0;
   uint64_t at = kHeaderSize;
   for (;;) {
     PAGERFS_TRY(head, pread_some(fd, 8, at));
@@ -183,6 +191,16 @@ Result<TakeoverJournal::Contents> TakeoverJournal::read(int fd) {
       auto blob = decode_blob(payload);
       if (!blob) break;
       contents.blobs.push_back(std::move(*blob));
+    } else if (type == kBacking) {
+      Reader r(payload);
+      uint64_t ino = 0;
+      int32_t id = 0;
+      if (!r.get(ino) || !r.get(id) || !r.done()) break;
+      if (id > 0) {
+        contents.backings[ino] = id;
+      } else {
+        contents.backings.erase(ino);
+      }
     }  // an unknown type (a newer server): skipped
     at += 8 + length + 8;
   }
@@ -204,6 +222,10 @@ Result<void> TakeoverJournal::record_init(std::span<const std::byte> request) {
   PAGERFS_TRYV(pwrite_all(fd_.get(), request.data(), request.size(), 16));
   const uint32_t length = static_cast<uint32_t>(request.size());
   return pwrite_all(fd_.get(), &length, sizeof length, 12);
+}
+
+Result<void> TakeoverJournal::record_passthrough() {
+  return pwrite_all(fd_.get(), &kNegotiatedPassthrough, sizeof kNegotiatedPassthrough, kNegotiatedOffset);
 }
 
 Result<void> TakeoverJournal::request_upgrade(int fd, std::string_view binary) {
@@ -287,6 +309,13 @@ void TakeoverJournal::record_blob(const BlobRecord& blob) {
     w.put(blob.packed->table_digest);
   }
   append(kBlob, w.bytes);
+}
+
+void TakeoverJournal::record_backing(fuse_ino_t ino, int32_t backing_id) {
+  Writer w;
+  w.put(static_cast<uint64_t>(ino));
+  w.put(backing_id);
+  append(kBacking, w.bytes);
 }
 
 void TakeoverJournal::append(uint32_t type, std::span<const std::byte> payload) {

@@ -8,7 +8,14 @@
 //     (image number + 1) << 32 | entry, and the number is the order in which
 //     the server first loaded the image;
 //   - which blob inode names which digest (inodes are derived from digests,
-//     but only one way).
+//     but only one way);
+//   - what the first server negotiated beyond the INIT request (the kernel
+//     applied its reply, which the successor's libfuse never sees):
+//     passthrough;
+//   - which inode is in passthrough mode with which backing file
+//     (passthrough_opens.h): a successor must answer every open of it with
+//     that file while the opens its predecessors made are live (the kernel
+//     fails any other answer), and cannot know when they end.
 //
 // The kernel keeps using the node ids and file handles it was given;
 // everything else a server holds is rebuilt or re-read by the successor.
@@ -16,11 +23,17 @@
 // Layout (host byte order: the file never leaves this machine or this
 // mount): bytes [0, 4096) a header, "PGFSTKOV", u32 version, u32 INIT
 // length, the INIT bytes; at 2048 a u32 length and the path of the binary a
-// live upgrade was asked for; at 4084 the u32 generation + 1 of the last
+// live upgrade was asked for; at 4080 u32 flags of what was negotiated
+// (bit 0: passthrough; a journal of an older server has 0 there); at 4084
+// the u32 generation + 1 of the last
 // server that retired; at 4088 the u32 count of failed upgrades; at
 // 4092 the u32 generation of the last server that started serving. From 4096 on, records appended one after the
 // other: u32 type, u32 payload length, the payload, u64 XXH3-64 of the
-// three. A record is written before the reply that hands its inode to the
+// three. Types: 1 an image (u32 number, u64 checksum, the name), 2 a blob
+// inode (u64 inode, the digest, u8 packed, and if packed the content's
+// blob, offset, length and table digest), 3 an inode's backing file (u64
+// inode, i32 backing id; 0: dropped), 28 bytes for each time an inode
+// enters or leaves passthrough mode. A record is written before the reply that hands its inode to the
 // kernel, so a record torn by a crash names nothing the kernel holds: the
 // reader stops at the first record that does not check.
 //
@@ -36,6 +49,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "pagerfs/store/image_manifest.h"
@@ -60,8 +74,11 @@ class TakeoverJournal {
   };
   struct Contents {
     std::vector<std::byte> init;  // empty: not recorded yet
+    bool passthrough = false;     // the kernel was told to allow passthrough opens
     std::vector<ImageRecord> images;
     std::vector<BlobRecord> blobs;
+    // Inodes in passthrough mode (the last record of each, if not a drop).
+    std::unordered_map<fuse_ino_t, int32_t> backings;
     uint64_t end = 0;  // the offset after the last record that checks
   };
 
@@ -79,6 +96,9 @@ class TakeoverJournal {
 
   // Once per connection, by its first server.
   Result<void> record_init(std::span<const std::byte> request);
+  // Once per connection, by its first server, before the INIT reply that
+  // asks the kernel for passthrough.
+  Result<void> record_passthrough();
   // Server number `generation` is about to serve (it started up): the
   // supervisor tells a crash loop (servers that die starting) from servers
   // killed while serving.
@@ -103,6 +123,9 @@ class TakeoverJournal {
   Result<void> reload() EXCLUDES(mu_);
   void record_image(const ImageRecord& image) EXCLUDES(mu_);
   void record_blob(const BlobRecord& blob) EXCLUDES(mu_);
+  // Inode `ino` is in passthrough mode with backing file `backing_id` from
+  // now on (0: no longer).
+  void record_backing(fuse_ino_t ino, int32_t backing_id) EXCLUDES(mu_);
 
   // Records that could not be written (out of memory): the successor will
   // not know those inodes (ESTALE to whoever holds them).

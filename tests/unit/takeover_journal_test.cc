@@ -95,6 +95,49 @@ TEST(TakeoverJournalTest, ATornRecordEndsTheJournalAndIsWrittenOver) {
   EXPECT_EQ(last.value().blobs[0].digest, digest_of("b"));
 }
 
+TEST(TakeoverJournalTest, PassthroughIsHandedOnWithoutDisturbingTheRest) {
+  auto journal = TakeoverJournal::create();
+  ASSERT_TRUE(journal);
+  ASSERT_TRUE(journal.value().record_init(init_request()));
+  auto before = TakeoverJournal::read(journal.value().fd());
+  ASSERT_TRUE(before);
+  EXPECT_FALSE(before.value().passthrough);  // not asked for: an older server's journal reads the same
+  ASSERT_TRUE(journal.value().record_passthrough());
+  // The fields beside it keep their values, and it keeps its own.
+  journal.value().mark_retired(6);
+  journal.value().mark_serving(7);
+  TakeoverJournal::count_failed_upgrade(journal.value().fd());
+  const std::string longest(4096 - 16 - 2048 - 4, 'x');
+  ASSERT_TRUE(TakeoverJournal::request_upgrade(journal.value().fd(), "/" + longest.substr(1)));
+  EXPECT_FALSE(TakeoverJournal::request_upgrade(journal.value().fd(), longest + "x"));
+  auto adopted = TakeoverJournal::adopt(UniqueFd(::dup(journal.value().fd())));
+  ASSERT_TRUE(adopted) << adopted.error().message();
+  EXPECT_TRUE(adopted.value().inherited().passthrough);
+  EXPECT_EQ(adopted.value().inherited().init, init_request());
+  EXPECT_TRUE(TakeoverJournal::retired(journal.value().fd(), 6));
+  EXPECT_EQ(TakeoverJournal::serving_generation(journal.value().fd()), 7u);
+  EXPECT_EQ(TakeoverJournal::failed_upgrades(journal.value().fd()), 1u);
+  EXPECT_EQ(TakeoverJournal::take_upgrade_request(journal.value().fd()).size(), longest.size());
+}
+
+TEST(TakeoverJournalTest, TheLastBackingRecordOfAnInodeCounts) {
+  auto journal = TakeoverJournal::create();
+  ASSERT_TRUE(journal);
+  const fuse_ino_t a = MountView::kBlobBit | 1;
+  const fuse_ino_t b = (fuse_ino_t{1} << 32) | 5;
+  journal.value().record_backing(a, 3);
+  journal.value().record_blob({MountView::kBlobBit | 2, digest_of("x"), std::nullopt});
+  journal.value().record_backing(b, 4);
+  journal.value().record_backing(a, 0);  // a left passthrough mode
+  journal.value().record_backing(a, 9);  // and entered it again, with another file
+  journal.value().record_backing(b, 0);
+  auto read = TakeoverJournal::read(journal.value().fd());
+  ASSERT_TRUE(read) << read.error().message();
+  const std::unordered_map<fuse_ino_t, int32_t> expected = {{a, 9}};
+  EXPECT_EQ(read.value().backings, expected);
+  EXPECT_EQ(read.value().blobs.size(), 1u);
+}
+
 TEST(TakeoverJournalTest, AGarbageJournalIsRefused) {
   auto journal = TakeoverJournal::create();
   ASSERT_TRUE(journal);
