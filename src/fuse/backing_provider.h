@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -39,12 +40,16 @@ class BackingProvider {
   // credentials. The descriptor is closed as soon as it is registered.
   // Asked only when the inode has no passthrough open live.
   virtual std::optional<UniqueFd> backing_for(const OpenFile& file) = 0;
+  // The file was served whole to a reader through the pager (as many bytes
+  // as it holds), or executed: worth a backing file for its next opens.
+  virtual void read_whole(const OpenFile& file) = 0;
+  // Figures for `pagerfsctl stats` (merged into "passthrough").
+  virtual nlohmann::json stats() const = 0;
 };
 
-// A TEST HOOK, not a cache: DIR/<content digest hex> if it is a regular
-// file (-o passthrough_test_dir, undocumented), so that a test proves the
-// passthrough path with files it wrote itself. Replaced by the cache of
-// decompressed files.
-std::shared_ptr<BackingProvider> make_directory_backing_provider(std::string dir);
+class Materializer;
+
+// The backing files of -o passthrough: materialized files (materializer.h).
+std::shared_ptr<BackingProvider> make_materialized_backing_provider(std::shared_ptr<Materializer> materializer);
 
 }  // namespace pagerfs

@@ -21,6 +21,7 @@
 #include "fuse/filesystem.h"
 #include "fuse/fuse_ops.h"
 #include "fuse/kernel_mount.h"
+#include "fuse/materializer.h"
 #include "fuse/session_io.h"
 #include "fuse/supervisor.h"
 #include "fuse/takeover_journal.h"
@@ -181,11 +182,8 @@ int run_daemon(int argc, char** argv) {
   fs.set_prefetch(c.prefetch, c.prefetch_options);
   // Passthrough needs CAP_SYS_ADMIN for every backing file: without it the
   // kernel is not even asked.
-  const bool passthrough = c.passthrough && ::geteuid() == 0;
-  if (c.passthrough && !passthrough) log->warn("passthrough needs root: files are served through the pager");
-  if (passthrough && !c.passthrough_test_dir.empty()) {
-    fs.set_passthrough(make_directory_backing_provider(c.passthrough_test_dir));
-  }
+  const bool passthrough = c.passthrough_budget > 0 && ::geteuid() == 0;
+  if (c.passthrough_budget > 0 && !passthrough) log->warn("passthrough needs root: files are served through the pager");
   if (private_store) fs.set_remote_only();
   char store_abs[PATH_MAX];
   if (!c.store_url.empty()) {
@@ -270,6 +268,20 @@ int run_daemon(int argc, char** argv) {
     fuse_session_destroy(se);
     return fail(pager.error().message());
   }
+  // The backing files of passthrough, made from what the pager decodes.
+  std::shared_ptr<Materializer> materializer;
+  if (passthrough) {
+    auto files = MaterializedFiles::open({c.cache_dir + "/materialized", c.passthrough_budget}, log);
+    if (!files) {
+      if (!successor) fuse_session_unmount(se);
+      fuse_session_destroy(se);
+      return fail(files.error().message());
+    }
+    Materializer::Options options;
+    options.small_file_limit = c.passthrough_small;
+    materializer = std::make_shared<Materializer>(std::move(files).value(), pager.value(), options, log);
+    fs.set_passthrough(make_materialized_backing_provider(materializer));
+  }
   if (successor && successor->handoff_fd >= 0) {
     // A live upgrade: ready to serve; the supervisor now retires the old
     // server, and says go once it has stopped handing out inodes.
@@ -353,6 +365,7 @@ int run_daemon(int argc, char** argv) {
   signal_thread.join();
   // The pager first: a long prewarm on the control thread then fails fast.
   fs.stop();
+  if (materializer) materializer->stop();
   pager.value()->request_shutdown();
   if (retired) control_server.value()->keep_socket_file();
   control_server.value()->stop();

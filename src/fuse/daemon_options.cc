@@ -37,7 +37,8 @@ const fuse_opt kOptionSpec[] = {
     PAGERFS_OPT("prefetch", prefetch),
     PAGERFS_OPT("prefetch_rate", prefetch_rate),
     PAGERFS_OPT("registry_credentials", registry_credentials),
-    PAGERFS_OPT("passthrough_test_dir", passthrough_test_dir),  // a test hook: not in --help
+    PAGERFS_OPT("passthrough", passthrough),
+    PAGERFS_OPT("passthrough_small", passthrough_small),
     FUSE_OPT_KEY("remote=", kKeyRemote),  // repeatable: collected by option_proc
     FUSE_OPT_KEY("image=", kKeyImage),    // repeatable too
     {"trust_suid", offsetof(RawOptions, trust_suid), 1},
@@ -106,6 +107,11 @@ void print_usage() {
       "pagerfs options:\n"
       "    -o cache=DIR           cache disk directory (persists across mounts)\n"
       "    -o cache_size=SIZE     cache disk budget (default 1G)\n"
+      "    -o passthrough=SIZE    serve hot files by FUSE passthrough: their decoded bytes go\n"
+      "                           to CACHE/materialized (budget SIZE) and the kernel reads\n"
+      "                           them from there itself (root, Linux 6.9+; needs -o cache)\n"
+      "    -o passthrough_small=SIZE  files up to SIZE are materialized at their first open\n"
+      "                           (default 256K); bigger ones once read whole or executed\n"
       "    -o memory_cache=SIZE   RAM cache of compressed bytes (default 0: none)\n"
       "    -o readahead=SIZE      read-ahead window (default 512K)\n"
       "    -o chunk_cache=SIZE    decoded chunk cache (default 64M)\n"
@@ -217,9 +223,15 @@ Result<Config> make_config(const RawOptions& raw, const fuse_cmdline_opts& cmd) 
     c.images.push_back(std::move(ref));
   }
   if (raw.cache) c.cache_dir = absolute(raw.cache);
-  if (raw.passthrough_test_dir) {
-    c.passthrough = true;
-    c.passthrough_test_dir = absolute(raw.passthrough_test_dir);
+  if (raw.passthrough) {
+    PAGERFS_TRY(v, size_opt("passthrough", raw.passthrough));
+    if (!raw.cache) return Error(errc::invalid_argument, "-o passthrough needs -o cache=DIR (where the files go)");
+    c.passthrough_budget = v;
+  }
+  if (raw.passthrough_small) {
+    PAGERFS_TRY(v, size_opt("passthrough_small", raw.passthrough_small));
+    if (!raw.passthrough) return Error(errc::invalid_argument, "-o passthrough_small needs -o passthrough=SIZE");
+    c.passthrough_small = v;
   }
   if (raw.cache_size) {
     PAGERFS_TRY(v, size_opt("cache_size", raw.cache_size));

@@ -35,7 +35,8 @@ struct RawOptions {
   char* prefetch = nullptr;
   char* prefetch_rate = nullptr;
   char* registry_credentials = nullptr;
-  char* passthrough_test_dir = nullptr;
+  char* passthrough = nullptr;
+  char* passthrough_small = nullptr;
   std::vector<std::string> remotes;  // every -o remote=URL, in order
   std::vector<std::string> images;   // every -o image=NAME@sha256:HEX, in order
   std::string store;
@@ -62,7 +63,7 @@ struct RawOptions {
   ~RawOptions() {  // fuse_opt_parse strdup()s every value
     for (char* value : {cache, cache_size, memory_cache, readahead, chunk_cache, threads, log_level, control, verify,
                         remote_timeout, request_timeout, prefetch, prefetch_rate, registry_credentials,
-                        passthrough_test_dir}) {
+                        passthrough, passthrough_small}) {
       std::free(value);
     }
   }
@@ -100,13 +101,11 @@ struct Config {
   // Seconds a request may wait for its answer before the kernel aborts the
   // connection (session_io.h); 0: no limit.
   uint16_t request_timeout = 0;
-  // Ask the kernel to read and map cached files itself (session_io.h,
-  // passthrough_opens.h): needs root and kernel 6.9+, else logged and off.
-  bool passthrough = false;
-  // TEST HOOK (-o passthrough_test_dir=DIR, not in --help): the backing
-  // files are DIR/<content digest hex> (backing_provider.h), until the cache
-  // of decompressed files provides them.
-  std::string passthrough_test_dir;
+  // -o passthrough=SIZE: the kernel reads and maps materialized files
+  // itself (materializer.h, passthrough_opens.h); 0: off. Needs root and
+  // kernel 6.9+, else logged and off.
+  uint64_t passthrough_budget = 0;
+  uint64_t passthrough_small = 256 * 1024;  // materialized at their first open
   bool debug = false;
   bool single_thread = false;
   bool clone_fd = false;

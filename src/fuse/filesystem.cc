@@ -285,7 +285,9 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = fh;
   fi->keep_cache = 1;
   fi->noflush = 1;
-  handle.value()->mode = begin_open(ino, node, *handle.value());
+  // __FMODE_EXEC (not in the UAPI headers): the kernel opens a file to execute it.
+  constexpr int kExecOpen = 040;
+  handle.value()->mode = begin_open(ino, node, *handle.value(), (fi->flags & kExecOpen) != 0);
   const std::optional<PassthroughOpens::Mode> mode = handle.value()->mode;
   {
     MutexLock lock(handles_mu_);
@@ -344,7 +346,7 @@ Result<std::unique_ptr<Filesystem::Handle>> Filesystem::open_handle(fuse_ino_t i
     logger_->warn("open inode {}: {}", ino, blob.error().message());
     return blob.error();
   }
-  return std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length, std::nullopt});
+  return std::make_unique<Handle>(Handle{std::move(blob).value(), offset, length, std::nullopt, nullptr});
 }
 
 Filesystem::Handle* Filesystem::find_handle(fuse_ino_t ino, uint64_t fh) {
@@ -419,6 +421,7 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
   // By value: a RELEASE may free the handle, and the blob with it, once the
   // reply is sent, before the supply runs.
   const Digest digest = blob.digest();
+  const std::shared_ptr<WholeRead> whole = handle.whole_read;
   auto supply = [&, base, length, digest](uint64_t at, std::span<const std::byte> data) noexcept {
     constexpr uint64_t kPage = 4096;
     uint64_t begin = at;
@@ -435,6 +438,7 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
     // profile must name them too, or a replay leaves them to the reader.
     recorder_.record(digest, begin, end - begin);
     supplier_.offer(ino, file_begin, data.subspan(begin - at, end - begin));
+    if (whole) count_served(*whole, end - begin);
   };
   // page_in does not throw, and returns an error only if `send` did not reply.
   const uint64_t file_offset = static_cast<uint64_t>(offset);
@@ -442,8 +446,10 @@ void Filesystem::read(ReplyGuard& reply, fuse_ino_t ino, size_t size, off_t offs
     reply.iov(nullptr, 0);  // at or past the end: nothing
     return;
   }
-  recorder_.record(blob.digest(), base + file_offset, std::min<uint64_t>(size, length - file_offset));
+  const uint64_t wanted = std::min<uint64_t>(size, length - file_offset);
+  recorder_.record(blob.digest(), base + file_offset, wanted);
   auto result = pager_->page_in(blob, base + file_offset, size, send, supply);
+  if (result && whole) count_served(*whole, wanted);
   if (!result) {
     logger_->error("read {} at {}: {}", blob.digest().str(), offset, result.error().message());
     reply.err(to_errno(result.error()));

@@ -222,6 +222,13 @@ class Filesystem {
   // (a whole blob: [0, byte_size); a packed file: its range of the pack).
   // A passthrough open keeps one too: the kernel should send it no READ,
   // but one that comes is served.
+  // Bytes served to one cached open (replies and read-ahead pushed), shared
+  // with the read-ahead that runs after a reply (the handle may be gone).
+  struct WholeRead {
+    BackingProvider::OpenFile file;
+    std::atomic<uint64_t> served{0};
+    std::atomic<bool> noted{false};
+  };
   struct Handle {
     std::shared_ptr<PagedBlob> blob;
     uint64_t offset = 0;
@@ -229,6 +236,9 @@ class Filesystem {
     // How the open was answered, if passthrough_ counts it (not for a
     // handle of a predecessor).
     std::optional<PassthroughOpens::Mode> mode;
+    // With passthrough, an open served through the pager counts what it
+    // served: once that is the whole file, it is worth a backing file.
+    std::shared_ptr<WholeRead> whole_read;
   };
   // Opens what `node` (a blob or an image file) reads; the failure logged.
   Result<std::unique_ptr<Handle>> open_handle(fuse_ino_t ino, const MountView::Node& node);
@@ -237,7 +247,11 @@ class Filesystem {
   Handle* find_handle(fuse_ino_t ino, uint64_t fh) EXCLUDES(handles_mu_);
   // Decides how an open of `ino` is answered (passthrough_opens.h), if
   // passthrough is on; counted until end_open(). filesystem_passthrough.cc.
-  std::optional<PassthroughOpens::Mode> begin_open(fuse_ino_t ino, const MountView::Node& node, const Handle& handle);
+  std::optional<PassthroughOpens::Mode> begin_open(fuse_ino_t ino, const MountView::Node& node, Handle& handle,
+                                                   bool executed);
+  // A cached open served `bytes` more: tells the provider once it was the
+  // whole file. filesystem_passthrough.cc.
+  void count_served(WholeRead& whole, uint64_t bytes);
   void end_open(fuse_ino_t ino, std::optional<PassthroughOpens::Mode> mode);
   // Whether a predecessor on this connection handed `ino` to the kernel: it
   // may have opens live in a mode this server does not know.

@@ -49,15 +49,14 @@ bool Filesystem::inherited(fuse_ino_t ino) const {
 }
 
 std::optional<PassthroughOpens::Mode> Filesystem::begin_open(fuse_ino_t ino, const MountView::Node& node,
-                                                             const Handle& handle) {
+                                                             Handle& handle, bool executed) {
   if (!passthrough_ || !passthrough_negotiated()) return std::nullopt;
+  const BackingProvider::OpenFile file{ino, &node, node.digest, handle.blob, handle.offset, handle.length};
   PassthroughOpens::BackingSource source;
   if (inherited(ino)) {
     inherited_cached_opens_.fetch_add(1, std::memory_order_relaxed);
   } else if (!passthrough_off_.load(std::memory_order_relaxed)) {
-    source = [&]() {
-      return backing_provider_->backing_for({ino, &node, node.digest, handle.blob, handle.offset, handle.length});
-    };
+    source = [&]() { return backing_provider_->backing_for(file); };
   }
   PassthroughOpens::Decision decision = passthrough_->begin(ino, source);
   if (decision.outcome == PassthroughOpens::Outcome::failed) {
@@ -72,7 +71,21 @@ std::optional<PassthroughOpens::Mode> Filesystem::begin_open(fuse_ino_t ino, con
                     error.message());
     }
   }
+  if (!decision.mode.passthrough() && !passthrough_off_.load(std::memory_order_relaxed)) {
+    // An executable is mapped, not read whole: its exec says it is hot.
+    if (executed) {
+      backing_provider_->read_whole(file);
+    } else {
+      handle.whole_read = std::make_shared<WholeRead>();
+      handle.whole_read->file = file;
+    }
+  }
   return decision.mode;
+}
+
+void Filesystem::count_served(WholeRead& whole, uint64_t bytes) {
+  const uint64_t served = whole.served.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (served >= whole.file.length && !whole.noted.exchange(true)) backing_provider_->read_whole(whole.file);
 }
 
 void Filesystem::end_open(fuse_ino_t ino, std::optional<PassthroughOpens::Mode> mode) {
@@ -81,7 +94,7 @@ void Filesystem::end_open(fuse_ino_t ino, std::optional<PassthroughOpens::Mode> 
 
 nlohmann::json Filesystem::passthrough_json() const {
   const PassthroughOpens::Stats s = passthrough_ ? passthrough_->stats() : PassthroughOpens::Stats{};
-  return {{"enabled", passthrough_ != nullptr},
+  nlohmann::json out = {{"enabled", passthrough_ != nullptr},
           {"negotiated", passthrough_negotiated()},
           {"off", passthrough_off_.load()},
           {"passthrough_opens", s.passthrough_opens},
@@ -91,6 +104,8 @@ nlohmann::json Filesystem::passthrough_json() const {
           {"backing_registrations", s.registrations},
           {"backing_registration_failures", s.registration_failures},
           {"live_backings", s.live_backings}};
+  if (backing_provider_) out.update(backing_provider_->stats());
+  return out;
 }
 
 }  // namespace pagerfs
