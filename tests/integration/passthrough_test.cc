@@ -136,6 +136,36 @@ TEST_F(PassthroughTest, AFileDamagedWhileNoDaemonRanIsMadeAgainNeverServed) {
   EXPECT_EQ(counter(mount->path(), "passthrough_opens"), 2u);
 }
 
+TEST_F(PassthroughTest, AKillDuringMaterializationLeavesNothingHalfMadeThatIsUsed) {
+  std::unique_ptr<testing::MountedStore> mount = mount_passthrough();
+  SKIP_WITHOUT_PASSTHROUGH();
+  // The 5 MiB file read whole, and the daemon killed while the background
+  // thread writes it (or just before, or just after).
+  EXPECT_EQ(read_all(mount->blob(blobs_[1].hex)), blobs_[1].content);
+  mount->signal(SIGKILL);
+  mount->wait_exit(std::chrono::seconds(5));
+  mount.reset();
+  // Whatever is on disk now: a complete file under its name, or nothing
+  // under it (a temporary at most, removed by the next daemon).
+  const std::string dir = dir_ / "cache/materialized";
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename();
+    if (name == blobs_[1].hex) {
+      EXPECT_EQ(testing::read_file(entry.path()), testing::to_string(blobs_[1].content));
+    }
+  }
+  mount = mount_passthrough();
+  // The next daemon serves it right, whichever way, and left no temporary.
+  EXPECT_EQ(read_all(mount->blob(blobs_[1].hex)), blobs_[1].content);
+  wait_materialized(mount->path());
+  EXPECT_EQ(read_all(mount->blob(blobs_[1].hex)), blobs_[1].content);
+  EXPECT_EQ(mmap_all(mount->blob(blobs_[1].hex)), blobs_[1].content);
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    EXPECT_FALSE(entry.path().filename().string().starts_with(".tmp")) << entry.path();
+  }
+  EXPECT_EQ(counter(mount->path(), "damaged_found"), 0u);
+}
+
 TEST_F(PassthroughTest, AnEvictedFileHeldOpenStaysRight) {
   // Room for one 4 KiB file: the second evicts the first.
   auto mount = mount_passthrough({}, "4K");
