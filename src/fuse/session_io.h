@@ -103,9 +103,9 @@ Result<int32_t> open_backing(int fd);
 Result<void> close_backing(int32_t id);
 
 // fuse_reply_open() with FOPEN_PASSTHROUGH and `backing_id` added to the
-// reply, and without keep_cache (the kernel fails a passthrough open with
-// any flag but noflush and the direct-io ones) (libfuse 3.14 sends the reply from the calling thread, through this
-// module). Returns fuse_reply_open()'s result (0: sent; negative: not
+// reply, and without keep_cache: the kernel fails a passthrough open with
+// any flag but noflush and the direct-io ones. (libfuse 3.14 sends the
+// reply from the calling thread, through this module.) Returns fuse_reply_open()'s result (0: sent; negative: not
 // delivered, e.g. the open was interrupted), or 1 if the reply was sent but
 // without passthrough (it did not have the shape of an OPEN reply: logged).
 int reply_open_passthrough(fuse_req_t req, const fuse_file_info* fi, int32_t backing_id);
