@@ -11,7 +11,6 @@
 #include <optional>
 #include <string>
 
-#include "fuse/mount_view.h"
 #include "pagerfs/pager/pager.h"
 #include "pagerfs/util/digest.h"
 #include "util/unique_fd.h"
@@ -23,7 +22,6 @@ class BackingProvider {
   // The file being opened, and where the pager finds its bytes.
   struct OpenFile {
     fuse_ino_t ino = 0;
-    const MountView::Node* node = nullptr;  // a blob or an image file
     Digest content;                         // the digest of the file's bytes
     std::shared_ptr<PagedBlob> blob;        // they are [offset, offset + length) of it
     uint64_t offset = 0;

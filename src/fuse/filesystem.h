@@ -218,10 +218,6 @@ class Filesystem {
   const uid_t owner_uid_ = ::geteuid();
   const gid_t owner_gid_ = ::getegid();
 
-  // An open file: the blob it reads and where in it the file's bytes are
-  // (a whole blob: [0, byte_size); a packed file: its range of the pack).
-  // A passthrough open keeps one too: the kernel should send it no READ,
-  // but one that comes is served.
   // Bytes served to one cached open (replies and read-ahead pushed), shared
   // with the read-ahead that runs after a reply (the handle may be gone).
   struct WholeRead {
@@ -229,6 +225,10 @@ class Filesystem {
     std::atomic<uint64_t> served{0};
     std::atomic<bool> noted{false};
   };
+  // An open file: the blob it reads and where in it the file's bytes are
+  // (a whole blob: [0, byte_size); a packed file: its range of the pack).
+  // A passthrough open keeps one too: the kernel should send it no READ,
+  // but one that comes is served.
   struct Handle {
     std::shared_ptr<PagedBlob> blob;
     uint64_t offset = 0;

@@ -51,7 +51,7 @@ bool Filesystem::inherited(fuse_ino_t ino) const {
 std::optional<PassthroughOpens::Mode> Filesystem::begin_open(fuse_ino_t ino, const MountView::Node& node,
                                                              Handle& handle, bool executed) {
   if (!passthrough_ || !passthrough_negotiated()) return std::nullopt;
-  const BackingProvider::OpenFile file{ino, &node, node.digest, handle.blob, handle.offset, handle.length};
+  const BackingProvider::OpenFile file{ino, node.digest, handle.blob, handle.offset, handle.length};
   PassthroughOpens::BackingSource source;
   if (inherited(ino)) {
     inherited_cached_opens_.fetch_add(1, std::memory_order_relaxed);

@@ -76,6 +76,8 @@ struct SessionIo {
   std::atomic<bool> kernel_offers_timeout{false};
   std::atomic<bool> kernel_offers_passthrough{false};
   std::atomic<bool> passthrough{false};  // negotiated (or inherited)
+  // successor: init_answered, read without the mutex on every reply.
+  std::atomic<bool> replay_done{false};
 
   Mutex mu;
   CondVar init_answered_cv;
@@ -248,16 +250,13 @@ ssize_t io_read(int fd, void* buf, size_t len, void*) {
 
 ssize_t io_writev(int fd, iovec* iov, int count, void*) {
   SessionIo& io = *g_io;
-  if (t_open.backing_id != 0 && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
-    return write_open_reply(fd, iov, count);
+  if (count == 0 || iov[0].iov_len < sizeof(fuse_out_header)) return ::writev(fd, iov, count);
+  if (t_open.backing_id != 0) return write_open_reply(fd, iov, count);
+  const uint64_t init = io.pending_init_unique.load();
+  if (init != 0 && init == static_cast<const fuse_out_header*>(iov[0].iov_base)->unique) {
+    return write_init_reply(io, fd, iov, count);
   }
-  if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
-    const uint64_t init = io.pending_init_unique.load();
-    if (init != 0 && init == static_cast<const fuse_out_header*>(iov[0].iov_base)->unique) {
-      return write_init_reply(io, fd, iov, count);
-    }
-  }
-  if (io.options.mode == SessionMode::successor && count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+  if (io.options.mode == SessionMode::successor && !io.replay_done.load(std::memory_order_acquire)) {
     fuse_out_header out{};
     std::memcpy(&out, iov[0].iov_base, sizeof out);
     bool swallow = false;
@@ -265,6 +264,7 @@ ssize_t io_writev(int fd, iovec* iov, int count, void*) {
       MutexLock lock(io.mu);
       if (!io.init_answered && out.unique == io.init_unique) {
         io.init_answered = true;
+        io.replay_done.store(true, std::memory_order_release);
         swallow = true;
       }
     }
